@@ -1,0 +1,2 @@
+//! Build script: generates the protocol message codec (placeholder).
+fn main() {}

@@ -1,0 +1,1 @@
+//! controller (placeholder; filled in by its owner).

@@ -1,0 +1,1 @@
+//! handlers (placeholder; filled in by its owner).

@@ -1,0 +1,21 @@
+//! klamm: a Kafka-compatible single-node broker (KRaft-style: broker and
+//! controller in one process).
+//!
+//! The crate is laid out the way a request travels:
+//! `server` (listener → connection → dispatch) decodes frames with
+//! `protocol`, hands them to one `handlers` file per API, which append to and
+//! read from `storage` (mmap-backed segmented partition logs of `records`
+//! batches). `controller` owns topic/partition metadata, `group` the classic
+//! consumer-group protocol and committed offsets, and `config` turns Kafka
+//! property names (file, overrides, `KAFKA_*` environment) into a checked
+//! `BrokerConfig`.
+
+pub mod config;
+pub mod controller;
+pub mod group;
+pub mod handlers;
+pub mod protocol;
+pub mod records;
+pub mod server;
+pub mod storage;
+pub mod types;

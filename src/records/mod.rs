@@ -1,0 +1,1 @@
+//! records (placeholder; filled in by its owner).

@@ -1,0 +1,1 @@
+//! storage (placeholder; filled in by its owner).
