@@ -19,3 +19,5 @@ pub mod records;
 pub mod server;
 pub mod storage;
 pub mod types;
+pub mod util;
+pub mod broker;

@@ -1,1 +1,114 @@
-//! handlers (placeholder; filled in by its owner).
+//! One file per Kafka API, each declaring the version range it supports in
+//! its `SPEC`. The `apis!` table below is the single list of implemented
+//! handlers: it drives both request routing and the ApiVersions response,
+//! so we advertise exactly what is implemented.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::broker::Broker;
+use crate::protocol::header::RequestHeader;
+use crate::protocol::messages;
+use crate::protocol::{DecodeError, Reader, Writer};
+use crate::server::listener::ListenerInfo;
+
+/// The versions of one API that klamm serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiSpec {
+    pub api_key: i16,
+    pub name: &'static str,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+/// Everything a handler may need about the request beyond its body.
+pub struct RequestContext<'a> {
+    pub broker: &'a Arc<Broker>,
+    pub listener: &'a Arc<ListenerInfo>,
+    pub peer: SocketAddr,
+    pub header: &'a RequestHeader,
+    suppress_response: AtomicBool,
+}
+
+impl<'a> RequestContext<'a> {
+    pub fn new(
+        broker: &'a Arc<Broker>,
+        listener: &'a Arc<ListenerInfo>,
+        peer: SocketAddr,
+        header: &'a RequestHeader,
+    ) -> Self {
+        RequestContext { broker, listener, peer, header, suppress_response: AtomicBool::new(false) }
+    }
+
+    pub fn version(&self) -> i16 {
+        self.header.api_version
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Produce with acks=0: the client expects no response at all.
+    pub fn suppress_response(&self) {
+        self.suppress_response.store(true, Ordering::Relaxed)
+    }
+
+    pub fn response_suppressed(&self) -> bool {
+        self.suppress_response.load(Ordering::Relaxed)
+    }
+}
+
+macro_rules! apis {
+    ($($module:ident: $req:ident::$req_ty:ident => $resp:ident::$resp_ty:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every implemented API, in api-key order of declaration.
+        pub const APIS: &[ApiSpec] = &[$($module::SPEC),*];
+
+        /// Decodes the body of the request in `ctx`, runs its handler and
+        /// encodes the response body into `w`.
+        pub async fn dispatch(ctx: &RequestContext<'_>, r: &mut Reader, w: &mut Writer) -> Result<(), DecodeError> {
+            let version = ctx.version();
+            match ctx.header.api_key {
+                $(
+                    k if k == $module::SPEC.api_key => {
+                        let request = messages::$req::$req_ty::decode(r, version)?;
+                        let response: messages::$resp::$resp_ty = $module::handle(ctx, request).await;
+                        response.encode(w, version);
+                        Ok(())
+                    }
+                )*
+                k => Err(DecodeError::UnknownApiKey(k)),
+            }
+        }
+    };
+}
+
+apis! {
+    api_versions: api_versions_request::ApiVersionsRequest => api_versions_response::ApiVersionsResponse,
+}
+
+/// The spec of an implemented API.
+pub fn spec(api_key: i16) -> Option<&'static ApiSpec> {
+    APIS.iter().find(|s| s.api_key == api_key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_within_its_schema() {
+        for spec in APIS {
+            let schema = crate::protocol::request_schema(spec.api_key).expect("schema exists");
+            assert!(spec.min_version >= schema.min_version, "{}", spec.name);
+            assert!(spec.max_version <= schema.max_version, "{}", spec.name);
+            assert!(spec.min_version <= spec.max_version, "{}", spec.name);
+        }
+        let mut keys: Vec<i16> = APIS.iter().map(|s| s.api_key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), APIS.len(), "an api key is listed twice");
+    }
+}
