@@ -721,7 +721,7 @@ fn main() {
     for m in &messages {
         writeln!(out, "/// `{}` ({} of api key {}), versions {}-{}.", m.name, m.kind, m.api_key, m.versions.lo, m.versions.hi).unwrap();
         writeln!(out, "pub mod {} {{", m.module).unwrap();
-        writeln!(out, "    #![allow(clippy::all, unused_imports)]").unwrap();
+        writeln!(out, "    #![allow(clippy::all, unused_imports, unused_parens)]").unwrap();
         writeln!(out, "    use crate::protocol::codec::{{DecodeError, Reader, Uuid, Writer}};").unwrap();
         writeln!(out, "    use bytes::Bytes;\n").unwrap();
         writeln!(out, "    pub const API_KEY: i16 = {};", m.api_key).unwrap();
