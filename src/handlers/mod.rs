@@ -86,7 +86,12 @@ macro_rules! apis {
 }
 
 apis! {
+    metadata: metadata_request::MetadataRequest => metadata_response::MetadataResponse,
     api_versions: api_versions_request::ApiVersionsRequest => api_versions_response::ApiVersionsResponse,
+    create_topics: create_topics_request::CreateTopicsRequest => create_topics_response::CreateTopicsResponse,
+    delete_topics: delete_topics_request::DeleteTopicsRequest => delete_topics_response::DeleteTopicsResponse,
+    create_partitions: create_partitions_request::CreatePartitionsRequest => create_partitions_response::CreatePartitionsResponse,
+    describe_cluster: describe_cluster_request::DescribeClusterRequest => describe_cluster_response::DescribeClusterResponse,
 }
 
 /// The spec of an implemented API.

@@ -1,0 +1,112 @@
+//! Metadata (key 3): brokers (this node, at the address of the listener
+//! the request came in on), and topics with their partitions, all led by
+//! this node. Unknown topics are auto-created when both the request and
+//! `auto.create.topics.enable` allow it.
+
+use super::{ApiSpec, RequestContext};
+use crate::controller::{topic_name, NewTopic, TopicInfo};
+use crate::protocol::messages::metadata_request::MetadataRequest;
+use crate::protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use crate::protocol::{ErrorCode, Uuid};
+
+pub const SPEC: ApiSpec = ApiSpec { api_key: 3, name: "Metadata", min_version: 0, max_version: 12 };
+
+fn topic_entry(t: &TopicInfo, node_id: i32) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        error_code: 0,
+        name: Some(t.name.clone()),
+        topic_id: t.id,
+        is_internal: t.is_internal(),
+        partitions: (0..t.partitions)
+            .map(|p| MetadataResponsePartition {
+                error_code: 0,
+                partition_index: p,
+                leader_id: node_id,
+                leader_epoch: t.leader_epoch,
+                replica_nodes: vec![node_id],
+                isr_nodes: vec![node_id],
+                offline_replicas: vec![],
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn error_entry(name: Option<String>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {
+    MetadataResponseTopic { error_code: code.code(), name, topic_id: id, partitions: vec![], ..Default::default() }
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataResponse {
+    let broker = ctx.broker;
+    let node_id = broker.controller.node_id();
+    let version = ctx.version();
+    // v0: an empty list means all topics; v1+: null means all.
+    let wanted = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let allow_auto_create = req.allow_auto_topic_creation && broker.settings().auto_create_topics_enable;
+    let mut topics = Vec::new();
+    match wanted {
+        None => {
+            let image = broker.controller.image();
+            topics.extend(image.topics.values().map(|t| topic_entry(t, node_id)));
+        }
+        Some(list) => {
+            for wanted in list {
+                let image = broker.controller.image();
+                let name = match wanted.name {
+                    Some(n) if !n.is_empty() || wanted.topic_id.is_nil() => n,
+                    _ => match image.topic_by_id(&wanted.topic_id) {
+                        Some(t) => {
+                            topics.push(topic_entry(t, node_id));
+                            continue;
+                        }
+                        None => {
+                            topics.push(error_entry(None, wanted.topic_id, ErrorCode::UnknownTopicId));
+                            continue;
+                        }
+                    },
+                };
+                if let Some(t) = image.topic(&name) {
+                    topics.push(topic_entry(t, node_id));
+                    continue;
+                }
+                if topic_name::validate(&name).is_err() {
+                    topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::InvalidTopicException));
+                    continue;
+                }
+                if !allow_auto_create {
+                    topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::UnknownTopicOrPartition));
+                    continue;
+                }
+                let entry = match broker.auto_create_topic(&name).await {
+                    Ok(t) => topic_entry(&t, node_id),
+                    Err(e) => error_entry(Some(name), Uuid::NIL, e.code),
+                };
+                topics.push(entry);
+            }
+        }
+    }
+    MetadataResponse {
+        throttle_time_ms: 0,
+        brokers: vec![MetadataResponseBroker {
+            node_id,
+            host: ctx.listener.advertised_host.clone(),
+            port: ctx.listener.advertised_port as i32,
+            rack: None,
+        }],
+        cluster_id: Some(broker.controller.cluster_id().to_string()),
+        controller_id: node_id,
+        topics,
+        ..Default::default()
+    }
+}
+
+/// The `NewTopic` used for auto-creation: broker defaults throughout.
+pub fn auto_create_request(name: &str) -> NewTopic {
+    NewTopic { name: name.to_string(), partitions: -1, replication_factor: -1, assignments: vec![], configs: Default::default() }
+}
