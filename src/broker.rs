@@ -129,6 +129,10 @@ impl Broker {
         self.with_controller(move |c| c.create_partitions(&name, count, validate_only)).await
     }
 
+    pub async fn allocate_producer_id(self: &Arc<Self>) -> Result<i64, ControllerError> {
+        self.with_controller(|c| c.allocate_producer_id()).await
+    }
+
     /// Checks a topic-level config name and value (INVALID_CONFIG otherwise).
     pub fn validate_topic_config(&self, name: &str, _value: &str) -> Result<(), String> {
         if KNOWN_TOPIC_CONFIGS.contains(&name) {

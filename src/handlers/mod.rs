@@ -91,6 +91,8 @@ apis! {
     create_topics: create_topics_request::CreateTopicsRequest => create_topics_response::CreateTopicsResponse,
     delete_topics: delete_topics_request::DeleteTopicsRequest => delete_topics_response::DeleteTopicsResponse,
     create_partitions: create_partitions_request::CreatePartitionsRequest => create_partitions_response::CreatePartitionsResponse,
+    find_coordinator: find_coordinator_request::FindCoordinatorRequest => find_coordinator_response::FindCoordinatorResponse,
+    init_producer_id: init_producer_id_request::InitProducerIdRequest => init_producer_id_response::InitProducerIdResponse,
     describe_cluster: describe_cluster_request::DescribeClusterRequest => describe_cluster_response::DescribeClusterResponse,
 }
 
