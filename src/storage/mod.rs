@@ -1,1 +1,26 @@
-//! storage (placeholder; filled in by its owner).
+//! storage: mmap-backed segmented partition logs of v2 record batches, in
+//! Kafka's on-disk layout (`<topic>-<partition>/<offset>.log|.index|
+//! .timeindex`, offset checkpoint files, clean-shutdown marker).
+//!
+//! All APIs are synchronous; the broker calls them from `spawn_blocking`.
+
+mod checkpoint;
+mod config;
+mod error;
+mod files;
+mod index;
+pub mod mmap;
+mod producer_state;
+mod segment;
+
+pub use config::{LogConfig, NEVER};
+pub use error::StorageError;
+pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
+pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, TimestampAndOffset};
+pub use producer_state::{
+    BatchMetadata, PendingUpdates, ProducerBatch, ProducerEntry, ProducerStateManager, MAX_PRODUCERS,
+    NUM_BATCHES_TO_RETAIN,
+};
+pub use checkpoint::{
+    read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+};

@@ -1,0 +1,746 @@
+//! `Segment`: one `<base offset>.log` file of v2 batches plus its sparse
+//! `.index` and `.timeindex`, all memory-mapped. The active segment is
+//! preallocated and written through its map; sealing (roll or close) adds
+//! the final time index entry, trims every file to its logical size and
+//! remaps it read-only.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::config::LogConfig;
+use super::error::StorageError;
+use super::files::{offset_file, remove_if_exists, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
+use super::index::{OffsetIndex, TimeIndex};
+use super::mmap::MappedFile;
+use crate::records::{BatchIter, CompressionType, RecordBatch, RecordIter, TimestampType, Validation};
+use crate::types::{FilePosition, Offset, TimestampMs};
+
+/// A record's timestamp and offset, with the leader epoch of its batch
+/// (-1 if unknown), as ListOffsets answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp: TimestampMs,
+    pub offset: Offset,
+    pub leader_epoch: i32,
+}
+
+/// Result of reading from one segment.
+#[derive(Debug)]
+pub enum SegmentRead {
+    /// No batch in this segment reaches the requested offset.
+    Beyond,
+    /// Whole batches, starting with the one containing the offset (possibly
+    /// empty if `max_offset_exclusive` cut everything).
+    Data(Bytes),
+}
+
+/// How to open an existing segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenMode {
+    /// Reopen the files writable and preallocated (the last segment).
+    pub active: bool,
+    /// CRC-check every batch from the start and rebuild both indexes;
+    /// otherwise trust the indexes if they validate and check only the tail
+    /// after the last index entry.
+    pub recover: bool,
+}
+
+/// What opening a segment had to repair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Bytes cut from the end of the log.
+    pub truncated_bytes: usize,
+    /// The cut bytes were not all zero (a torn or corrupt write, not just a
+    /// preallocated tail). Only computed for non-active segments.
+    pub truncated_garbage: bool,
+    /// The indexes were rebuilt from the log.
+    pub rebuilt_indexes: bool,
+}
+
+/// Running statistics of a segment, updated per batch.
+#[derive(Clone, Copy, Debug)]
+struct Stats {
+    bytes_since_last_index_entry: u32,
+    max_timestamp: TimestampMs,
+    offset_of_max_timestamp: Offset,
+    first_batch_timestamp: Option<TimestampMs>,
+    next_offset: Offset,
+}
+
+impl Stats {
+    fn new(base_offset: Offset) -> Stats {
+        Stats {
+            bytes_since_last_index_entry: 0,
+            max_timestamp: TimestampMs::NONE,
+            offset_of_max_timestamp: base_offset,
+            first_batch_timestamp: None,
+            next_offset: base_offset,
+        }
+    }
+
+    /// Kafka's per-append bookkeeping: track the max timestamp, and add
+    /// index entries once more than `index_interval_bytes` were appended
+    /// since the last one.
+    fn on_batch(
+        &mut self,
+        indexes: Option<(&mut OffsetIndex, &mut TimeIndex)>,
+        index_interval_bytes: u32,
+        position: usize,
+        batch: &RecordBatch<'_>,
+    ) -> Result<(), StorageError> {
+        if position == 0 {
+            self.first_batch_timestamp = Some(batch.max_timestamp());
+        }
+        if batch.max_timestamp() > self.max_timestamp {
+            self.max_timestamp = batch.max_timestamp();
+            self.offset_of_max_timestamp = batch.last_offset();
+        }
+        if let Some((offset_index, time_index)) = indexes {
+            if self.bytes_since_last_index_entry > index_interval_bytes {
+                offset_index.append(batch.last_offset(), FilePosition(position as u32))?;
+                time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+                self.bytes_since_last_index_entry = 0;
+            }
+        }
+        self.bytes_since_last_index_entry =
+            self.bytes_since_last_index_entry.saturating_add(batch.size_bytes() as u32);
+        self.next_offset = batch.next_offset();
+        Ok(())
+    }
+}
+
+/// Walks batches from `start`, CRC-checking them and checking that offsets
+/// increase and stay within `[base_offset, base_offset + i32::MAX]`. Calls
+/// `on_batch` for each valid one; returns where the valid prefix ends.
+fn scan_valid(
+    log: &[u8],
+    start: usize,
+    base_offset: Offset,
+    mut on_batch: impl FnMut(usize, &RecordBatch<'_>) -> Result<(), StorageError>,
+) -> Result<usize, StorageError> {
+    let mut iter = BatchIter::starting_at(log, start, Validation::Crc);
+    let mut expected_min = base_offset;
+    loop {
+        let position = iter.position();
+        match iter.next() {
+            Some(Ok(batch)) => {
+                let rel_last = batch.last_offset().0 - base_offset.0;
+                if batch.base_offset() < expected_min
+                    || batch.last_offset_delta() < 0
+                    || !(0..=i32::MAX as i64).contains(&rel_last)
+                {
+                    return Ok(position);
+                }
+                expected_min = batch.next_offset();
+                on_batch(position, &batch)?;
+            }
+            Some(Err(_)) => return Ok(position),
+            None => return Ok(iter.position()),
+        }
+    }
+}
+
+/// The first record of `batch` with timestamp `>= target` and offset `>=
+/// starting`, given that `batch.max_timestamp() >= target`.
+fn search_batch(batch: &RecordBatch<'_>, target: TimestampMs, starting: Offset) -> Option<TimestampAndOffset> {
+    if batch.last_offset() < starting {
+        return None;
+    }
+    let epoch = batch.partition_leader_epoch();
+    let whole_batch = TimestampAndOffset {
+        timestamp: batch.max_timestamp(),
+        offset: batch.base_offset().max(starting),
+        leader_epoch: epoch,
+    };
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        return Some(whole_batch);
+    }
+    if batch.compression() != Some(CompressionType::None) {
+        // Compressed batches are stored as sent and not decompressed: answer
+        // with the batch (a consumer seeking there sees the record).
+        return Some(whole_batch);
+    }
+    for record in RecordIter::new(batch) {
+        let Ok(record) = record else { return Some(whole_batch) };
+        let (ts, off) = (record.timestamp(batch), record.offset(batch));
+        if ts >= target && off >= starting {
+            return Some(TimestampAndOffset { timestamp: ts, offset: off, leader_epoch: epoch });
+        }
+    }
+    None
+}
+
+/// Offset of the first record carrying the batch's max timestamp.
+fn offset_of_max_timestamp(batch: &RecordBatch<'_>) -> Offset {
+    if batch.timestamp_type() == TimestampType::LogAppendTime || batch.compression() != Some(CompressionType::None) {
+        return batch.base_offset();
+    }
+    let max = batch.max_timestamp();
+    RecordIter::new(batch)
+        .map_while(Result::ok)
+        .find(|r| r.timestamp(batch) == max)
+        .map(|r| r.offset(batch))
+        .unwrap_or(batch.base_offset())
+}
+
+fn file_mtime_ms(path: &Path) -> TimestampMs {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| TimestampMs(d.as_millis() as i64))
+        .unwrap_or(TimestampMs(0))
+}
+
+/// One log segment.
+pub struct Segment {
+    base_offset: Offset,
+    log: MappedFile,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u32,
+    stats: Stats,
+    created_ms: TimestampMs,
+    last_modified_ms: TimestampMs,
+}
+
+impl Segment {
+    pub fn log_path(dir: &Path, base_offset: Offset) -> PathBuf {
+        offset_file(dir, base_offset, LOG_SUFFIX)
+    }
+
+    /// Creates a new, empty, active segment (replacing stale files with the
+    /// same base offset, which can only hold data beyond the log end).
+    pub fn create(dir: &Path, base_offset: Offset, config: &LogConfig, now: TimestampMs) -> Result<Segment, StorageError> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+            remove_if_exists(&offset_file(dir, base_offset, suffix))?;
+        }
+        let log = MappedFile::create(&Self::log_path(dir, base_offset), config.segment_bytes as usize)?;
+        let offset_index = OffsetIndex::create(
+            &offset_file(dir, base_offset, INDEX_SUFFIX),
+            base_offset,
+            config.index_capacity_bytes(OffsetIndex::ENTRY_BYTES),
+        )?;
+        let time_index = TimeIndex::create(
+            &offset_file(dir, base_offset, TIME_INDEX_SUFFIX),
+            base_offset,
+            config.index_capacity_bytes(TimeIndex::ENTRY_BYTES),
+        )?;
+        Ok(Segment {
+            base_offset,
+            log,
+            offset_index,
+            time_index,
+            index_interval_bytes: config.index_interval_bytes,
+            stats: Stats::new(base_offset),
+            created_ms: now,
+            last_modified_ms: now,
+        })
+    }
+
+    /// Opens an existing segment, truncating the log at its first invalid
+    /// byte and rebuilding indexes that are missing or inconsistent.
+    pub fn open(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        mode: OpenMode,
+        now: TimestampMs,
+    ) -> Result<(Segment, OpenReport), StorageError> {
+        let log_path = Self::log_path(dir, base_offset);
+        let index_path = offset_file(dir, base_offset, INDEX_SUFFIX);
+        let time_index_path = offset_file(dir, base_offset, TIME_INDEX_SUFFIX);
+        let last_modified_ms = file_mtime_ms(&log_path);
+        let ro_log = MappedFile::open_read_only(&log_path)?;
+        let file_len = ro_log.len();
+        let interval = config.index_interval_bytes;
+        let mut report = OpenReport::default();
+
+        // Fast path: trusted indexes, scan only the tail after the last entry.
+        let mut trusted: Option<(OffsetIndex, TimeIndex, Stats, usize)> = None;
+        if !mode.recover && index_path.exists() && time_index_path.exists() {
+            let offset_index = OffsetIndex::open(&index_path, base_offset, None)?;
+            let time_index = TimeIndex::open(&time_index_path, base_offset, None)?;
+            if offset_index.validate(file_len).is_ok() {
+                let mut stats = Stats::new(base_offset);
+                if let Some(last) = time_index.last_entry() {
+                    stats.max_timestamp = last.timestamp;
+                    stats.offset_of_max_timestamp = last.offset;
+                }
+                let start = offset_index.last_entry().map(|e| e.position.as_usize()).unwrap_or(0);
+                let expected_last = offset_index.last_entry().map(|e| e.offset);
+                let mut first = true;
+                let mut consistent = true;
+                let valid_end = scan_valid(ro_log.as_slice(), start, base_offset, |pos, batch| {
+                    if first {
+                        first = false;
+                        if expected_last.is_some_and(|o| o != batch.last_offset()) {
+                            consistent = false;
+                        }
+                    }
+                    stats.on_batch(None, interval, pos, batch)
+                })?;
+                if start > 0 && first {
+                    consistent = false; // the indexed batch itself is bad
+                }
+                if consistent && time_index.validate(stats.next_offset).is_ok() {
+                    stats.bytes_since_last_index_entry = 0;
+                    trusted = Some((offset_index, time_index, stats, valid_end));
+                }
+            }
+        }
+
+        let (mut offset_index, mut time_index, mut stats, valid_end) = match trusted {
+            Some(t) => t,
+            None => {
+                report.rebuilt_indexes = true;
+                let mut offset_index = OffsetIndex::create(
+                    &index_path,
+                    base_offset,
+                    config.index_capacity_bytes(OffsetIndex::ENTRY_BYTES),
+                )?;
+                let mut time_index = TimeIndex::create(
+                    &time_index_path,
+                    base_offset,
+                    config.index_capacity_bytes(TimeIndex::ENTRY_BYTES),
+                )?;
+                let mut stats = Stats::new(base_offset);
+                let valid_end = scan_valid(ro_log.as_slice(), 0, base_offset, |pos, batch| {
+                    stats.on_batch(Some((&mut offset_index, &mut time_index)), interval, pos, batch)
+                })?;
+                (offset_index, time_index, stats, valid_end)
+            }
+        };
+        // The first batch's timestamp drives time-based rolling.
+        if valid_end > 0 {
+            if let Some(Ok(first)) = BatchIter::new(ro_log.as_slice(), Validation::Structure).next() {
+                stats.first_batch_timestamp = Some(first.max_timestamp());
+            }
+        }
+
+        debug_assert!(valid_end <= file_len);
+        if valid_end < file_len {
+            report.truncated_bytes = file_len - valid_end;
+            if !mode.active {
+                report.truncated_garbage = ro_log.as_slice()[valid_end..].iter().any(|&b| b != 0);
+            }
+        }
+        drop(ro_log);
+
+        let log = if mode.active {
+            // Truncates any tail, then preallocates again.
+            let capacity = (config.segment_bytes as usize).max(valid_end);
+            MappedFile::open_writable(&log_path, valid_end, capacity)?
+        } else {
+            if report.truncated_bytes > 0 {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&log_path)
+                    .map_err(StorageError::io("open", &log_path))?;
+                f.set_len(valid_end as u64).map_err(StorageError::io("truncate", &log_path))?;
+                f.sync_all().map_err(StorageError::io("fsync", &log_path))?;
+            }
+            MappedFile::open_read_only(&log_path)?
+        };
+
+        if mode.active {
+            if !report.rebuilt_indexes {
+                // Reopen the trusted (sealed) indexes writable and preallocated.
+                drop(offset_index);
+                drop(time_index);
+                offset_index = OffsetIndex::open(
+                    &index_path,
+                    base_offset,
+                    Some(config.index_capacity_bytes(OffsetIndex::ENTRY_BYTES)),
+                )?;
+                time_index = TimeIndex::open(
+                    &time_index_path,
+                    base_offset,
+                    Some(config.index_capacity_bytes(TimeIndex::ENTRY_BYTES)),
+                )?;
+            }
+        } else if report.rebuilt_indexes {
+            time_index.maybe_append(stats.max_timestamp, stats.offset_of_max_timestamp)?;
+            offset_index.seal()?;
+            time_index.seal()?;
+        }
+
+        let segment = Segment {
+            base_offset,
+            log,
+            offset_index,
+            time_index,
+            index_interval_bytes: interval,
+            stats,
+            created_ms: now,
+            last_modified_ms,
+        };
+        debug_assert_eq!(segment.size_bytes(), valid_end);
+        Ok((segment, report))
+    }
+
+    #[inline]
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    /// Offset after the last batch (the base offset if empty).
+    #[inline]
+    pub fn next_offset(&self) -> Offset {
+        self.stats.next_offset
+    }
+
+    /// Logical size of the log in bytes.
+    #[inline]
+    pub fn size_bytes(&self) -> usize {
+        self.log.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+
+    /// Sealed segments accept no more appends.
+    pub fn is_sealed(&self) -> bool {
+        !self.log.is_writable()
+    }
+
+    /// Bytes the log can still take without rolling.
+    pub fn remaining_bytes(&self) -> usize {
+        self.log.remaining()
+    }
+
+    pub fn max_timestamp(&self) -> TimestampMs {
+        self.stats.max_timestamp
+    }
+
+    /// Kafka's `largestTimestamp`: the max batch timestamp, or the file's
+    /// last modification if no batch has a timestamp.
+    pub fn largest_timestamp(&self) -> TimestampMs {
+        if self.stats.max_timestamp.0 >= 0 {
+            self.stats.max_timestamp
+        } else {
+            self.last_modified_ms
+        }
+    }
+
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+
+    /// Appends validated batches whose offsets are already assigned, and
+    /// updates the indexes. The caller made sure they fit.
+    pub fn append(&mut self, data: &[u8], now: TimestampMs) -> Result<(), StorageError> {
+        let start = self.log.append(data)?;
+        let interval = self.index_interval_bytes;
+        let mut iter = BatchIter::new(data, Validation::Structure);
+        loop {
+            let position = start + iter.position();
+            let Some(batch) = iter.next() else { break };
+            let batch = batch?;
+            self.stats.on_batch(
+                Some((&mut self.offset_index, &mut self.time_index)),
+                interval,
+                position,
+                &batch,
+            )?;
+        }
+        self.last_modified_ms = now;
+        Ok(())
+    }
+
+    /// The position and header of the first batch whose last offset is
+    /// `>= target`.
+    pub fn translate_offset(&self, target: Offset) -> Option<(usize, RecordBatch<'_>)> {
+        let start = self.offset_index.lookup(target).position.as_usize();
+        let mut iter = BatchIter::starting_at(self.log.as_slice(), start, Validation::Structure);
+        loop {
+            let position = iter.position();
+            match iter.next()? {
+                Ok(batch) if batch.last_offset() >= target => return Some((position, batch)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes`
+    /// (the first batch is always returned whole), stopping before any batch
+    /// whose base offset is `>= max_offset_exclusive`.
+    pub fn read(&self, offset: Offset, max_bytes: u32, max_offset_exclusive: Option<Offset>) -> SegmentRead {
+        let Some((start, first)) = self.translate_offset(offset) else {
+            return SegmentRead::Beyond;
+        };
+        if max_offset_exclusive.is_some_and(|m| first.base_offset() >= m) {
+            return SegmentRead::Data(Bytes::new());
+        }
+        let limit = max_bytes as usize;
+        let mut end = start + first.size_bytes();
+        for batch in BatchIter::starting_at(self.log.as_slice(), end, Validation::Structure) {
+            let Ok(batch) = batch else { break };
+            if max_offset_exclusive.is_some_and(|m| batch.base_offset() >= m) {
+                break;
+            }
+            if end + batch.size_bytes() - start > limit {
+                break;
+            }
+            end += batch.size_bytes();
+        }
+        SegmentRead::Data(self.log.slice_bytes(start, end - start).unwrap_or_default())
+    }
+
+    /// The first record with timestamp `>= target` and offset `>=
+    /// starting_offset` (Kafka's `findOffsetByTimestamp`).
+    pub fn find_offset_by_timestamp(&self, target: TimestampMs, starting_offset: Offset) -> Option<TimestampAndOffset> {
+        let entry = self.time_index.lookup(target);
+        let start = self.offset_index.lookup(entry.offset.max(starting_offset)).position.as_usize();
+        for batch in BatchIter::starting_at(self.log.as_slice(), start, Validation::Structure) {
+            let Ok(batch) = batch else { break };
+            if batch.max_timestamp() >= target {
+                if let Some(found) = search_batch(&batch, target, starting_offset) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+
+    /// The record with the segment's max timestamp (earliest such), if any
+    /// batch has a timestamp.
+    pub fn max_timestamp_and_offset(&self) -> Option<TimestampAndOffset> {
+        let max = self.stats.max_timestamp;
+        if max.0 < 0 {
+            return None;
+        }
+        let start = self.offset_index.lookup(self.stats.offset_of_max_timestamp).position.as_usize();
+        for from in [start, 0] {
+            for batch in BatchIter::starting_at(self.log.as_slice(), from, Validation::Structure) {
+                let Ok(batch) = batch else { break };
+                if batch.max_timestamp() == max {
+                    return Some(TimestampAndOffset {
+                        timestamp: max,
+                        offset: offset_of_max_timestamp(&batch),
+                        leader_epoch: batch.partition_leader_epoch(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Kafka's `shouldRoll`: the append would overflow `segment.bytes` (or
+    /// this segment's mapped capacity), the segment is older than
+    /// `segment.ms`, an index is full, or the offsets no longer fit.
+    pub fn should_roll(
+        &self,
+        config: &LogConfig,
+        messages_bytes: usize,
+        max_timestamp_in_messages: TimestampMs,
+        max_offset_in_messages: Offset,
+        now: TimestampMs,
+    ) -> bool {
+        let size = self.size_bytes();
+        let waited_ms = match self.stats.first_batch_timestamp {
+            Some(ts) if ts.0 >= 0 => max_timestamp_in_messages.0.saturating_sub(ts.0),
+            _ => now.0.saturating_sub(self.created_ms.0),
+        };
+        let rel = max_offset_in_messages.0.saturating_sub(self.base_offset.0);
+        size as u64 + messages_bytes as u64 > config.segment_bytes as u64
+            || messages_bytes > self.remaining_bytes()
+            || (size > 0 && waited_ms > config.segment_ms)
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+            || !(0..=i32::MAX as i64).contains(&rel)
+    }
+
+    /// msyncs the log and both indexes.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.log.flush()?;
+        self.offset_index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// Makes the segment immutable: final time index entry, flush, trim all
+    /// files to their logical size and remap them read-only.
+    pub fn seal(&mut self) -> Result<(), StorageError> {
+        if !self.log.is_writable() {
+            return Ok(());
+        }
+        self.time_index.maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
+        self.flush()?;
+        let len = self.log.len();
+        self.log.trim_to(len)?;
+        self.log = MappedFile::open_read_only(self.log.path())?;
+        self.offset_index.seal()?;
+        self.time_index.seal()
+    }
+
+    /// Deletes the segment's files. Outstanding `Bytes` stay readable.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.log.path().parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = self.base_offset;
+        drop(self);
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+            remove_if_exists(&offset_file(&dir, base, suffix))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::builder::test_batch;
+    use crate::records::{set_base_offset, set_log_append_time};
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 64 * 1024,
+            segment_index_bytes: 1024,
+            index_interval_bytes: 256,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Appends `count` batches of `per` records with timestamps from `ts`.
+    fn fill(seg: &mut Segment, count: usize, per: usize, ts: i64) {
+        for i in 0..count {
+            let mut b = test_batch(per, ts + (i * per) as i64, None);
+            set_base_offset(&mut b, seg.next_offset()).unwrap();
+            seg.append(&b, TimestampMs(0)).unwrap();
+        }
+    }
+
+    fn offsets_in(bytes: &Bytes) -> Vec<(i64, i64)> {
+        BatchIter::new(bytes, Validation::Crc)
+            .map(|b| b.unwrap())
+            .map(|b| (b.base_offset().0, b.last_offset().0))
+            .collect()
+    }
+
+    #[test]
+    fn append_read_and_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), Offset(100), &config(), TimestampMs(0)).unwrap();
+        fill(&mut seg, 50, 4, 1_000);
+        assert_eq!(seg.next_offset(), Offset(300));
+        assert!(seg.offset_index().entries() > 3, "sparse index should have entries");
+        // Every offset maps to the batch containing it.
+        for off in [100, 101, 103, 104, 150, 299] {
+            let (_, batch) = seg.translate_offset(Offset(off)).unwrap();
+            assert!(batch.base_offset().0 <= off && off <= batch.last_offset().0, "offset {off}");
+        }
+        assert!(seg.translate_offset(Offset(300)).is_none());
+        let SegmentRead::Data(bytes) = seg.read(Offset(151), 1, None) else { panic!() };
+        assert_eq!(offsets_in(&bytes), vec![(148, 151)], "first batch returned whole even over max_bytes");
+        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(160))) else { panic!() };
+        assert_eq!(offsets_in(&bytes), vec![(148, 151), (152, 155), (156, 159)]);
+        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(148))) else { panic!() };
+        assert!(bytes.is_empty());
+        assert!(matches!(seg.read(Offset(300), 100, None), SegmentRead::Beyond));
+        // max_bytes cuts at whole batches.
+        let size = RecordBatch::new(&test_batch(4, 0, None)).unwrap().size_bytes() as u32;
+        let SegmentRead::Data(bytes) = seg.read(Offset(100), 3 * size + size / 2, None) else { panic!() };
+        assert_eq!(offsets_in(&bytes).len(), 3);
+    }
+
+    #[test]
+    fn timestamp_lookup_finds_first_record_at_or_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), Offset(0), &config(), TimestampMs(0)).unwrap();
+        fill(&mut seg, 40, 5, 10_000); // record i has timestamp 10_000 + i, offset i
+        for target in [0i64, 10_000, 10_001, 10_057, 10_199] {
+            let found = seg.find_offset_by_timestamp(TimestampMs(target), Offset(0)).unwrap();
+            let expect = (target - 10_000).max(0);
+            assert_eq!(found.offset, Offset(expect), "target {target}");
+            assert_eq!(found.timestamp, TimestampMs(10_000 + expect));
+        }
+        assert!(seg.find_offset_by_timestamp(TimestampMs(10_200), Offset(0)).is_none());
+        let found = seg.find_offset_by_timestamp(TimestampMs(10_003), Offset(50)).unwrap();
+        assert_eq!(found.offset, Offset(50));
+        let max = seg.max_timestamp_and_offset().unwrap();
+        assert_eq!((max.timestamp, max.offset), (TimestampMs(10_199), Offset(199)));
+    }
+
+    #[test]
+    fn log_append_time_batches_search_as_a_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = Segment::create(dir.path(), Offset(0), &config(), TimestampMs(0)).unwrap();
+        let mut b = test_batch(3, 5, None);
+        set_log_append_time(&mut b, TimestampMs(777)).unwrap();
+        seg.append(&b, TimestampMs(0)).unwrap();
+        let found = seg.find_offset_by_timestamp(TimestampMs(700), Offset(1)).unwrap();
+        assert_eq!((found.timestamp, found.offset), (TimestampMs(777), Offset(1)));
+        assert_eq!(seg.max_timestamp_and_offset().unwrap().offset, Offset(0));
+    }
+
+    #[test]
+    fn seal_trims_and_reopen_trusts_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config();
+        let mut seg = Segment::create(dir.path(), Offset(0), &cfg, TimestampMs(0)).unwrap();
+        fill(&mut seg, 30, 3, 500);
+        let size = seg.size_bytes();
+        let entries = seg.offset_index().entries();
+        assert_eq!(std::fs::metadata(Segment::log_path(dir.path(), Offset(0))).unwrap().len(), 64 * 1024);
+        seg.seal().unwrap();
+        assert!(seg.is_sealed());
+        assert_eq!(std::fs::metadata(Segment::log_path(dir.path(), Offset(0))).unwrap().len() as usize, size);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("00000000000000000000.index")).unwrap().len() as usize,
+            entries * 8
+        );
+        drop(seg);
+        let mode = OpenMode { active: false, recover: false };
+        let (seg, report) = Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
+        assert_eq!(report, OpenReport::default());
+        assert_eq!(seg.next_offset(), Offset(90));
+        assert_eq!(seg.max_timestamp(), TimestampMs(589));
+        assert_eq!(seg.offset_index().entries(), entries);
+        // Reopened active: writable again, appends continue.
+        drop(seg);
+        let mode = OpenMode { active: true, recover: false };
+        let (mut seg, _) = Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
+        fill(&mut seg, 2, 3, 600);
+        assert_eq!(seg.next_offset(), Offset(96));
+        let (_, b) = seg.translate_offset(Offset(95)).unwrap();
+        assert_eq!(b.last_offset(), Offset(95));
+    }
+
+    #[test]
+    fn recover_rebuilds_identical_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config();
+        let mut seg = Segment::create(dir.path(), Offset(0), &cfg, TimestampMs(0)).unwrap();
+        fill(&mut seg, 30, 3, 500);
+        seg.seal().unwrap();
+        let idx = std::fs::read(dir.path().join("00000000000000000000.index")).unwrap();
+        let tidx = std::fs::read(dir.path().join("00000000000000000000.timeindex")).unwrap();
+        drop(seg);
+        std::fs::remove_file(dir.path().join("00000000000000000000.timeindex")).unwrap();
+        let mode = OpenMode { active: false, recover: false };
+        let (_seg, report) = Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
+        assert!(report.rebuilt_indexes);
+        assert_eq!(std::fs::read(dir.path().join("00000000000000000000.index")).unwrap(), idx);
+        assert_eq!(std::fs::read(dir.path().join("00000000000000000000.timeindex")).unwrap(), tidx);
+    }
+
+    #[test]
+    fn should_roll_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { segment_ms: 1_000, ..config() };
+        let mut seg = Segment::create(dir.path(), Offset(0), &cfg, TimestampMs(0)).unwrap();
+        assert!(!seg.should_roll(&cfg, 100, TimestampMs(5_000), Offset(0), TimestampMs(5_000)), "empty segment never rolls by time");
+        assert!(seg.should_roll(&cfg, 64 * 1024 + 1, TimestampMs(0), Offset(0), TimestampMs(0)));
+        fill(&mut seg, 1, 1, 100);
+        assert!(!seg.should_roll(&cfg, 100, TimestampMs(1_100), Offset(1), TimestampMs(0)));
+        assert!(seg.should_roll(&cfg, 100, TimestampMs(1_101), Offset(1), TimestampMs(0)));
+        assert!(seg.should_roll(&cfg, 100, TimestampMs(200), Offset(i32::MAX as i64 + 1), TimestampMs(0)));
+    }
+}
