@@ -434,9 +434,15 @@ impl BrokerConfig {
                 _ => toml::Value::String(value).to_string(),
             };
             out.push_str(&format!("{key} = {rendered}"));
-            if let Some(origin) = self.origin(def.name) {
-                out.push_str(&format!("  # from {origin}"));
-            }
+            let note = match (self.origin(def.name), def.support) {
+                (Some(origin), Support::Used) => format!("  # from {origin}"),
+                (Some(origin), Support::Informational) => {
+                    format!("  # from {origin}; no effect in klamm")
+                }
+                (None, Support::Informational) => "  # no effect in klamm".to_string(),
+                (None, Support::Used) => String::new(),
+            };
+            out.push_str(&note);
             out.push('\n');
         }
         out
