@@ -1848,6 +1848,10 @@ mod tests {
             text.contains("# \"log.retention.ms\" =   (unset)"),
             "{text}"
         );
+        assert!(
+            text.contains("\"num.io.threads\" = 8  # no effect in klamm"),
+            "{text}"
+        );
         let mut raw = RawConfig::new();
         raw.add_toml_str(&text, "printed.toml").unwrap();
         let again = BrokerConfig::resolve(&raw).unwrap();
