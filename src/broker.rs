@@ -12,9 +12,14 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, NewTopic, TopicInfo};
 use crate::protocol::ErrorCode;
 use crate::server::{Limits, Listener};
+
+/// Request bytes held in memory at once, broker-wide (Kafka's
+/// `queued.max.request.bytes` is unbounded by default; we are not).
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 * 1024 * 1024;
 
 /// One client-facing listener to bind.
 #[derive(Clone, Debug)]
@@ -43,6 +48,46 @@ pub struct BrokerSettings {
 }
 
 impl BrokerSettings {
+    /// The settings a resolved `BrokerConfig` describes (listener hosts are
+    /// resolved to addresses here).
+    pub fn from_config(c: &BrokerConfig) -> Result<BrokerSettings, String> {
+        use std::net::ToSocketAddrs;
+        let mut listeners = Vec::new();
+        for l in &c.client_listeners {
+            let bind = l
+                .bind_address()
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve listener {l}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("cannot resolve listener {l}"))?;
+            listeners.push(ListenerSettings {
+                name: l.name.clone(),
+                bind,
+                advertised_host: l.advertised_host.clone(),
+                advertised_port: l.advertised_port,
+            });
+        }
+        if listeners.is_empty() {
+            return Err("no client listener is configured in 'listeners'".into());
+        }
+        Ok(BrokerSettings {
+            node_id: c.node_id,
+            log_dir: c.log_dir.clone(),
+            cluster_id: c.cluster_id.clone(),
+            listeners,
+            auto_create_topics_enable: c.auto_create_topics_enable,
+            delete_topic_enable: c.delete_topic_enable,
+            num_partitions: c.num_partitions,
+            default_replication_factor: c.default_replication_factor,
+            limits: Limits {
+                max_connections: c.max_connections,
+                request_max_bytes: c.socket_request_max_bytes,
+                connections_max_idle_ms: c.connections_max_idle_ms.max(1) as u64,
+                queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            },
+        })
+    }
+
     /// Kafka's defaults, serving PLAINTEXT on `bind` with data in `log_dir`.
     pub fn new(bind: SocketAddr, log_dir: PathBuf) -> BrokerSettings {
         BrokerSettings {
@@ -63,7 +108,7 @@ impl BrokerSettings {
                 max_connections: 10_000,
                 request_max_bytes: 104_857_600,
                 connections_max_idle_ms: 600_000,
-                queued_max_request_bytes: 512 * 1024 * 1024,
+                queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             },
         }
     }
@@ -134,49 +179,10 @@ impl Broker {
     }
 
     /// Checks a topic-level config name and value (INVALID_CONFIG otherwise).
-    pub fn validate_topic_config(&self, name: &str, _value: &str) -> Result<(), String> {
-        if KNOWN_TOPIC_CONFIGS.contains(&name) {
-            Ok(())
-        } else {
-            Err(format!("Unknown topic config name: {name}"))
-        }
+    pub fn validate_topic_config(&self, name: &str, value: &str) -> Result<(), String> {
+        crate::config::validate_topic_config(name, value).map_err(|e| e.to_string())
     }
 }
-
-/// Kafka's topic-level config names (TopicConfig).
-const KNOWN_TOPIC_CONFIGS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
 
 /// A started broker. Dropping it without `shutdown` leaves it running
 /// until the runtime stops.

@@ -1,0 +1,113 @@
+//! The `klamm` command line (clap): `klamm [-c FILE] [--override k=v]...
+//! [--print-config]`, and the glue that turns it plus the process
+//! environment into a [`BrokerConfig`]. The binary only calls this.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::broker::BrokerConfig;
+use super::error::ConfigError;
+
+/// Command-line arguments of the `klamm` binary.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(
+    name = "klamm",
+    version,
+    about = "A Kafka-compatible single-node broker",
+    after_help = "Configuration sources, lowest to highest precedence: embedded defaults, \
+                  the TOML file (--config; keys are Kafka property names), KAFKA_* environment \
+                  variables (mapped as in the apache/kafka docker image, e.g. \
+                  KAFKA_LOG_RETENTION_HOURS -> log.retention.hours; CLUSTER_ID sets the cluster \
+                  id), then --override arguments."
+)]
+pub struct CliArgs {
+    /// TOML config file whose keys are Kafka property names.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Sets a config, overriding the file and the environment; repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+
+    /// Prints the effective configuration as TOML and exits.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl CliArgs {
+    /// Resolves the configuration from these arguments and `env` (pass
+    /// [`process_env`] in the binary).
+    pub fn resolve_config<I, K, V>(&self, env: I) -> Result<BrokerConfig, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        BrokerConfig::load(self.config.as_deref(), env, &self.overrides)
+    }
+}
+
+/// The process environment, skipping variables whose name or value is not
+/// valid UTF-8 (`std::env::vars` would panic on them).
+pub fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<CliArgs, clap::Error> {
+        CliArgs::try_parse_from(std::iter::once("klamm").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parses_arguments() {
+        let a = parse(&[]).unwrap();
+        assert!(a.config.is_none() && a.overrides.is_empty() && !a.print_config);
+        let a = parse(&[
+            "-c",
+            "k.toml",
+            "--override",
+            "num.partitions=3",
+            "--override=log.retention.ms=-1",
+            "--print-config",
+        ])
+        .unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("k.toml")));
+        assert_eq!(a.overrides, vec!["num.partitions=3", "log.retention.ms=-1"]);
+        assert!(a.print_config);
+        assert_eq!(
+            parse(&["--config", "x.toml"]).unwrap().config,
+            Some(PathBuf::from("x.toml"))
+        );
+        assert!(parse(&["--bogus"]).is_err());
+        let v = parse(&["--version"]).unwrap_err();
+        assert_eq!(v.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn resolves_defaults_without_arguments() {
+        let c = parse(&[])
+            .unwrap()
+            .resolve_config(Vec::<(String, String)>::new())
+            .unwrap();
+        assert_eq!(c.client_listeners[0].port, 9092);
+        assert_eq!(c.log_dir, PathBuf::from("/tmp/klamm-logs"));
+    }
+
+    #[test]
+    fn overrides_beat_environment() {
+        let a = parse(&["--override", "num.partitions=5"]).unwrap();
+        let c = a
+            .resolve_config(vec![("KAFKA_NUM_PARTITIONS", "4")])
+            .unwrap();
+        assert_eq!(c.num_partitions, 5);
+        let a = parse(&["--override", "num.partitions"]).unwrap();
+        assert!(matches!(
+            a.resolve_config(Vec::<(String, String)>::new()),
+            Err(ConfigError::BadOverride { .. })
+        ));
+    }
+}

@@ -1,0 +1,474 @@
+//! The single table of broker config definitions: Kafka property name, type,
+//! default, validator, a one-line doc, the topic-level synonym (if any), and
+//! whether klamm acts on it. Defaults follow Apache Kafka 4.0 except where
+//! the doc line says "klamm default".
+
+use super::value::{ConfigType, Validator};
+
+/// Whether klamm acts on a config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// klamm reads and honours the value.
+    Used,
+    /// Accepted and validated for compatibility, but klamm ignores the value
+    /// (thread counts, replication-only tuning, ...).
+    Informational,
+}
+
+/// One broker config.
+#[derive(Clone, Copy, Debug)]
+pub struct BrokerConfigDef {
+    /// Kafka property name, e.g. `log.retention.hours`.
+    pub name: &'static str,
+    pub ty: ConfigType,
+    /// Default as Kafka would render it; `None` is Kafka's `null`.
+    pub default: Option<&'static str>,
+    pub validator: Validator,
+    /// Topic-level config this broker config provides the default for.
+    pub topic_config: Option<&'static str>,
+    pub support: Support,
+    /// One-line documentation (sent in DescribeConfigs when asked for).
+    pub doc: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    validator: Validator,
+    topic_config: Option<&'static str>,
+    support: Support,
+    doc: &'static str,
+) -> BrokerConfigDef {
+    BrokerConfigDef {
+        name,
+        ty,
+        default,
+        validator,
+        topic_config,
+        support,
+        doc,
+    }
+}
+
+const INT_MAX: &str = "2147483647";
+const LONG_MAX: &str = "9223372036854775807";
+
+use ConfigType::String as Str;
+use ConfigType::{Boolean, Double, Int, List, Long, Short};
+use Support::{Informational as Info, Used};
+use Validator::{AtLeast, Between, DoubleBetween, ListOf, OneOf};
+
+/// Compression codecs a topic (or the broker default) may name.
+pub const COMPRESSION_TYPES: &[&str] =
+    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+/// Values of `message.timestamp.type`.
+pub const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+/// Values of `cleanup.policy` list items.
+pub const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
+/// Kafka's security protocol names.
+pub const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// Kafka 4.0's minimum for `segment.bytes` / `log.segment.bytes` (KIP-1030).
+pub const MIN_SEGMENT_BYTES: i64 = 1024 * 1024;
+
+/// Every broker config klamm accepts, sorted by area.
+#[rustfmt::skip]
+pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
+    // --- node identity and KRaft ---------------------------------------
+    def("node.id", Int, Some("1"), Validator::None, None, Used,
+        "The id of this node (klamm default: 1; Kafka requires it to be set)."),
+    def("broker.id", Int, None, Validator::None, None, Used,
+        "Legacy alias of node.id; if set it must equal node.id."),
+    def("process.roles", List, Some("broker,controller"), ListOf(&["broker", "controller"]), None, Used,
+        "Roles of this node; klamm is always a combined broker and controller (klamm default: broker,controller)."),
+    def("controller.listener.names", Str, None, Validator::None, None, Used,
+        "Comma-separated listener names used by the controller; klamm serves no Kafka clients on them."),
+    def("controller.quorum.voters", List, Some(""), Validator::None, None, Used,
+        "Static controller quorum as id@host:port entries; if set it must name exactly this node."),
+    def("controller.quorum.bootstrap.servers", List, Some(""), Validator::None, None, Info,
+        "Controller quorum bootstrap endpoints as host:port entries (accepted; a single node has no peers)."),
+    def("metadata.log.dir", Str, None, Validator::None, None, Used,
+        "Directory of the metadata log; klamm keeps metadata in the log directory, so it must equal it or be unset."),
+    // --- listeners ------------------------------------------------------
+    def("listeners", Str, Some("PLAINTEXT://:9092"), Validator::None, None, Used,
+        "Comma-separated NAME://host:port endpoints to listen on; empty host binds all interfaces, port 0 is ephemeral."),
+    def("advertised.listeners", Str, None, Validator::None, None, Used,
+        "Endpoints given to clients, by listener name; unset means the listeners with wildcard hosts advertised as localhost."),
+    def("listener.security.protocol.map", Str,
+        Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"),
+        Validator::None, None, Used,
+        "Map of listener name to security protocol (NAME:PROTOCOL,...); klamm supports PLAINTEXT only."),
+    def("inter.broker.listener.name", Str, None, Validator::None, None, Used,
+        "Listener used between brokers; on a single node it only has to name a client listener."),
+    def("security.inter.broker.protocol", Str, Some("PLAINTEXT"), OneOf(SECURITY_PROTOCOLS), None, Used,
+        "Security protocol between brokers when inter.broker.listener.name is unset; klamm supports PLAINTEXT only."),
+    def("broker.rack", Str, None, Validator::None, None, Used,
+        "Rack of this broker, reported in metadata responses."),
+    def("http.listener", Str, None, Validator::None, None, Used,
+        "klamm: host:port of the HTTP endpoint (health, metrics); unset disables it."),
+    // --- network --------------------------------------------------------
+    def("socket.send.buffer.bytes", Int, Some("102400"), Validator::None, None, Used,
+        "SO_SNDBUF of client sockets; -1 keeps the OS default."),
+    def("socket.receive.buffer.bytes", Int, Some("102400"), Validator::None, None, Used,
+        "SO_RCVBUF of client sockets; -1 keeps the OS default."),
+    def("socket.request.max.bytes", Int, Some("104857600"), AtLeast(1), None, Used,
+        "Largest request frame accepted, in bytes."),
+    def("socket.listen.backlog.size", Int, Some("50"), AtLeast(1), None, Used,
+        "Backlog of pending connections on each listening socket."),
+    def("max.connections", Int, Some("10000"), AtLeast(0), None, Used,
+        "Most client connections open at once (klamm default: 10000; Kafka's is 2147483647, i.e. unbounded)."),
+    def("max.connections.per.ip", Int, Some(INT_MAX), AtLeast(0), None, Info,
+        "Most connections from one IP address."),
+    def("connections.max.idle.ms", Long, Some("600000"), Validator::None, None, Used,
+        "Idle connections are closed after this many milliseconds."),
+    def("num.network.threads", Int, Some("3"), AtLeast(1), None, Info,
+        "Network threads in Kafka (accepted; klamm uses an async runtime)."),
+    def("num.io.threads", Int, Some("8"), AtLeast(1), None, Info,
+        "Request handler threads in Kafka (accepted; klamm uses an async runtime)."),
+    def("background.threads", Int, Some("10"), AtLeast(1), None, Info,
+        "Background task threads in Kafka (accepted; no effect in klamm)."),
+    def("queued.max.requests", Int, Some("500"), AtLeast(1), None, Info,
+        "Queued requests before network threads block (accepted; no effect in klamm)."),
+    def("queued.max.request.bytes", Long, Some("-1"), Validator::None, None, Info,
+        "Queued request bytes before no more requests are read (accepted; no effect in klamm)."),
+    def("message.max.bytes", Int, Some("1048588"), AtLeast(0), Some("max.message.bytes"), Used,
+        "Largest record batch accepted, in bytes (topic default for max.message.bytes)."),
+    def("fetch.max.bytes", Int, Some("57671680"), AtLeast(1024), None, Used,
+        "Most bytes returned by one fetch request."),
+    def("max.incremental.fetch.session.cache.slots", Int, Some("1000"), AtLeast(0), None, Used,
+        "Most incremental fetch sessions kept."),
+    // --- topics -----------------------------------------------------------
+    def("num.partitions", Int, Some("1"), AtLeast(1), None, Used,
+        "Default partition count of new topics."),
+    def("default.replication.factor", Int, Some("1"), Validator::None, None, Used,
+        "Default replication factor of new topics; a single node only supports 1."),
+    def("auto.create.topics.enable", Boolean, Some("true"), Validator::None, None, Used,
+        "Create a topic when a client asks for metadata of an unknown one."),
+    def("delete.topic.enable", Boolean, Some("true"), Validator::None, None, Used,
+        "Allow deleting topics."),
+    def("min.insync.replicas", Int, Some("1"), AtLeast(1), Some("min.insync.replicas"), Used,
+        "Replicas that must acknowledge an acks=all write; above 1 such writes fail on a single node."),
+    def("unclean.leader.election.enable", Boolean, Some("false"), Validator::None, Some("unclean.leader.election.enable"), Info,
+        "Allow out-of-sync replicas to become leader (no effect on a single node)."),
+    def("compression.type", Str, Some("producer"), OneOf(COMPRESSION_TYPES), Some("compression.type"), Used,
+        "Compression of stored batches; producer keeps what the producer sent."),
+    def("compression.gzip.level", Int, Some("-1"), Validator::GzipLevel, Some("compression.gzip.level"), Used,
+        "Gzip level when compression.type is gzip."),
+    def("compression.lz4.level", Int, Some("9"), Between(1, 17), Some("compression.lz4.level"), Used,
+        "LZ4 level when compression.type is lz4."),
+    def("compression.zstd.level", Int, Some("3"), Between(-131072, 22), Some("compression.zstd.level"), Used,
+        "Zstd level when compression.type is zstd."),
+    // --- consumer groups and offsets -----------------------------------------
+    def("group.initial.rebalance.delay.ms", Int, Some("3000"), Validator::None, None, Used,
+        "How long the first rebalance of an empty group waits for more members, in milliseconds."),
+    def("group.min.session.timeout.ms", Int, Some("6000"), Validator::None, None, Used,
+        "Smallest session timeout a member may ask for."),
+    def("group.max.session.timeout.ms", Int, Some("1800000"), Validator::None, None, Used,
+        "Largest session timeout a member may ask for."),
+    def("group.max.size", Int, Some(INT_MAX), AtLeast(1), None, Used,
+        "Most members in one consumer group."),
+    def("group.coordinator.rebalance.protocols", List, Some("classic,consumer"),
+        ListOf(&["classic", "consumer", "share", "unknown"]), None, Info,
+        "Enabled group protocols; must contain classic, the one klamm implements."),
+    def("offsets.topic.num.partitions", Int, Some("50"), AtLeast(1), None, Used,
+        "Partitions of the committed-offsets store."),
+    def("offsets.topic.replication.factor", Short, Some("3"), AtLeast(1), None, Info,
+        "Replication of the offsets topic (1 and Kafka's default 3 both mean: this node)."),
+    def("offsets.topic.segment.bytes", Int, Some("104857600"), AtLeast(1), None, Used,
+        "Segment size of the offsets topic, in bytes."),
+    def("offsets.retention.minutes", Int, Some("10080"), AtLeast(1), None, Used,
+        "Committed offsets of empty groups expire after this many minutes."),
+    def("offsets.retention.check.interval.ms", Long, Some("600000"), AtLeast(1), None, Used,
+        "How often expired offsets are looked for, in milliseconds."),
+    def("offset.metadata.max.bytes", Int, Some("4096"), Validator::None, None, Used,
+        "Longest metadata string allowed with a committed offset."),
+    def("offsets.commit.timeout.ms", Int, Some("5000"), AtLeast(1), None, Info,
+        "Offset commit timeout (accepted; commits are local in klamm)."),
+    // --- transactions and producer ids ------------------------------------
+    def("transaction.state.log.replication.factor", Short, Some("3"), AtLeast(1), None, Info,
+        "Replication of the transaction state topic (1 and 3 both mean: this node)."),
+    def("transaction.state.log.min.isr", Int, Some("2"), AtLeast(1), None, Info,
+        "Min in-sync replicas of the transaction state topic (accepted; single node)."),
+    def("transaction.state.log.num.partitions", Int, Some("50"), AtLeast(1), None, Used,
+        "Partitions of the transaction state store."),
+    def("transaction.state.log.segment.bytes", Int, Some("104857600"), AtLeast(1), None, Used,
+        "Segment size of the transaction state topic, in bytes."),
+    def("transaction.max.timeout.ms", Int, Some("900000"), AtLeast(1), None, Used,
+        "Largest transaction timeout a producer may ask for."),
+    def("transactional.id.expiration.ms", Int, Some("604800000"), AtLeast(1), None, Used,
+        "Idle transactional ids expire after this many milliseconds."),
+    def("producer.id.expiration.ms", Int, Some("86400000"), AtLeast(1), None, Used,
+        "Idle producer ids expire after this many milliseconds."),
+    // --- log storage --------------------------------------------------------
+    def("log.dir", Str, Some("/tmp/klamm-logs"), Validator::None, None, Used,
+        "Directory holding the data (klamm default: /tmp/klamm-logs); used when log.dirs is unset."),
+    def("log.dirs", Str, None, Validator::None, None, Used,
+        "Data directory; Kafka allows several, klamm exactly one."),
+    def("log.segment.bytes", Int, Some("1073741824"), AtLeast(MIN_SEGMENT_BYTES), Some("segment.bytes"), Used,
+        "Largest size of one segment file, in bytes."),
+    def("log.roll.ms", Long, None, Validator::None, Some("segment.ms"), Used,
+        "Roll a new segment after this many milliseconds; unset uses log.roll.hours."),
+    def("log.roll.hours", Int, Some("168"), AtLeast(1), Some("segment.ms"), Used,
+        "Roll a new segment after this many hours (secondary to log.roll.ms)."),
+    def("log.roll.jitter.ms", Long, None, Validator::None, Some("segment.jitter.ms"), Used,
+        "Random jitter subtracted from the roll time, in milliseconds; unset uses log.roll.jitter.hours."),
+    def("log.roll.jitter.hours", Int, Some("0"), AtLeast(0), Some("segment.jitter.ms"), Used,
+        "Roll jitter in hours (secondary to log.roll.jitter.ms)."),
+    def("log.retention.ms", Long, None, Validator::None, Some("retention.ms"), Used,
+        "Delete segments older than this many milliseconds (-1: no limit); unset uses log.retention.minutes."),
+    def("log.retention.minutes", Int, None, Validator::None, Some("retention.ms"), Used,
+        "Retention in minutes (secondary to log.retention.ms); unset uses log.retention.hours."),
+    def("log.retention.hours", Int, Some("168"), Validator::None, Some("retention.ms"), Used,
+        "Retention in hours (tertiary to log.retention.ms)."),
+    def("log.retention.bytes", Long, Some("-1"), Validator::None, Some("retention.bytes"), Used,
+        "Delete old segments when a partition grows beyond this many bytes (-1: no limit)."),
+    def("log.retention.check.interval.ms", Long, Some("300000"), AtLeast(1), None, Used,
+        "How often retention is enforced, in milliseconds."),
+    def("log.cleanup.policy", List, Some("delete"), ListOf(CLEANUP_POLICIES), Some("cleanup.policy"), Used,
+        "Default cleanup policy: delete, compact, or both."),
+    def("log.index.size.max.bytes", Int, Some("10485760"), AtLeast(4), Some("segment.index.bytes"), Used,
+        "Largest size of one offset index file, in bytes."),
+    def("log.index.interval.bytes", Int, Some("4096"), AtLeast(0), Some("index.interval.bytes"), Used,
+        "Bytes of log between two offset index entries."),
+    def("log.flush.interval.messages", Long, Some(LONG_MAX), AtLeast(1), Some("flush.messages"), Used,
+        "Force an fsync after this many messages."),
+    def("log.flush.interval.ms", Long, None, Validator::None, Some("flush.ms"), Used,
+        "Force an fsync after this many milliseconds; unset uses log.flush.scheduler.interval.ms."),
+    def("log.flush.scheduler.interval.ms", Long, Some(LONG_MAX), Validator::None, Some("flush.ms"), Used,
+        "How often the flusher checks whether a log needs an fsync, in milliseconds."),
+    def("log.flush.offset.checkpoint.interval.ms", Int, Some("60000"), AtLeast(0), None, Used,
+        "How often the recovery point is checkpointed, in milliseconds."),
+    def("log.flush.start.offset.checkpoint.interval.ms", Int, Some("60000"), AtLeast(0), None, Used,
+        "How often log start offsets are checkpointed, in milliseconds."),
+    def("log.segment.delete.delay.ms", Long, Some("60000"), AtLeast(0), Some("file.delete.delay.ms"), Used,
+        "Delay before a deleted segment's files are removed, in milliseconds."),
+    def("log.preallocate", Boolean, Some("false"), Validator::None, Some("preallocate"), Used,
+        "Preallocate segment files when they are created."),
+    def("log.message.timestamp.type", Str, Some("CreateTime"), OneOf(TIMESTAMP_TYPES), Some("message.timestamp.type"), Used,
+        "Whether record timestamps are the producer's (CreateTime) or the broker's (LogAppendTime)."),
+    def("log.message.timestamp.before.max.ms", Long, Some(LONG_MAX), AtLeast(0), Some("message.timestamp.before.max.ms"), Used,
+        "With CreateTime, reject records whose timestamp is more than this far in the past."),
+    def("log.message.timestamp.after.max.ms", Long, Some("3600000"), AtLeast(0), Some("message.timestamp.after.max.ms"), Used,
+        "With CreateTime, reject records whose timestamp is more than this far in the future."),
+    def("num.recovery.threads.per.data.dir", Int, Some("2"), AtLeast(1), None, Info,
+        "Threads used for log recovery at startup (accepted; no effect in klamm)."),
+    def("log.cleaner.enable", Boolean, Some("true"), Validator::None, None, Info,
+        "Run the log cleaner for compacted topics."),
+    def("log.cleaner.threads", Int, Some("1"), AtLeast(0), None, Info,
+        "Log cleaner threads (accepted; no effect in klamm)."),
+    def("log.cleaner.backoff.ms", Long, Some("15000"), AtLeast(0), None, Info,
+        "Sleep of the log cleaner when there is nothing to clean, in milliseconds."),
+    def("log.cleaner.delete.retention.ms", Long, Some("86400000"), AtLeast(0), Some("delete.retention.ms"), Used,
+        "How long tombstones are kept in compacted topics, in milliseconds."),
+    def("log.cleaner.min.compaction.lag.ms", Long, Some("0"), AtLeast(0), Some("min.compaction.lag.ms"), Used,
+        "Least time a record stays uncompacted, in milliseconds."),
+    def("log.cleaner.max.compaction.lag.ms", Long, Some(LONG_MAX), AtLeast(1), Some("max.compaction.lag.ms"), Used,
+        "Longest time a record stays uncompacted, in milliseconds."),
+    def("log.cleaner.min.cleanable.ratio", Double, Some("0.5"), DoubleBetween(0.0, 1.0), Some("min.cleanable.dirty.ratio"), Used,
+        "Least dirty/total ratio before a log is compacted."),
+];
+
+/// Looks up a broker config by its Kafka name.
+pub fn broker_config_def(name: &str) -> Option<&'static BrokerConfigDef> {
+    BROKER_CONFIG_DEFS.iter().find(|d| d.name == name)
+}
+
+/// Broker configs that also set a given topic-level config, highest priority
+/// first (Kafka's synonym order, e.g. `retention.ms` ->
+/// `log.retention.ms`, `log.retention.minutes`, `log.retention.hours`).
+pub fn broker_synonyms_of_topic_config(topic_config: &str) -> Vec<&'static str> {
+    BROKER_CONFIG_DEFS
+        .iter()
+        .filter(|d| d.topic_config == Some(topic_config))
+        .map(|d| d.name)
+        .collect()
+}
+
+/// Broker configs that stand in for `name` when it is unset, `name` first
+/// (Kafka's `brokerConfigSynonyms`).
+pub fn broker_config_synonyms(name: &str) -> Vec<&'static str> {
+    let chain: &[&'static str] = match name {
+        "log.retention.ms" => &[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+        "log.retention.minutes" => &["log.retention.minutes", "log.retention.hours"],
+        "log.roll.ms" => &["log.roll.ms", "log.roll.hours"],
+        "log.roll.jitter.ms" => &["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        "log.flush.interval.ms" => &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        "node.id" => &["node.id", "broker.id"],
+        "broker.id" => &["broker.id", "node.id"],
+        "log.dirs" => &["log.dirs", "log.dir"],
+        _ => {
+            return broker_config_def(name)
+                .map(|d| vec![d.name])
+                .unwrap_or_default()
+        }
+    };
+    chain.to_vec()
+}
+
+/// Why a name is not a klamm config, for the error message: a pointer to
+/// what to do instead, if there is one.
+pub fn unknown_config_hint(name: &str) -> Option<String> {
+    const REMOVED_IN_4_0: &[&str] = &[
+        "log.message.format.version",
+        "message.format.version",
+        "log.message.downconversion.enable",
+        "log.message.timestamp.difference.max.ms",
+        "offsets.commit.required.acks",
+        "inter.broker.protocol.version",
+        "control.plane.listener.name",
+    ];
+    if name.starts_with("zookeeper.") {
+        return Some("ZooKeeper mode is gone in Kafka 4.0; klamm is KRaft-style only".into());
+    }
+    if REMOVED_IN_4_0.contains(&name) {
+        return Some("removed or not applicable in Kafka 4.0 KRaft mode".into());
+    }
+    if let Some(stripped) = name.strip_prefix("klamm.") {
+        return Some(format!("no klamm-specific setting '{stripped}' exists"));
+    }
+    closest_name(name).map(|n| format!("did you mean '{n}'?"))
+}
+
+/// Prefixes of Kafka settings that configure features klamm lacks (TLS,
+/// SASL, per-listener overrides); such keys are rejected as unsupported.
+pub fn unsupported_prefix(name: &str) -> Option<&'static str> {
+    const PREFIXES: &[(&str, &str)] = &[
+        (
+            "ssl.",
+            "TLS is not supported yet; klamm speaks PLAINTEXT only",
+        ),
+        (
+            "sasl.",
+            "SASL is not supported yet; klamm speaks PLAINTEXT only",
+        ),
+        (
+            "listener.name.",
+            "per-listener settings are not supported yet",
+        ),
+        ("authorizer.", "authorization is not supported yet"),
+        ("remote.log.", "tiered storage is not supported"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(p, _)| name.starts_with(p))
+        .map(|(_, why)| *why)
+}
+
+/// The known broker config closest to `name` (edit distance at most 3).
+fn closest_name(name: &str) -> Option<&'static str> {
+    if name.len() > super::MAX_CONFIG_NAME_BYTES {
+        return None;
+    }
+    BROKER_CONFIG_DEFS
+        .iter()
+        .map(|d| (edit_distance(name, d.name), d.name))
+        .filter(|(dist, _)| *dist <= 3)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over bytes; inputs are bounded by the caller.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::value::parse_value;
+
+    #[test]
+    fn names_are_unique_and_defaults_valid() {
+        let mut names: Vec<&str> = BROKER_CONFIG_DEFS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate broker config name");
+        for d in BROKER_CONFIG_DEFS {
+            assert!(!d.doc.is_empty(), "{} has no doc", d.name);
+            assert!(d.name.len() <= crate::config::MAX_CONFIG_NAME_BYTES);
+            if let Some(default) = d.default {
+                parse_value(d.name, default, d.ty, d.validator)
+                    .unwrap_or_else(|e| panic!("default of {} is invalid: {e}", d.name));
+            }
+        }
+    }
+
+    #[test]
+    fn kafka_4_defaults() {
+        let default = |n: &str| broker_config_def(n).unwrap().default;
+        assert_eq!(default("log.retention.hours"), Some("168"));
+        assert_eq!(default("log.segment.bytes"), Some("1073741824"));
+        assert_eq!(default("message.max.bytes"), Some("1048588"));
+        assert_eq!(default("socket.request.max.bytes"), Some("104857600"));
+        assert_eq!(
+            default("log.message.timestamp.after.max.ms"),
+            Some("3600000")
+        );
+        assert_eq!(default("num.recovery.threads.per.data.dir"), Some("2"));
+        assert_eq!(default("offsets.retention.minutes"), Some("10080"));
+        assert_eq!(default("log.flush.interval.ms"), None);
+        assert_eq!(default("log.flush.interval.messages"), Some(LONG_MAX));
+    }
+
+    #[test]
+    fn synonyms() {
+        assert_eq!(
+            broker_synonyms_of_topic_config("retention.ms"),
+            vec![
+                "log.retention.ms",
+                "log.retention.minutes",
+                "log.retention.hours"
+            ]
+        );
+        assert_eq!(
+            broker_synonyms_of_topic_config("segment.ms"),
+            vec!["log.roll.ms", "log.roll.hours"]
+        );
+        assert_eq!(
+            broker_synonyms_of_topic_config("flush.ms"),
+            vec!["log.flush.interval.ms", "log.flush.scheduler.interval.ms"]
+        );
+        assert_eq!(
+            broker_synonyms_of_topic_config("max.message.bytes"),
+            vec!["message.max.bytes"]
+        );
+        assert!(broker_synonyms_of_topic_config("remote.storage.enable").is_empty());
+        assert_eq!(
+            broker_config_synonyms("num.partitions"),
+            vec!["num.partitions"]
+        );
+        assert!(broker_config_synonyms("nope").is_empty());
+    }
+
+    #[test]
+    fn hints() {
+        assert_eq!(
+            unknown_config_hint("log.retention.houres").as_deref(),
+            Some("did you mean 'log.retention.hours'?")
+        );
+        assert!(unknown_config_hint("zookeeper.connect")
+            .unwrap()
+            .contains("ZooKeeper"));
+        assert!(unknown_config_hint("completely.different.thing.entirely").is_none());
+        assert!(unsupported_prefix("ssl.keystore.location").is_some());
+        assert!(unsupported_prefix("log.dir").is_none());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
