@@ -71,11 +71,11 @@ pub fn parse_subscription_topics(metadata: &[u8]) -> Result<Vec<String>, Subscri
     }
     // user_data: nullable bytes; it must be present in full for the v0
     // schema to parse, as Kafka's reader requires.
-    let user_data_len = r.i32()?;
-    if user_data_len >= 0 {
-        r.take(user_data_len as usize)?;
-    } else if user_data_len != -1 {
-        return Err(SubscriptionError::NegativeLength(user_data_len));
+    let user_data_bytes = r.i32()?;
+    if user_data_bytes >= 0 {
+        r.take(user_data_bytes as usize)?;
+    } else if user_data_bytes != -1 {
+        return Err(SubscriptionError::NegativeLength(user_data_bytes));
     }
     Ok(topics)
 }
@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn parses_v0_and_later_prefixes() {
         let v0 = encode_subscription(0, &["a", "topic-b"]);
-        assert_eq!(parse_subscription_topics(&v0).unwrap(), vec!["a", "topic-b"]);
+        assert_eq!(
+            parse_subscription_topics(&v0).unwrap(),
+            vec!["a", "topic-b"]
+        );
         let v3 = encode_subscription(3, &["x"]);
         assert_eq!(parse_subscription_topics(&v3).unwrap(), vec!["x"]);
         let none = encode_subscription(1, &[]);
@@ -113,20 +116,35 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        assert_eq!(parse_subscription_topics(&[]), Err(SubscriptionError::Truncated));
-        assert_eq!(parse_subscription_topics(&[0xff, 0xff]), Err(SubscriptionError::BadVersion(-1)));
+        assert_eq!(
+            parse_subscription_topics(&[]),
+            Err(SubscriptionError::Truncated)
+        );
+        assert_eq!(
+            parse_subscription_topics(&[0xff, 0xff]),
+            Err(SubscriptionError::BadVersion(-1))
+        );
         // Huge count with no data behind it.
         let mut b = vec![0, 0];
         b.extend_from_slice(&i32::MAX.to_be_bytes());
-        assert_eq!(parse_subscription_topics(&b), Err(SubscriptionError::Truncated));
+        assert_eq!(
+            parse_subscription_topics(&b),
+            Err(SubscriptionError::Truncated)
+        );
         // Negative count.
         let mut b = vec![0, 0];
         b.extend_from_slice(&(-5i32).to_be_bytes());
-        assert_eq!(parse_subscription_topics(&b), Err(SubscriptionError::NegativeLength(-5)));
+        assert_eq!(
+            parse_subscription_topics(&b),
+            Err(SubscriptionError::NegativeLength(-5))
+        );
         // Truncated every which way.
         let full = encode_subscription(0, &["abc", "de"]);
         for cut in 0..full.len() {
-            assert!(parse_subscription_topics(&full[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                parse_subscription_topics(&full[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
     }
 }

@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::group::errors::*;
-use crate::group::model::{generate_member_id, Group, Member};
 use crate::group::messages::*;
+use crate::group::model::{generate_member_id, Group, Member};
 use crate::group::offsets_store::{CommittedOffset, OffsetsStore, StoreRecord};
 use crate::group::state::GroupState;
 use crate::types::{Offset, TimestampMs};
@@ -126,10 +126,18 @@ impl Inner {
             return Ok(None);
         }
         if map.len() >= MAX_GROUPS {
-            tracing::warn!(group = group_id, limit = MAX_GROUPS, "too many groups; refusing to create another");
+            tracing::warn!(
+                group = group_id,
+                limit = MAX_GROUPS,
+                "too many groups; refusing to create another"
+            );
             return Err(COORDINATOR_NOT_AVAILABLE);
         }
-        let g = Arc::new(Mutex::new(Group::new(group_id.to_string(), GroupState::Empty, now())));
+        let g = Arc::new(Mutex::new(Group::new(
+            group_id.to_string(),
+            GroupState::Empty,
+            now(),
+        )));
         map.insert(group_id.to_string(), g.clone());
         Ok(Some(g))
     }
@@ -249,7 +257,11 @@ impl Ctx<'_> {
             tracing::info!(group = %g.group_id, member = %member_id, "pending member expired");
             g.remove_member(&member_id);
             if g.is(GroupState::PreparingRebalance) && g.has_all_members_joined() {
-                Ctx { inner: &inner, group_ref: &group_ref }.complete_join(&mut g);
+                Ctx {
+                    inner: &inner,
+                    group_ref: &group_ref,
+                }
+                .complete_join(&mut g);
             }
         });
     }
@@ -265,12 +277,16 @@ impl Ctx<'_> {
             if g.join_timer_epoch != epoch || g.is(GroupState::Dead) {
                 return;
             }
-            let ctx = Ctx { inner: &inner, group_ref: &group_ref };
+            let ctx = Ctx {
+                inner: &inner,
+                group_ref: &group_ref,
+            };
             match kind {
                 JoinTimer::Complete => ctx.complete_join(&mut g),
-                JoinTimer::Initial { delay_ms, remaining_ms } => {
-                    ctx.try_complete_initial_rebalance(&mut g, delay_ms, remaining_ms)
-                }
+                JoinTimer::Initial {
+                    delay_ms,
+                    remaining_ms,
+                } => ctx.try_complete_initial_rebalance(&mut g, delay_ms, remaining_ms),
             }
         });
     }
@@ -292,7 +308,11 @@ impl Ctx<'_> {
             if g.sync_timer_epoch != epoch {
                 return;
             }
-            Ctx { inner: &inner, group_ref: &group_ref }.expire_pending_sync(&mut g, generation_id);
+            Ctx {
+                inner: &inner,
+                group_ref: &group_ref,
+            }
+            .expire_pending_sync(&mut g, generation_id);
         });
     }
 
@@ -312,7 +332,10 @@ impl Ctx<'_> {
             self.schedule_join_timer(
                 g,
                 new_delay_ms,
-                JoinTimer::Initial { delay_ms: new_delay_ms, remaining_ms: new_remaining_ms },
+                JoinTimer::Initial {
+                    delay_ms: new_delay_ms,
+                    remaining_ms: new_remaining_ms,
+                },
             );
         } else {
             self.complete_join(g);
@@ -328,7 +351,14 @@ impl Ctx<'_> {
         if initial {
             let delay_ms = self.config().initial_rebalance_delay_ms;
             let remaining_ms = (g.rebalance_timeout_ms() - delay_ms).max(0);
-            self.schedule_join_timer(g, delay_ms, JoinTimer::Initial { delay_ms, remaining_ms });
+            self.schedule_join_timer(
+                g,
+                delay_ms,
+                JoinTimer::Initial {
+                    delay_ms,
+                    remaining_ms,
+                },
+            );
         }
         let old_state = g.state();
         g.transition_to(GroupState::PreparingRebalance, now());
@@ -372,8 +402,12 @@ impl Ctx<'_> {
         if !g.is(GroupState::PreparingRebalance) {
             return;
         }
-        let not_rejoined: Vec<String> =
-            g.members.values().filter(|m| !m.is_awaiting_join() && !m.is_static()).map(|m| m.member_id.clone()).collect();
+        let not_rejoined: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| !m.is_awaiting_join() && !m.is_static())
+            .map(|m| m.member_id.clone())
+            .collect();
         if !not_rejoined.is_empty() {
             for id in &not_rejoined {
                 g.remove_member(id);
@@ -405,7 +439,11 @@ impl Ctx<'_> {
                 leader: g.leader_id.clone().unwrap_or_default(),
                 skip_assignment: false,
                 member_id: id.clone(),
-                members: if is_leader { leader_members.clone() } else { Vec::new() },
+                members: if is_leader {
+                    leader_members.clone()
+                } else {
+                    Vec::new()
+                },
             };
             let session_timeout_ms = match g.members.get_mut(&id) {
                 Some(m) => {
@@ -425,7 +463,10 @@ impl Ctx<'_> {
         if generation_id != g.generation_id {
             return;
         }
-        if !matches!(g.state(), GroupState::CompletingRebalance | GroupState::Stable) {
+        if !matches!(
+            g.state(),
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) {
             return;
         }
         if g.pending_sync_members.is_empty() {
@@ -442,7 +483,9 @@ impl Ctx<'_> {
     fn remove_pending_sync_member(&self, g: &mut Group, member_id: &str) {
         g.pending_sync_members.remove(member_id);
         match g.state() {
-            GroupState::Dead | GroupState::Empty | GroupState::PreparingRebalance => g.sync_timer_epoch += 1,
+            GroupState::Dead | GroupState::Empty | GroupState::PreparingRebalance => {
+                g.sync_timer_epoch += 1
+            }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 if g.pending_sync_members.is_empty() {
                     g.sync_timer_epoch += 1;
@@ -452,7 +495,11 @@ impl Ctx<'_> {
     }
 
     fn reset_and_propagate_assignment_error(&self, g: &mut Group, error_code: i16) {
-        assert!(g.is(GroupState::CompletingRebalance), "group {} must be CompletingRebalance", g.group_id);
+        assert!(
+            g.is(GroupState::CompletingRebalance),
+            "group {} must be CompletingRebalance",
+            g.group_id
+        );
         for m in g.members.values_mut() {
             m.assignment = Bytes::new();
         }
@@ -460,7 +507,11 @@ impl Ctx<'_> {
     }
 
     fn set_and_propagate_assignment(&self, g: &mut Group, mut assignment: HashMap<String, Bytes>) {
-        assert!(g.is(GroupState::CompletingRebalance), "group {} must be CompletingRebalance", g.group_id);
+        assert!(
+            g.is(GroupState::CompletingRebalance),
+            "group {} must be CompletingRebalance",
+            g.group_id
+        );
         for (id, m) in g.members.iter_mut() {
             m.assignment = assignment.remove(id).unwrap_or_default();
         }
@@ -468,11 +519,16 @@ impl Ctx<'_> {
     }
 
     fn propagate_assignment(&self, g: &mut Group, error_code: i16) {
-        let (protocol_type, protocol_name) =
-            if error_code == NONE { (g.protocol_type.clone(), g.protocol_name.clone()) } else { (None, None) };
+        let (protocol_type, protocol_name) = if error_code == NONE {
+            (g.protocol_type.clone(), g.protocol_name.clone())
+        } else {
+            (None, None)
+        };
         let ids = g.member_ids_in_order();
         for id in ids {
-            let Some(m) = g.members.get_mut(&id) else { continue };
+            let Some(m) = g.members.get_mut(&id) else {
+                continue;
+            };
             let response = SyncGroupResponse {
                 error_code,
                 protocol_type: protocol_type.clone(),
@@ -512,9 +568,14 @@ impl Ctx<'_> {
         if g.persisted_meta.as_ref() == Some(&meta) {
             return;
         }
-        match self.inner.store.submit(vec![StoreRecord::GroupMeta { group: g.group_id.clone(), meta: meta.clone() }]) {
+        match self.inner.store.submit(vec![StoreRecord::GroupMeta {
+            group: g.group_id.clone(),
+            meta: meta.clone(),
+        }]) {
             Ok(_rx) => g.persisted_meta = Some(meta),
-            Err(e) => tracing::warn!(group = %g.group_id, error = %e, "could not persist group metadata"),
+            Err(e) => {
+                tracing::warn!(group = %g.group_id, error = %e, "could not persist group metadata")
+            }
         }
     }
 
@@ -525,7 +586,10 @@ impl Ctx<'_> {
         match g.state() {
             GroupState::Empty | GroupState::Dead => true,
             GroupState::PreparingRebalance => {
-                g.members.get(member_id).is_some_and(Member::is_awaiting_join) || g.num_awaiting_join() < max
+                g.members
+                    .get(member_id)
+                    .is_some_and(Member::is_awaiting_join)
+                    || g.num_awaiting_join() < max
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 g.has_member(member_id) || g.members.len() < max
@@ -558,7 +622,13 @@ impl Ctx<'_> {
         if let Some(instance_id) = &req.group_instance_id {
             if let Some(old_member_id) = g.static_member_id(instance_id).map(str::to_string) {
                 tracing::info!(group = %g.group_id, instance = %instance_id, old = %old_member_id, new = %new_member_id, "static member rejoins with a new member id");
-                return self.update_static_member(g, req, instance_id, &old_member_id, &new_member_id);
+                return self.update_static_member(
+                    g,
+                    req,
+                    instance_id,
+                    &old_member_id,
+                    &new_member_id,
+                );
             }
             return self.add_member_then_rebalance_or_complete_join(g, req, new_member_id);
         }
@@ -573,13 +643,23 @@ impl Ctx<'_> {
         self.add_member_then_rebalance_or_complete_join(g, req, new_member_id)
     }
 
-    fn join_existing_member(&self, g: &mut Group, req: &JoinGroupRequest) -> Outcome<JoinGroupResponse> {
+    fn join_existing_member(
+        &self,
+        g: &mut Group,
+        req: &JoinGroupRequest,
+    ) -> Outcome<JoinGroupResponse> {
         let member_id = req.member_id.as_str();
         if g.is(GroupState::Dead) {
-            return Outcome::Done(JoinGroupResponse::error(member_id, COORDINATOR_NOT_AVAILABLE));
+            return Outcome::Done(JoinGroupResponse::error(
+                member_id,
+                COORDINATOR_NOT_AVAILABLE,
+            ));
         }
         if !g.supports_protocols(&req.protocol_type, &req.protocols) {
-            return Outcome::Done(JoinGroupResponse::error(member_id, INCONSISTENT_GROUP_PROTOCOL));
+            return Outcome::Done(JoinGroupResponse::error(
+                member_id,
+                INCONSISTENT_GROUP_PROTOCOL,
+            ));
         }
         if g.is_pending_member(member_id) {
             if req.group_instance_id.is_some() {
@@ -596,20 +676,36 @@ impl Ctx<'_> {
         };
         let matches = member.matches(&req.protocols);
         match g.state() {
-            GroupState::PreparingRebalance => self.update_member_then_rebalance_or_complete_join(g, req, "rejoin during rebalance"),
+            GroupState::PreparingRebalance => self.update_member_then_rebalance_or_complete_join(
+                g,
+                req,
+                "rejoin during rebalance",
+            ),
             GroupState::CompletingRebalance => {
                 if matches {
                     // The member missed its JoinGroup answer: repeat it.
-                    Outcome::Done(self.current_generation_response(g, member_id, g.is_leader(member_id)))
+                    Outcome::Done(self.current_generation_response(
+                        g,
+                        member_id,
+                        g.is_leader(member_id),
+                    ))
                 } else {
-                    self.update_member_then_rebalance_or_complete_join(g, req, "metadata changed during CompletingRebalance")
+                    self.update_member_then_rebalance_or_complete_join(
+                        g,
+                        req,
+                        "metadata changed during CompletingRebalance",
+                    )
                 }
             }
             GroupState::Stable => {
                 if g.is_leader(member_id) {
                     self.update_member_then_rebalance_or_complete_join(g, req, "leader rejoined")
                 } else if !matches {
-                    self.update_member_then_rebalance_or_complete_join(g, req, "member metadata changed")
+                    self.update_member_then_rebalance_or_complete_join(
+                        g,
+                        req,
+                        "member metadata changed",
+                    )
                 } else {
                     Outcome::Done(self.current_generation_response(g, member_id, false))
                 }
@@ -620,7 +716,12 @@ impl Ctx<'_> {
         }
     }
 
-    fn current_generation_response(&self, g: &Group, member_id: &str, with_members: bool) -> JoinGroupResponse {
+    fn current_generation_response(
+        &self,
+        g: &Group,
+        member_id: &str,
+        with_members: bool,
+    ) -> JoinGroupResponse {
         JoinGroupResponse {
             error_code: NONE,
             generation_id: g.generation_id,
@@ -629,7 +730,11 @@ impl Ctx<'_> {
             leader: g.leader_id.clone().unwrap_or_default(),
             skip_assignment: false,
             member_id: member_id.to_string(),
-            members: if with_members { g.current_member_metadata() } else { Vec::new() },
+            members: if with_members {
+                g.current_member_metadata()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -668,7 +773,12 @@ impl Ctx<'_> {
         Outcome::Wait(rx)
     }
 
-    fn update_member(&self, g: &mut Group, member_id: &str, req: &JoinGroupRequest) -> Option<oneshot::Receiver<JoinGroupResponse>> {
+    fn update_member(
+        &self,
+        g: &mut Group,
+        member_id: &str,
+        req: &JoinGroupRequest,
+    ) -> Option<oneshot::Receiver<JoinGroupResponse>> {
         let m = g.members.get_mut(member_id)?;
         let (tx, rx) = oneshot::channel();
         m.protocols = req.protocols.clone();
@@ -686,7 +796,10 @@ impl Ctx<'_> {
         reason: &str,
     ) -> Outcome<JoinGroupResponse> {
         let Some(rx) = self.update_member(g, &req.member_id, req) else {
-            return Outcome::Done(JoinGroupResponse::error(req.member_id.as_str(), UNKNOWN_MEMBER_ID));
+            return Outcome::Done(JoinGroupResponse::error(
+                req.member_id.as_str(),
+                UNKNOWN_MEMBER_ID,
+            ));
         };
         self.maybe_prepare_rebalance_or_complete_join(g, reason);
         Outcome::Wait(rx)
@@ -729,7 +842,10 @@ impl Ctx<'_> {
                         m.complete_join(response);
                     }
                 } else {
-                    self.maybe_prepare_rebalance_or_complete_join(g, "static member changed the group's protocol");
+                    self.maybe_prepare_rebalance_or_complete_join(
+                        g,
+                        "static member changed the group's protocol",
+                    );
                 }
             }
             GroupState::CompletingRebalance => {
@@ -739,7 +855,10 @@ impl Ctx<'_> {
             GroupState::PreparingRebalance => self.maybe_complete_join_phase(g),
             GroupState::Empty | GroupState::Dead => {
                 if let Some(m) = g.members.get_mut(new_member_id) {
-                    m.complete_join(JoinGroupResponse::error(new_member_id, UNKNOWN_SERVER_ERROR));
+                    m.complete_join(JoinGroupResponse::error(
+                        new_member_id,
+                        UNKNOWN_SERVER_ERROR,
+                    ));
                 }
             }
         }
@@ -767,7 +886,9 @@ impl Ctx<'_> {
             return Outcome::Done(SyncGroupResponse::error(INCONSISTENT_GROUP_PROTOCOL));
         }
         match g.state() {
-            GroupState::PreparingRebalance => Outcome::Done(SyncGroupResponse::error(REBALANCE_IN_PROGRESS)),
+            GroupState::PreparingRebalance => {
+                Outcome::Done(SyncGroupResponse::error(REBALANCE_IN_PROGRESS))
+            }
             GroupState::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
                 if let Some(m) = g.members.get_mut(&req.member_id) {
@@ -789,7 +910,11 @@ impl Ctx<'_> {
             }
             GroupState::Stable => {
                 self.remove_pending_sync_member(g, &req.member_id);
-                let assignment = g.members.get(&req.member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                let assignment = g
+                    .members
+                    .get(&req.member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
                 Outcome::Done(SyncGroupResponse {
                     error_code: NONE,
                     protocol_type: g.protocol_type.clone(),
@@ -797,7 +922,9 @@ impl Ctx<'_> {
                     assignment,
                 })
             }
-            GroupState::Empty | GroupState::Dead => Outcome::Done(SyncGroupResponse::error(UNKNOWN_MEMBER_ID)),
+            GroupState::Empty | GroupState::Dead => {
+                Outcome::Done(SyncGroupResponse::error(UNKNOWN_MEMBER_ID))
+            }
         }
     }
 
@@ -813,7 +940,10 @@ impl Ctx<'_> {
 
     fn leave(&self, g: &mut Group, members: &[LeaveGroupMember]) -> LeaveGroupResponse {
         if g.is(GroupState::Dead) {
-            return LeaveGroupResponse { error_code: COORDINATOR_NOT_AVAILABLE, members: Vec::new() };
+            return LeaveGroupResponse {
+                error_code: COORDINATOR_NOT_AVAILABLE,
+                members: Vec::new(),
+            };
         }
         let mut responses = Vec::with_capacity(members.len());
         let mut any_left = false;
@@ -821,7 +951,12 @@ impl Ctx<'_> {
             let reason = leaving.reason.as_deref().unwrap_or("not provided");
             let error_code = if leaving.member_id.is_empty() {
                 // Admin removal of a static member by instance id.
-                match leaving.group_instance_id.as_deref().and_then(|i| g.static_member_id(i)).map(str::to_string) {
+                match leaving
+                    .group_instance_id
+                    .as_deref()
+                    .and_then(|i| g.static_member_id(i))
+                    .map(str::to_string)
+                {
                     Some(current) => {
                         self.remove_current_member(g, &current, reason);
                         NONE
@@ -856,7 +991,10 @@ impl Ctx<'_> {
                 _ => {}
             }
         }
-        LeaveGroupResponse { error_code: NONE, members: responses }
+        LeaveGroupResponse {
+            error_code: NONE,
+            members: responses,
+        }
     }
 }
 
@@ -933,7 +1071,10 @@ fn commit_error_response(req: &OffsetCommitRequest, error_code: i16) -> OffsetCo
                 partitions: t
                     .partitions
                     .iter()
-                    .map(|p| OffsetCommitPartitionResponse { partition_index: p.partition_index, error_code })
+                    .map(|p| OffsetCommitPartitionResponse {
+                        partition_index: p.partition_index,
+                        error_code,
+                    })
                     .collect(),
             })
             .collect(),
@@ -985,7 +1126,9 @@ pub struct GroupCoordinator {
 
 impl std::fmt::Debug for GroupCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCoordinator").field("config", &self.inner.config).finish()
+        f.debug_struct("GroupCoordinator")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 
@@ -1001,7 +1144,11 @@ impl GroupCoordinator {
             groups.insert(group_id, Arc::new(Mutex::new(g)));
         }
         if !groups.is_empty() {
-            tracing::info!(groups = groups.len(), offsets = store.offset_count(), "restored consumer groups");
+            tracing::info!(
+                groups = groups.len(),
+                offsets = store.offset_count(),
+                "restored consumer groups"
+            );
         }
         GroupCoordinator {
             inner: Arc::new(Inner {
@@ -1047,17 +1194,26 @@ impl GroupCoordinator {
             return JoinGroupResponse::error(req.member_id, INVALID_GROUP_ID);
         }
         let cfg = &self.inner.config;
-        if req.session_timeout_ms < cfg.min_session_timeout_ms || req.session_timeout_ms > cfg.max_session_timeout_ms {
+        if req.session_timeout_ms < cfg.min_session_timeout_ms
+            || req.session_timeout_ms > cfg.max_session_timeout_ms
+        {
             return JoinGroupResponse::error(req.member_id, INVALID_SESSION_TIMEOUT);
         }
-        let group_ref = match self.inner.get_or_create_group(&req.group_id, req.member_id.is_empty()) {
+        let group_ref = match self
+            .inner
+            .get_or_create_group(&req.group_id, req.member_id.is_empty())
+        {
             Ok(Some(g)) => g,
             Ok(None) => return JoinGroupResponse::error(req.member_id, UNKNOWN_MEMBER_ID),
             Err(e) => return JoinGroupResponse::error(req.member_id, e),
         };
         let outcome = {
             let mut g = lock_group(&group_ref);
-            Ctx { inner: &self.inner, group_ref: &group_ref }.join(&mut g, &req)
+            Ctx {
+                inner: &self.inner,
+                group_ref: &group_ref,
+            }
+            .join(&mut g, &req)
         };
         match outcome {
             Outcome::Done(r) => r,
@@ -1084,7 +1240,11 @@ impl GroupCoordinator {
         };
         let outcome = {
             let mut g = lock_group(&group_ref);
-            Ctx { inner: &self.inner, group_ref: &group_ref }.sync(&mut g, &req)
+            Ctx {
+                inner: &self.inner,
+                group_ref: &group_ref,
+            }
+            .sync(&mut g, &req)
         };
         match outcome {
             Outcome::Done(r) => r,
@@ -1120,8 +1280,14 @@ impl GroupCoordinator {
         if req.generation_id != g.generation_id {
             return ILLEGAL_GENERATION;
         }
-        let ctx = Ctx { inner: &self.inner, group_ref: &group_ref };
-        let session_timeout_ms = g.members.get(&req.member_id).map_or(0, |m| m.session_timeout_ms);
+        let ctx = Ctx {
+            inner: &self.inner,
+            group_ref: &group_ref,
+        };
+        let session_timeout_ms = g
+            .members
+            .get(&req.member_id)
+            .map_or(0, |m| m.session_timeout_ms);
         match g.state() {
             GroupState::Empty | GroupState::Dead => UNKNOWN_MEMBER_ID,
             GroupState::PreparingRebalance => {
@@ -1139,16 +1305,29 @@ impl GroupCoordinator {
     /// top-level UNKNOWN_MEMBER_ID, as Kafka 4's coordinator does.
     pub async fn leave_group(&self, req: LeaveGroupRequest) -> LeaveGroupResponse {
         if !self.is_active() {
-            return LeaveGroupResponse { error_code: COORDINATOR_NOT_AVAILABLE, members: Vec::new() };
+            return LeaveGroupResponse {
+                error_code: COORDINATOR_NOT_AVAILABLE,
+                members: Vec::new(),
+            };
         }
         if req.group_id.is_empty() {
-            return LeaveGroupResponse { error_code: INVALID_GROUP_ID, members: Vec::new() };
+            return LeaveGroupResponse {
+                error_code: INVALID_GROUP_ID,
+                members: Vec::new(),
+            };
         }
         let Some(group_ref) = self.inner.get_group(&req.group_id) else {
-            return LeaveGroupResponse { error_code: UNKNOWN_MEMBER_ID, members: Vec::new() };
+            return LeaveGroupResponse {
+                error_code: UNKNOWN_MEMBER_ID,
+                members: Vec::new(),
+            };
         };
         let mut g = lock_group(&group_ref);
-        Ctx { inner: &self.inner, group_ref: &group_ref }.leave(&mut g, &req.members)
+        Ctx {
+            inner: &self.inner,
+            group_ref: &group_ref,
+        }
+        .leave(&mut g, &req.members)
     }
 
     /// OffsetCommit. Answers once the offsets are durable.
@@ -1169,7 +1348,11 @@ impl GroupCoordinator {
                 }
             }
             None => {
-                let e = if req.api_version >= 9 { GROUP_ID_NOT_FOUND } else { ILLEGAL_GENERATION };
+                let e = if req.api_version >= 9 {
+                    GROUP_ID_NOT_FOUND
+                } else {
+                    ILLEGAL_GENERATION
+                };
                 return commit_error_response(&req, e);
             }
         };
@@ -1178,9 +1361,17 @@ impl GroupCoordinator {
             if let Some(e) = validate_offset_commit(&g, &req) {
                 return commit_error_response(&req, e);
             }
-            let ctx = Ctx { inner: &self.inner, group_ref: &group_ref };
-            if matches!(g.state(), GroupState::Stable | GroupState::PreparingRebalance) {
-                if let Some(session_timeout_ms) = g.members.get(&req.member_id).map(|m| m.session_timeout_ms) {
+            let ctx = Ctx {
+                inner: &self.inner,
+                group_ref: &group_ref,
+            };
+            if matches!(
+                g.state(),
+                GroupState::Stable | GroupState::PreparingRebalance
+            ) {
+                if let Some(session_timeout_ms) =
+                    g.members.get(&req.member_id).map(|m| m.session_timeout_ms)
+                {
                     ctx.schedule_heartbeat(&mut g, &req.member_id, session_timeout_ms);
                 }
             }
@@ -1188,44 +1379,60 @@ impl GroupCoordinator {
             let expire_ts = if req.retention_time_ms == -1 {
                 None
             } else {
-                Some(TimestampMs(commit_ts.0.saturating_add(req.retention_time_ms)))
+                Some(TimestampMs(
+                    commit_ts.0.saturating_add(req.retention_time_ms),
+                ))
             };
             let max_metadata = self.inner.config.offset_metadata_max_bytes;
             let store = &self.inner.store;
             let room = MAX_COMMITTED_OFFSETS.saturating_sub(store.offset_count());
             let mut new_keys = 0usize;
             let mut records = Vec::new();
-            let mut response = OffsetCommitResponse { topics: Vec::with_capacity(req.topics.len()) };
+            let mut response = OffsetCommitResponse {
+                topics: Vec::with_capacity(req.topics.len()),
+            };
             for t in &req.topics {
                 let mut parts = Vec::with_capacity(t.partitions.len());
                 for p in &t.partitions {
-                    let error_code = if metadata_too_large(p.committed_metadata.as_deref(), max_metadata) {
-                        OFFSET_METADATA_TOO_LARGE
-                    } else {
-                        let is_new = store.committed_offset(&req.group_id, &t.name, p.partition_index).is_none();
-                        if is_new && new_keys >= room {
-                            tracing::warn!(limit = MAX_COMMITTED_OFFSETS, "too many committed offsets; refusing new partitions");
-                            UNKNOWN_SERVER_ERROR
+                    let error_code =
+                        if metadata_too_large(p.committed_metadata.as_deref(), max_metadata) {
+                            OFFSET_METADATA_TOO_LARGE
                         } else {
-                            new_keys += usize::from(is_new);
-                            records.push(StoreRecord::OffsetCommit {
-                                group: req.group_id.clone(),
-                                topic: t.name.clone(),
-                                partition: p.partition_index,
-                                value: CommittedOffset {
-                                    offset: Offset(p.committed_offset),
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: p.committed_metadata.clone().unwrap_or_default(),
-                                    commit_timestamp: commit_ts,
-                                    expire_timestamp: expire_ts,
-                                },
-                            });
-                            NONE
-                        }
-                    };
-                    parts.push(OffsetCommitPartitionResponse { partition_index: p.partition_index, error_code });
+                            let is_new = store
+                                .committed_offset(&req.group_id, &t.name, p.partition_index)
+                                .is_none();
+                            if is_new && new_keys >= room {
+                                tracing::warn!(
+                                    limit = MAX_COMMITTED_OFFSETS,
+                                    "too many committed offsets; refusing new partitions"
+                                );
+                                UNKNOWN_SERVER_ERROR
+                            } else {
+                                new_keys += usize::from(is_new);
+                                records.push(StoreRecord::OffsetCommit {
+                                    group: req.group_id.clone(),
+                                    topic: t.name.clone(),
+                                    partition: p.partition_index,
+                                    value: CommittedOffset {
+                                        offset: Offset(p.committed_offset),
+                                        leader_epoch: p.committed_leader_epoch,
+                                        metadata: p.committed_metadata.clone().unwrap_or_default(),
+                                        commit_timestamp: commit_ts,
+                                        expire_timestamp: expire_ts,
+                                    },
+                                });
+                                NONE
+                            }
+                        };
+                    parts.push(OffsetCommitPartitionResponse {
+                        partition_index: p.partition_index,
+                        error_code,
+                    });
                 }
-                response.topics.push(OffsetCommitTopicResponse { name: t.name.clone(), partitions: parts });
+                response.topics.push(OffsetCommitTopicResponse {
+                    name: t.name.clone(),
+                    partitions: parts,
+                });
             }
             if records.is_empty() {
                 return response;
@@ -1233,7 +1440,13 @@ impl GroupCoordinator {
             let meta = g.stored_meta();
             let previous_meta = g.persisted_meta.clone();
             if previous_meta.as_ref() != Some(&meta) {
-                records.insert(0, StoreRecord::GroupMeta { group: req.group_id.clone(), meta: meta.clone() });
+                records.insert(
+                    0,
+                    StoreRecord::GroupMeta {
+                        group: req.group_id.clone(),
+                        meta: meta.clone(),
+                    },
+                );
                 g.persisted_meta = Some(meta);
             }
             match store.submit(records) {
@@ -1249,7 +1462,9 @@ impl GroupCoordinator {
                 }
             }
         };
-        let _guard = PendingCommitGuard { group_ref: group_ref.clone() };
+        let _guard = PendingCommitGuard {
+            group_ref: group_ref.clone(),
+        };
         let result = rx.await.unwrap_or(Err(StoreError::Closed));
         if let Err(e) = result {
             tracing::warn!(group = %req.group_id, error = %e, "offset commit failed");
@@ -1264,53 +1479,84 @@ impl GroupCoordinator {
     /// offset -1, metadata "" and no error, as in Kafka.
     pub async fn offset_fetch(&self, req: OffsetFetchRequest) -> OffsetFetchResponse {
         if !self.is_active() {
-            return OffsetFetchResponse { group_id: req.group_id, error_code: COORDINATOR_NOT_AVAILABLE, topics: Vec::new() };
+            return OffsetFetchResponse {
+                group_id: req.group_id,
+                error_code: COORDINATOR_NOT_AVAILABLE,
+                topics: Vec::new(),
+            };
         }
         // No transactional offsets exist, so `require_stable` never finds
         // unstable ones.
         let _ = req.require_stable;
-        let topics = self.inner.store.with_group(&req.group_id, |stored| match &req.topics {
-            Some(requested) => requested
-                .iter()
-                .map(|(topic, partitions)| {
-                    let known = stored.and_then(|s| s.offsets.get(topic));
-                    OffsetFetchTopicResponse {
-                        name: topic.clone(),
-                        partitions: partitions
-                            .iter()
-                            .map(|&p| match known.and_then(|k| k.get(&p)) {
-                                Some(c) => fetched_offset(p, c),
-                                None => unknown_offset(p),
-                            })
-                            .collect(),
-                    }
-                })
-                .collect(),
-            None => stored
-                .map(|s| {
-                    s.offsets
-                        .iter()
-                        .map(|(topic, parts)| OffsetFetchTopicResponse {
+        let topics = self
+            .inner
+            .store
+            .with_group(&req.group_id, |stored| match &req.topics {
+                Some(requested) => requested
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        let known = stored.and_then(|s| s.offsets.get(topic));
+                        OffsetFetchTopicResponse {
                             name: topic.clone(),
-                            partitions: parts.iter().map(|(&p, c)| fetched_offset(p, c)).collect(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
-        OffsetFetchResponse { group_id: req.group_id, error_code: NONE, topics }
+                            partitions: partitions
+                                .iter()
+                                .map(|&p| match known.and_then(|k| k.get(&p)) {
+                                    Some(c) => fetched_offset(p, c),
+                                    None => unknown_offset(p),
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+                None => stored
+                    .map(|s| {
+                        s.offsets
+                            .iter()
+                            .map(|(topic, parts)| OffsetFetchTopicResponse {
+                                name: topic.clone(),
+                                partitions: parts
+                                    .iter()
+                                    .map(|(&p, c)| fetched_offset(p, c))
+                                    .collect(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        OffsetFetchResponse {
+            group_id: req.group_id,
+            error_code: NONE,
+            topics,
+        }
     }
 
     /// ListGroups, filtered by state names (case-insensitive) and group
     /// types ("classic" is the only type served).
-    pub async fn list_groups(&self, states_filter: &[String], types_filter: &[String]) -> ListGroupsResponse {
+    pub async fn list_groups(
+        &self,
+        states_filter: &[String],
+        types_filter: &[String],
+    ) -> ListGroupsResponse {
         if !self.is_active() {
-            return ListGroupsResponse { error_code: COORDINATOR_NOT_AVAILABLE, groups: Vec::new() };
+            return ListGroupsResponse {
+                error_code: COORDINATOR_NOT_AVAILABLE,
+                groups: Vec::new(),
+            };
         }
-        if !types_filter.is_empty() && !types_filter.iter().any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE)) {
-            return ListGroupsResponse { error_code: NONE, groups: Vec::new() };
+        if !types_filter.is_empty()
+            && !types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE))
+        {
+            return ListGroupsResponse {
+                error_code: NONE,
+                groups: Vec::new(),
+            };
         }
-        let states: HashSet<String> = states_filter.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let states: HashSet<String> = states_filter
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
         let mut groups = Vec::new();
         for group_ref in self.inner.all_groups() {
             let g = lock_group(&group_ref);
@@ -1328,7 +1574,10 @@ impl GroupCoordinator {
             });
         }
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        ListGroupsResponse { error_code: NONE, groups }
+        ListGroupsResponse {
+            error_code: NONE,
+            groups,
+        }
     }
 
     /// DescribeGroups. Unknown groups are reported as "Dead" without error,
@@ -1359,7 +1608,11 @@ impl GroupCoordinator {
                     return dead(NONE);
                 }
                 let stable = g.is(GroupState::Stable);
-                let protocol = if stable { g.protocol_name.clone().unwrap_or_default() } else { String::new() };
+                let protocol = if stable {
+                    g.protocol_name.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 let members = g
                     .members_in_order()
                     .into_iter()
@@ -1368,8 +1621,16 @@ impl GroupCoordinator {
                         group_instance_id: m.group_instance_id.clone(),
                         client_id: m.client_id.clone(),
                         client_host: m.client_host.clone(),
-                        member_metadata: if stable { m.metadata(&protocol).cloned().unwrap_or_default() } else { Bytes::new() },
-                        member_assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+                        member_metadata: if stable {
+                            m.metadata(&protocol).cloned().unwrap_or_default()
+                        } else {
+                            Bytes::new()
+                        },
+                        member_assignment: if stable {
+                            m.assignment.clone()
+                        } else {
+                            Bytes::new()
+                        },
                     })
                     .collect();
                 DescribedGroup {
@@ -1400,15 +1661,17 @@ impl GroupCoordinator {
                         let mut g = lock_group(&group_ref);
                         match g.state() {
                             GroupState::Dead => GROUP_ID_NOT_FOUND,
-                            GroupState::Stable | GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                                NON_EMPTY_GROUP
-                            }
+                            GroupState::Stable
+                            | GroupState::PreparingRebalance
+                            | GroupState::CompletingRebalance => NON_EMPTY_GROUP,
                             GroupState::Empty => {
                                 g.transition_to(GroupState::Dead, now());
                                 g.join_timer_epoch += 1;
                                 g.sync_timer_epoch += 1;
                                 Inner::remove_group_entry(&mut map, group_id, &group_ref);
-                                match self.inner.store.submit(vec![StoreRecord::GroupTombstone { group: group_id.clone() }]) {
+                                match self.inner.store.submit(vec![StoreRecord::GroupTombstone {
+                                    group: group_id.clone(),
+                                }]) {
                                     Ok(rx) => {
                                         waits.push((results.len(), rx));
                                         NONE
@@ -1420,7 +1683,10 @@ impl GroupCoordinator {
                     }
                 }
             };
-            results.push(DeletedGroup { group_id: group_id.clone(), error_code });
+            results.push(DeletedGroup {
+                group_id: group_id.clone(),
+                error_code,
+            });
         }
         for (i, rx) in waits {
             if let Err(e) = rx.await.unwrap_or(Err(StoreError::Closed)) {
@@ -1436,7 +1702,10 @@ impl GroupCoordinator {
     /// OffsetDelete: removes committed offsets of a group, refusing topics
     /// an active consumer group subscribes to (GROUP_SUBSCRIBED_TO_TOPIC).
     pub async fn offset_delete(&self, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-        let group_error = |error_code| OffsetDeleteResponse { error_code, topics: Vec::new() };
+        let group_error = |error_code| OffsetDeleteResponse {
+            error_code,
+            topics: Vec::new(),
+        };
         if !self.is_active() {
             return group_error(COORDINATOR_NOT_AVAILABLE);
         }
@@ -1450,7 +1719,9 @@ impl GroupCoordinator {
             let g = lock_group(&group_ref);
             match g.state() {
                 GroupState::Dead => return group_error(GROUP_ID_NOT_FOUND),
-                GroupState::Stable | GroupState::PreparingRebalance | GroupState::CompletingRebalance
+                GroupState::Stable
+                | GroupState::PreparingRebalance
+                | GroupState::CompletingRebalance
                     if !g.uses_consumer_protocol() =>
                 {
                     return group_error(NON_EMPTY_GROUP)
@@ -1466,9 +1737,15 @@ impl GroupCoordinator {
                     .iter()
                     .map(|&p| {
                         if subscribed {
-                            return OffsetDeletePartitionResponse { partition_index: p, error_code: GROUP_SUBSCRIBED_TO_TOPIC };
+                            return OffsetDeletePartitionResponse {
+                                partition_index: p,
+                                error_code: GROUP_SUBSCRIBED_TO_TOPIC,
+                            };
                         }
-                        let has = stored.as_ref().and_then(|s| s.offsets.get(topic)).is_some_and(|k| k.contains_key(&p));
+                        let has = stored
+                            .as_ref()
+                            .and_then(|s| s.offsets.get(topic))
+                            .is_some_and(|k| k.contains_key(&p));
                         if has {
                             records.push(StoreRecord::OffsetTombstone {
                                 group: req.group_id.clone(),
@@ -1476,12 +1753,21 @@ impl GroupCoordinator {
                                 partition: p,
                             });
                         }
-                        OffsetDeletePartitionResponse { partition_index: p, error_code: NONE }
+                        OffsetDeletePartitionResponse {
+                            partition_index: p,
+                            error_code: NONE,
+                        }
                     })
                     .collect();
-                topics.push(OffsetDeleteTopicResponse { name: topic.clone(), partitions: parts });
+                topics.push(OffsetDeleteTopicResponse {
+                    name: topic.clone(),
+                    partitions: parts,
+                });
             }
-            let response = OffsetDeleteResponse { error_code: NONE, topics };
+            let response = OffsetDeleteResponse {
+                error_code: NONE,
+                topics,
+            };
             if records.is_empty() {
                 return response;
             }
@@ -1538,7 +1824,11 @@ impl GroupCoordinator {
             // group's offsets do not expire in its current state.
             let base_is_state_time = match &g.protocol_type {
                 Some(_) if g.is(GroupState::Empty) => Some(true),
-                Some(_) if g.uses_consumer_protocol() && g.subscribed_topics.is_some() && g.is(GroupState::Stable) => {
+                Some(_)
+                    if g.uses_consumer_protocol()
+                        && g.subscribed_topics.is_some()
+                        && g.is(GroupState::Stable) =>
+                {
                     Some(false)
                 }
                 Some(_) => None,
@@ -1563,7 +1853,11 @@ impl GroupCoordinator {
                         let is_expired = match c.expire_timestamp {
                             Some(exp) => now.0 >= exp.0,
                             None => {
-                                let base = if use_state_time { state_ts.unwrap_or(c.commit_timestamp) } else { c.commit_timestamp };
+                                let base = if use_state_time {
+                                    state_ts.unwrap_or(c.commit_timestamp)
+                                } else {
+                                    c.commit_timestamp
+                                };
                                 now.0.saturating_sub(base.0) >= retention_ms
                             }
                         };
@@ -1584,11 +1878,17 @@ impl GroupCoordinator {
                 g.join_timer_epoch += 1;
                 g.sync_timer_epoch += 1;
                 Inner::remove_group_entry(&mut map, &group_id, &group_ref);
-                vec![StoreRecord::GroupTombstone { group: group_id.clone() }]
+                vec![StoreRecord::GroupTombstone {
+                    group: group_id.clone(),
+                }]
             } else {
                 expired
                     .into_iter()
-                    .map(|(topic, partition)| StoreRecord::OffsetTombstone { group: group_id.clone(), topic, partition })
+                    .map(|(topic, partition)| StoreRecord::OffsetTombstone {
+                        group: group_id.clone(),
+                        topic,
+                        partition,
+                    })
                     .collect()
             };
             drop(g);
@@ -1598,7 +1898,9 @@ impl GroupCoordinator {
             }
             match self.inner.store.submit(records) {
                 Ok(rx) => waits.push(rx),
-                Err(e) => tracing::warn!(group = %group_id, error = %e, "offset expiry not written"),
+                Err(e) => {
+                    tracing::warn!(group = %group_id, error = %e, "offset expiry not written")
+                }
             }
         }
         for rx in waits {
@@ -1628,7 +1930,10 @@ impl GroupCoordinator {
         for group_ref in self.inner.all_groups() {
             let mut g = lock_group(&group_ref);
             for m in g.members.values_mut() {
-                m.complete_join(JoinGroupResponse::error(m.member_id.clone(), NOT_COORDINATOR));
+                m.complete_join(JoinGroupResponse::error(
+                    m.member_id.clone(),
+                    NOT_COORDINATOR,
+                ));
                 m.complete_sync(SyncGroupResponse::error(NOT_COORDINATOR));
             }
         }
@@ -1643,16 +1948,23 @@ impl GroupCoordinator {
 impl GroupCoordinator {
     /// Test helper: the state of a group.
     pub(crate) fn group_state(&self, group_id: &str) -> Option<GroupState> {
-        self.inner.get_group(group_id).map(|g| lock_group(&g).state())
+        self.inner
+            .get_group(group_id)
+            .map(|g| lock_group(&g).state())
     }
 
     /// Test helper: the generation of a group.
     pub(crate) fn generation(&self, group_id: &str) -> Option<i32> {
-        self.inner.get_group(group_id).map(|g| lock_group(&g).generation_id)
+        self.inner
+            .get_group(group_id)
+            .map(|g| lock_group(&g).generation_id)
     }
 
     /// Test helper: stored offsets keyed by (topic, partition).
-    pub(crate) fn stored_offsets(&self, group_id: &str) -> std::collections::BTreeMap<(String, i32), i64> {
+    pub(crate) fn stored_offsets(
+        &self,
+        group_id: &str,
+    ) -> std::collections::BTreeMap<(String, i32), i64> {
         let mut out = std::collections::BTreeMap::new();
         if let Some(s) = self.inner.store.group(group_id) {
             for (t, parts) in s.offsets {

@@ -60,12 +60,21 @@ async fn join_new(c: &GroupCoordinator, mut req: JoinGroupRequest) -> JoinGroupR
     req.member_id.clear();
     let first = c.join_group(req.clone()).await;
     assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
-    assert!(first.member_id.starts_with("client-"), "{}", first.member_id);
+    assert!(
+        first.member_id.starts_with("client-"),
+        "{}",
+        first.member_id
+    );
     req.member_id = first.member_id;
     c.join_group(req).await
 }
 
-fn sync_req(group: &str, generation_id: i32, member_id: &str, assignments: Vec<(String, Bytes)>) -> SyncGroupRequest {
+fn sync_req(
+    group: &str,
+    generation_id: i32,
+    member_id: &str,
+    assignments: Vec<(String, Bytes)>,
+) -> SyncGroupRequest {
     SyncGroupRequest {
         group_id: group.into(),
         generation_id,
@@ -78,10 +87,21 @@ fn sync_req(group: &str, generation_id: i32, member_id: &str, assignments: Vec<(
 }
 
 fn hb(group: &str, generation_id: i32, member_id: &str) -> HeartbeatRequest {
-    HeartbeatRequest { group_id: group.into(), generation_id, member_id: member_id.into(), group_instance_id: None }
+    HeartbeatRequest {
+        group_id: group.into(),
+        generation_id,
+        member_id: member_id.into(),
+        group_instance_id: None,
+    }
 }
 
-fn commit_req(group: &str, generation: i32, member_id: &str, topic: &str, offsets: &[(i32, i64)]) -> OffsetCommitRequest {
+fn commit_req(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> OffsetCommitRequest {
     OffsetCommitRequest {
         group_id: group.into(),
         generation_id_or_member_epoch: generation,
@@ -105,12 +125,19 @@ fn commit_req(group: &str, generation: i32, member_id: &str, topic: &str, offset
 }
 
 fn codes(r: &OffsetCommitResponse) -> Vec<i16> {
-    r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)).collect()
+    r.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
 }
 
 /// Runs a full rebalance of `n` concurrent new members; returns
 /// (member id, join response, assignment) for each, sorted by member id.
-async fn form_group(c: &GroupCoordinator, group: &str, n: usize) -> Vec<(String, JoinGroupResponse, Bytes)> {
+async fn form_group(
+    c: &GroupCoordinator,
+    group: &str,
+    n: usize,
+) -> Vec<(String, JoinGroupResponse, Bytes)> {
     let mut joins = Vec::new();
     for i in 0..n {
         let c = c.clone();
@@ -138,10 +165,20 @@ async fn form_group(c: &GroupCoordinator, group: &str, n: usize) -> Vec<(String,
             assert!(r.members.is_empty(), "followers see no members");
         }
     }
-    assert_eq!(responses.iter().filter(|r| r.member_id == leader).count(), 1);
+    assert_eq!(
+        responses.iter().filter(|r| r.member_id == leader).count(),
+        1
+    );
     // Everybody syncs concurrently; the leader hands out assignments.
-    let assignments: Vec<(String, Bytes)> =
-        responses.iter().map(|r| (r.member_id.clone(), Bytes::from(format!("assign-{}", r.member_id)))).collect();
+    let assignments: Vec<(String, Bytes)> = responses
+        .iter()
+        .map(|r| {
+            (
+                r.member_id.clone(),
+                Bytes::from(format!("assign-{}", r.member_id)),
+            )
+        })
+        .collect();
     let mut syncs = Vec::new();
     for r in &responses {
         let c = c.clone();
@@ -149,7 +186,11 @@ async fn form_group(c: &GroupCoordinator, group: &str, n: usize) -> Vec<(String,
             group,
             generation,
             &r.member_id,
-            if r.member_id == leader { assignments.clone() } else { Vec::new() },
+            if r.member_id == leader {
+                assignments.clone()
+            } else {
+                Vec::new()
+            },
         );
         syncs.push(tokio::spawn(async move { c.sync_group(req).await }));
     }
@@ -176,7 +217,9 @@ async fn one_member_join_sync_heartbeat_describe() {
     assert_eq!(join.members[0].metadata, subscription(&["t1", "t2"]));
     assert_eq!(c.heartbeat(hb("g1", 1, id)).await, NONE);
 
-    let d = c.describe_groups(&["g1".to_string(), "nope".to_string()]).await;
+    let d = c
+        .describe_groups(&["g1".to_string(), "nope".to_string()])
+        .await;
     assert_eq!(d[0].error_code, NONE);
     assert_eq!(d[0].group_state, "Stable");
     assert_eq!(d[0].protocol_type, "consumer");
@@ -197,9 +240,23 @@ async fn one_member_join_sync_heartbeat_describe() {
     assert_eq!(listed.groups.len(), 1);
     assert_eq!(listed.groups[0].group_state, "CompletingRebalance");
     assert_eq!(listed.groups[0].group_type, "classic");
-    assert!(c.list_groups(&["stable".into()], &[]).await.groups.is_empty());
-    assert_eq!(c.list_groups(&["completingrebalance".into()], &["Classic".into()]).await.groups.len(), 1);
-    assert!(c.list_groups(&[], &["consumer".into()]).await.groups.is_empty());
+    assert!(c
+        .list_groups(&["stable".into()], &[])
+        .await
+        .groups
+        .is_empty());
+    assert_eq!(
+        c.list_groups(&["completingrebalance".into()], &["Classic".into()])
+            .await
+            .groups
+            .len(),
+        1
+    );
+    assert!(c
+        .list_groups(&[], &["consumer".into()])
+        .await
+        .groups
+        .is_empty());
     c.shutdown().await;
 }
 
@@ -248,8 +305,16 @@ async fn leave_triggers_rebalance_and_survivors_rejoin() {
         .leave_group(LeaveGroupRequest {
             group_id: "g".into(),
             members: vec![
-                LeaveGroupMember { member_id: leaver.clone(), group_instance_id: None, reason: Some("bye".into()) },
-                LeaveGroupMember { member_id: "ghost".into(), group_instance_id: None, reason: None },
+                LeaveGroupMember {
+                    member_id: leaver.clone(),
+                    group_instance_id: None,
+                    reason: Some("bye".into()),
+                },
+                LeaveGroupMember {
+                    member_id: "ghost".into(),
+                    group_instance_id: None,
+                    reason: None,
+                },
             ],
         })
         .await;
@@ -258,12 +323,20 @@ async fn leave_triggers_rebalance_and_survivors_rejoin() {
     assert_eq!(resp.members[1].error_code, UNKNOWN_MEMBER_ID);
     assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
     for (id, _, _) in &members[1..] {
-        assert_eq!(c.heartbeat(hb("g", generation, id)).await, REBALANCE_IN_PROGRESS);
-        let s = c.sync_group(sync_req("g", generation, id, Vec::new())).await;
+        assert_eq!(
+            c.heartbeat(hb("g", generation, id)).await,
+            REBALANCE_IN_PROGRESS
+        );
+        let s = c
+            .sync_group(sync_req("g", generation, id, Vec::new()))
+            .await;
         assert_eq!(s.error_code, REBALANCE_IN_PROGRESS);
     }
     // The departed member is gone.
-    assert_eq!(c.heartbeat(hb("g", generation, leaver)).await, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.heartbeat(hb("g", generation, leaver)).await,
+        UNKNOWN_MEMBER_ID
+    );
     // Both survivors rejoin and get the next generation together.
     let mut rejoins = Vec::new();
     for (id, _, _) in &members[1..] {
@@ -284,7 +357,12 @@ async fn leave_triggers_rebalance_and_survivors_rejoin() {
     assert_eq!(c.group_state("g"), Some(GroupState::CompletingRebalance));
 
     // Unknown group: top-level UNKNOWN_MEMBER_ID (Kafka 4 coordinator).
-    let r = c.leave_group(LeaveGroupRequest { group_id: "nope".into(), members: vec![] }).await;
+    let r = c
+        .leave_group(LeaveGroupRequest {
+            group_id: "nope".into(),
+            members: vec![],
+        })
+        .await;
     assert_eq!(r.error_code, UNKNOWN_MEMBER_ID);
     c.shutdown().await;
 }
@@ -324,7 +402,11 @@ async fn new_member_joining_stable_group_rebalances_everyone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_expiry_removes_member() {
     let (c, _dir) = open(cfg());
-    let short = |member: &str| JoinGroupRequest { session_timeout_ms: 150, rebalance_timeout_ms: 500, ..join_req("g", member, &["t"]) };
+    let short = |member: &str| JoinGroupRequest {
+        session_timeout_ms: 150,
+        rebalance_timeout_ms: 500,
+        ..join_req("g", member, &["t"])
+    };
     let (a, b) = {
         let c1 = c.clone();
         let c2 = c.clone();
@@ -336,11 +418,19 @@ async fn session_expiry_removes_member() {
     let generation = a.generation_id;
     let leader = if a.leader == a.member_id { &a } else { &b };
     let follower = if a.leader == a.member_id { &b } else { &a };
-    let assignments = vec![(a.member_id.clone(), Bytes::from_static(b"A")), (b.member_id.clone(), Bytes::from_static(b"B"))];
+    let assignments = vec![
+        (a.member_id.clone(), Bytes::from_static(b"A")),
+        (b.member_id.clone(), Bytes::from_static(b"B")),
+    ];
     let c2 = c.clone();
     let fid = follower.member_id.clone();
-    let follower_sync = tokio::spawn(async move { c2.sync_group(sync_req("g", generation, &fid, Vec::new())).await });
-    let ls = c.sync_group(sync_req("g", generation, &leader.member_id, assignments)).await;
+    let follower_sync = tokio::spawn(async move {
+        c2.sync_group(sync_req("g", generation, &fid, Vec::new()))
+            .await
+    });
+    let ls = c
+        .sync_group(sync_req("g", generation, &leader.member_id, assignments))
+        .await;
     assert_eq!(ls.error_code, NONE);
     assert_eq!(follower_sync.await.unwrap().error_code, NONE);
 
@@ -354,7 +444,10 @@ async fn session_expiry_removes_member() {
         }
     }
     assert_eq!(got, REBALANCE_IN_PROGRESS);
-    assert_eq!(c.heartbeat(hb("g", generation, &follower.member_id)).await, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.heartbeat(hb("g", generation, &follower.member_id)).await,
+        UNKNOWN_MEMBER_ID
+    );
     let r = c.join_group(short(&leader.member_id)).await;
     assert_eq!((r.error_code, r.generation_id), (NONE, generation + 1));
     assert_eq!(r.members.len(), 1);
@@ -382,23 +475,60 @@ async fn generation_and_membership_checks() {
     assert_eq!(c.heartbeat(hb("g", 1, "stranger")).await, UNKNOWN_MEMBER_ID);
     assert_eq!(c.heartbeat(hb("nope", 1, id)).await, UNKNOWN_MEMBER_ID);
     assert_eq!(c.heartbeat(hb("", 1, id)).await, INVALID_GROUP_ID);
-    assert_eq!(c.sync_group(sync_req("g", 7, id, Vec::new())).await.error_code, ILLEGAL_GENERATION);
+    assert_eq!(
+        c.sync_group(sync_req("g", 7, id, Vec::new()))
+            .await
+            .error_code,
+        ILLEGAL_GENERATION
+    );
     let mut wrong_proto = sync_req("g", 1, id, Vec::new());
     wrong_proto.protocol_name = Some("roundrobin".into());
-    assert_eq!(c.sync_group(wrong_proto).await.error_code, INCONSISTENT_GROUP_PROTOCOL);
-    assert_eq!(c.sync_group(sync_req("nope", 1, id, Vec::new())).await.error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.sync_group(wrong_proto).await.error_code,
+        INCONSISTENT_GROUP_PROTOCOL
+    );
+    assert_eq!(
+        c.sync_group(sync_req("nope", 1, id, Vec::new()))
+            .await
+            .error_code,
+        UNKNOWN_MEMBER_ID
+    );
     // Stable: SyncGroup again returns the current assignment.
     let s = c.sync_group(sync_req("g", 1, id, Vec::new())).await;
     assert_eq!((s.error_code, &s.assignment), (NONE, &members[0].2));
 
-    assert_eq!(codes(&c.offset_commit(commit_req("g", 7, id, "t", &[(0, 1)])).await), vec![ILLEGAL_GENERATION]);
-    assert_eq!(codes(&c.offset_commit(commit_req("g", 1, "stranger", "t", &[(0, 1)])).await), vec![UNKNOWN_MEMBER_ID]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", 7, id, "t", &[(0, 1)]))
+                .await
+        ),
+        vec![ILLEGAL_GENERATION]
+    );
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", 1, "stranger", "t", &[(0, 1)]))
+                .await
+        ),
+        vec![UNKNOWN_MEMBER_ID]
+    );
     // A simple commit to a group with members is refused.
-    assert_eq!(codes(&c.offset_commit(commit_req("g", -1, "", "t", &[(0, 1)])).await), vec![UNKNOWN_MEMBER_ID]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", -1, "", "t", &[(0, 1)]))
+                .await
+        ),
+        vec![UNKNOWN_MEMBER_ID]
+    );
     // During CompletingRebalance commits answer REBALANCE_IN_PROGRESS.
     let r = c.join_group(join_req("g", id, &["t1", "t2"])).await;
     assert_eq!(r.generation_id, 2);
-    assert_eq!(codes(&c.offset_commit(commit_req("g", 2, id, "t", &[(0, 1)])).await), vec![REBALANCE_IN_PROGRESS]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", 2, id, "t", &[(0, 1)]))
+                .await
+        ),
+        vec![REBALANCE_IN_PROGRESS]
+    );
     // Heartbeats are fine in CompletingRebalance.
     assert_eq!(c.heartbeat(hb("g", 2, id)).await, NONE);
 
@@ -407,28 +537,48 @@ async fn generation_and_membership_checks() {
     assert_eq!(c.join_group(bad.clone()).await.error_code, INVALID_GROUP_ID);
     bad.group_id = "g".into();
     bad.session_timeout_ms = 5;
-    assert_eq!(c.join_group(bad.clone()).await.error_code, INVALID_SESSION_TIMEOUT);
+    assert_eq!(
+        c.join_group(bad.clone()).await.error_code,
+        INVALID_SESSION_TIMEOUT
+    );
     bad.session_timeout_ms = 1_000_000;
     assert_eq!(c.join_group(bad).await.error_code, INVALID_SESSION_TIMEOUT);
-    assert_eq!(c.join_group(join_req("other", "m-1", &["t"])).await.error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        c.join_group(join_req("other", "m-1", &["t"]))
+            .await
+            .error_code,
+        UNKNOWN_MEMBER_ID
+    );
     let mut other_type = join_req("g", "", &["t"]);
     other_type.protocol_type = "connect".into();
     other_type.api_version = 3;
-    assert_eq!(c.join_group(other_type).await.error_code, INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(
+        c.join_group(other_type).await.error_code,
+        INCONSISTENT_GROUP_PROTOCOL
+    );
     let mut other_proto = join_req("g", "", &["t"]);
     other_proto.protocols = vec![("sticky".into(), Bytes::new())];
     other_proto.api_version = 3;
-    assert_eq!(c.join_group(other_proto).await.error_code, INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(
+        c.join_group(other_proto).await.error_code,
+        INCONSISTENT_GROUP_PROTOCOL
+    );
     c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_max_size_is_enforced() {
-    let (c, _dir) = open(GroupConfig { max_size: 1, ..cfg() });
+    let (c, _dir) = open(GroupConfig {
+        max_size: 1,
+        ..cfg()
+    });
     form_group(&c, "g", 1).await;
     // A full group refuses before handing out a member id.
     let r = c.join_group(join_req("g", "", &["t1", "t2"])).await;
-    assert_eq!((r.error_code, r.member_id.as_str()), (GROUP_MAX_SIZE_REACHED, ""));
+    assert_eq!(
+        (r.error_code, r.member_id.as_str()),
+        (GROUP_MAX_SIZE_REACHED, "")
+    );
     c.shutdown().await;
 }
 
@@ -437,31 +587,73 @@ async fn offset_commit_and_fetch() {
     let (c, _dir) = open(cfg());
     let members = form_group(&c, "g", 1).await;
     let id = &members[0].0;
-    let r = c.offset_commit(commit_req("g", 1, id, "t1", &[(0, 10), (1, 20)])).await;
+    let r = c
+        .offset_commit(commit_req("g", 1, id, "t1", &[(0, 10), (1, 20)]))
+        .await;
     assert_eq!(codes(&r), vec![NONE, NONE]);
     let mut big = commit_req("g", 1, id, "t1", &[(2, 30), (3, 40)]);
     big.topics[0].partitions[1].committed_metadata = Some("x".repeat(17));
-    assert_eq!(codes(&c.offset_commit(big).await), vec![NONE, OFFSET_METADATA_TOO_LARGE]);
+    assert_eq!(
+        codes(&c.offset_commit(big).await),
+        vec![NONE, OFFSET_METADATA_TOO_LARGE]
+    );
 
     let f = c
         .offset_fetch(OffsetFetchRequest {
             group_id: "g".into(),
-            topics: Some(vec![("t1".into(), vec![0, 1, 2, 3]), ("unknown".into(), vec![0])]),
+            topics: Some(vec![
+                ("t1".into(), vec![0, 1, 2, 3]),
+                ("unknown".into(), vec![0]),
+            ]),
             require_stable: true,
         })
         .await;
     assert_eq!(f.error_code, NONE);
     let p = &f.topics[0].partitions;
-    assert_eq!((p[0].committed_offset, p[0].committed_leader_epoch, p[0].metadata.as_deref()), (10, 1, Some("m10")));
+    assert_eq!(
+        (
+            p[0].committed_offset,
+            p[0].committed_leader_epoch,
+            p[0].metadata.as_deref()
+        ),
+        (10, 1, Some("m10"))
+    );
     assert_eq!(p[1].committed_offset, 20);
     assert_eq!(p[2].committed_offset, 30);
-    assert_eq!((p[3].committed_offset, p[3].committed_leader_epoch, p[3].metadata.as_deref(), p[3].error_code), (-1, -1, Some(""), NONE));
+    assert_eq!(
+        (
+            p[3].committed_offset,
+            p[3].committed_leader_epoch,
+            p[3].metadata.as_deref(),
+            p[3].error_code
+        ),
+        (-1, -1, Some(""), NONE)
+    );
     assert_eq!(f.topics[1].partitions[0].committed_offset, -1);
 
-    let all = c.offset_fetch(OffsetFetchRequest { group_id: "g".into(), topics: None, require_stable: false }).await;
+    let all = c
+        .offset_fetch(OffsetFetchRequest {
+            group_id: "g".into(),
+            topics: None,
+            require_stable: false,
+        })
+        .await;
     assert_eq!(all.topics.len(), 1);
-    assert_eq!(all.topics[0].partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>(), vec![0, 1, 2]);
-    let none = c.offset_fetch(OffsetFetchRequest { group_id: "nope".into(), topics: None, require_stable: false }).await;
+    assert_eq!(
+        all.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    let none = c
+        .offset_fetch(OffsetFetchRequest {
+            group_id: "nope".into(),
+            topics: None,
+            require_stable: false,
+        })
+        .await;
     assert!(none.topics.is_empty());
     c.shutdown().await;
 }
@@ -469,7 +661,9 @@ async fn offset_commit_and_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_commits_create_empty_groups() {
     let (c, _dir) = open(cfg());
-    let r = c.offset_commit(commit_req("simple", -1, "", "t", &[(0, 5)])).await;
+    let r = c
+        .offset_commit(commit_req("simple", -1, "", "t", &[(0, 5)]))
+        .await;
     assert_eq!(codes(&r), vec![NONE]);
     assert_eq!(c.group_state("simple"), Some(GroupState::Empty));
     let listed = c.list_groups(&[], &[]).await;
@@ -477,10 +671,25 @@ async fn simple_commits_create_empty_groups() {
     assert_eq!(listed.groups[0].protocol_type, "");
     assert_eq!(listed.groups[0].group_state, "Empty");
     // Simple commits keep working on the Empty group.
-    assert_eq!(codes(&c.offset_commit(commit_req("simple", -1, "", "t", &[(0, 6)])).await), vec![NONE]);
-    assert_eq!(c.stored_offsets("simple").get(&("t".to_string(), 0)), Some(&6));
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("simple", -1, "", "t", &[(0, 6)]))
+                .await
+        ),
+        vec![NONE]
+    );
+    assert_eq!(
+        c.stored_offsets("simple").get(&("t".to_string(), 0)),
+        Some(&6)
+    );
     // A generation-aware commit to an unknown group is refused.
-    assert_eq!(codes(&c.offset_commit(commit_req("ghost", 3, "m", "t", &[(0, 1)])).await), vec![ILLEGAL_GENERATION]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("ghost", 3, "m", "t", &[(0, 1)]))
+                .await
+        ),
+        vec![ILLEGAL_GENERATION]
+    );
     let mut v9 = commit_req("ghost", 3, "m", "t", &[(0, 1)]);
     v9.api_version = 9;
     assert_eq!(codes(&c.offset_commit(v9).await), vec![GROUP_ID_NOT_FOUND]);
@@ -495,17 +704,48 @@ async fn offsets_and_groups_survive_restart() {
         let c = GroupCoordinator::open(cfg(), dir.path()).unwrap();
         let members = form_group(&c, "g", 1).await;
         let id = &members[0].0;
-        assert_eq!(codes(&c.offset_commit(commit_req("g", 1, id, "t1", &[(0, 42)])).await), vec![NONE]);
-        assert_eq!(codes(&c.offset_commit(commit_req("simple", -1, "", "t1", &[(3, 7)])).await), vec![NONE]);
+        assert_eq!(
+            codes(
+                &c.offset_commit(commit_req("g", 1, id, "t1", &[(0, 42)]))
+                    .await
+            ),
+            vec![NONE]
+        );
+        assert_eq!(
+            codes(
+                &c.offset_commit(commit_req("simple", -1, "", "t1", &[(3, 7)]))
+                    .await
+            ),
+            vec![NONE]
+        );
         c.shutdown().await;
         assert_eq!(c.heartbeat(hb("g", 1, id)).await, COORDINATOR_NOT_AVAILABLE);
     }
     let c = GroupCoordinator::open(cfg(), dir.path()).unwrap();
     let listed = c.list_groups(&[], &[]).await;
-    let names: Vec<_> = listed.groups.iter().map(|g| (g.group_id.as_str(), g.group_state.as_str(), g.protocol_type.as_str())).collect();
-    assert_eq!(names, vec![("g", "Empty", "consumer"), ("simple", "Empty", "")]);
+    let names: Vec<_> = listed
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.as_str(),
+                g.group_state.as_str(),
+                g.protocol_type.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![("g", "Empty", "consumer"), ("simple", "Empty", "")]
+    );
     assert_eq!(c.generation("g"), Some(1));
-    let f = c.offset_fetch(OffsetFetchRequest { group_id: "g".into(), topics: Some(vec![("t1".into(), vec![0])]), require_stable: false }).await;
+    let f = c
+        .offset_fetch(OffsetFetchRequest {
+            group_id: "g".into(),
+            topics: Some(vec![("t1".into(), vec![0])]),
+            require_stable: false,
+        })
+        .await;
     assert_eq!(f.topics[0].partitions[0].committed_offset, 42);
     assert_eq!(f.topics[0].partitions[0].metadata.as_deref(), Some("m42"));
     // A new member after restart starts the next generation.
@@ -518,13 +758,35 @@ async fn offsets_and_groups_survive_restart() {
 async fn delete_groups_rules() {
     let (c, _dir) = open(cfg());
     form_group(&c, "busy", 1).await;
-    assert_eq!(codes(&c.offset_commit(commit_req("idle", -1, "", "t", &[(0, 1)])).await), vec![NONE]);
-    let r = c.delete_groups(&["busy".into(), "idle".into(), "nope".into(), "idle".into()]).await;
-    let got: Vec<_> = r.iter().map(|d| (d.group_id.as_str(), d.error_code)).collect();
-    assert_eq!(got, vec![("busy", NON_EMPTY_GROUP), ("idle", NONE), ("nope", GROUP_ID_NOT_FOUND), ("idle", GROUP_ID_NOT_FOUND)]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("idle", -1, "", "t", &[(0, 1)]))
+                .await
+        ),
+        vec![NONE]
+    );
+    let r = c
+        .delete_groups(&["busy".into(), "idle".into(), "nope".into(), "idle".into()])
+        .await;
+    let got: Vec<_> = r
+        .iter()
+        .map(|d| (d.group_id.as_str(), d.error_code))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("busy", NON_EMPTY_GROUP),
+            ("idle", NONE),
+            ("nope", GROUP_ID_NOT_FOUND),
+            ("idle", GROUP_ID_NOT_FOUND)
+        ]
+    );
     assert!(c.stored_offsets("idle").is_empty());
     assert_eq!(c.group_state("idle"), None);
-    assert_eq!(c.describe_groups(&["idle".into()]).await[0].group_state, "Dead");
+    assert_eq!(
+        c.describe_groups(&["idle".into()]).await[0].group_state,
+        "Dead"
+    );
     c.shutdown().await;
 }
 
@@ -533,17 +795,47 @@ async fn offset_delete_respects_subscriptions() {
     let (c, _dir) = open(cfg());
     let members = form_group(&c, "g", 1).await; // subscribed to t1, t2
     let id = &members[0].0;
-    assert_eq!(codes(&c.offset_commit(commit_req("g", 1, id, "t1", &[(0, 1)])).await), vec![NONE]);
-    assert_eq!(codes(&c.offset_commit(commit_req("g", 1, id, "old", &[(0, 2), (1, 3)])).await), vec![NONE, NONE]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", 1, id, "t1", &[(0, 1)]))
+                .await
+        ),
+        vec![NONE]
+    );
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", 1, id, "old", &[(0, 2), (1, 3)]))
+                .await
+        ),
+        vec![NONE, NONE]
+    );
     let r = c
-        .offset_delete(OffsetDeleteRequest { group_id: "g".into(), topics: vec![("t1".into(), vec![0]), ("old".into(), vec![0, 5])] })
+        .offset_delete(OffsetDeleteRequest {
+            group_id: "g".into(),
+            topics: vec![("t1".into(), vec![0]), ("old".into(), vec![0, 5])],
+        })
         .await;
     assert_eq!(r.error_code, NONE);
-    assert_eq!(r.topics[0].partitions[0].error_code, GROUP_SUBSCRIBED_TO_TOPIC);
-    assert_eq!(r.topics[1].partitions.iter().map(|p| p.error_code).collect::<Vec<_>>(), vec![NONE, NONE]);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        GROUP_SUBSCRIBED_TO_TOPIC
+    );
+    assert_eq!(
+        r.topics[1]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect::<Vec<_>>(),
+        vec![NONE, NONE]
+    );
     let left: Vec<_> = c.stored_offsets("g").into_keys().collect();
     assert_eq!(left, vec![("old".to_string(), 1), ("t1".to_string(), 0)]);
-    let unknown = c.offset_delete(OffsetDeleteRequest { group_id: "nope".into(), topics: vec![] }).await;
+    let unknown = c
+        .offset_delete(OffsetDeleteRequest {
+            group_id: "nope".into(),
+            topics: vec![],
+        })
+        .await;
     assert_eq!(unknown.error_code, GROUP_ID_NOT_FOUND);
 
     // A non-consumer group with members cannot have offsets deleted.
@@ -552,7 +844,12 @@ async fn offset_delete_respects_subscriptions() {
     connect.api_version = 3;
     let j = c.join_group(connect).await;
     assert_eq!(j.error_code, NONE);
-    let r = c.offset_delete(OffsetDeleteRequest { group_id: "w".into(), topics: vec![("t".into(), vec![0])] }).await;
+    let r = c
+        .offset_delete(OffsetDeleteRequest {
+            group_id: "w".into(),
+            topics: vec![("t".into(), vec![0])],
+        })
+        .await;
     assert_eq!(r.error_code, NON_EMPTY_GROUP);
     c.shutdown().await;
 }
@@ -560,29 +857,59 @@ async fn offset_delete_respects_subscriptions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_expire_and_deleted_topics_are_purged() {
     let (c, _dir) = open(cfg()); // retention 60 s
-    assert_eq!(codes(&c.offset_commit(commit_req("simple", -1, "", "t", &[(0, 1), (1, 2)])).await), vec![NONE, NONE]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("simple", -1, "", "t", &[(0, 1), (1, 2)]))
+                .await
+        ),
+        vec![NONE, NONE]
+    );
     let mut explicit = commit_req("short", -1, "", "t", &[(0, 1)]);
     explicit.retention_time_ms = 1_000;
     assert_eq!(codes(&c.offset_commit(explicit).await), vec![NONE]);
     let members = form_group(&c, "live", 1).await; // subscribed to t1, t2
     let id = &members[0].0;
-    assert_eq!(codes(&c.offset_commit(commit_req("live", 1, id, "t1", &[(0, 1)])).await), vec![NONE]);
-    assert_eq!(codes(&c.offset_commit(commit_req("live", 1, id, "gone", &[(0, 1)])).await), vec![NONE]);
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("live", 1, id, "t1", &[(0, 1)]))
+                .await
+        ),
+        vec![NONE]
+    );
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("live", 1, id, "gone", &[(0, 1)]))
+                .await
+        ),
+        vec![NONE]
+    );
 
     let t0 = TimestampMs::now();
     assert_eq!(c.cleanup_expired_offsets(t0).await, 0);
     // After 2 s only the explicit 1 s retention has passed.
-    assert_eq!(c.cleanup_expired_offsets(TimestampMs(t0.0 + 2_000)).await, 1);
-    assert_eq!(c.group_state("short"), None, "an Empty group without offsets is removed");
+    assert_eq!(
+        c.cleanup_expired_offsets(TimestampMs(t0.0 + 2_000)).await,
+        1
+    );
+    assert_eq!(
+        c.group_state("short"),
+        None,
+        "an Empty group without offsets is removed"
+    );
     // After the broker retention: the simple group's offsets and the live
     // group's unsubscribed topic go; its subscribed topic stays.
-    assert_eq!(c.cleanup_expired_offsets(TimestampMs(t0.0 + 61_000)).await, 3);
+    assert_eq!(
+        c.cleanup_expired_offsets(TimestampMs(t0.0 + 61_000)).await,
+        3
+    );
     assert_eq!(c.group_state("simple"), None);
     assert_eq!(c.group_state("live"), Some(GroupState::Stable));
     let left: Vec<_> = c.stored_offsets("live").into_keys().collect();
     assert_eq!(left, vec![("t1".to_string(), 0)]);
 
-    c.on_topics_deleted(&["t1".into(), "never".into()]).await.unwrap();
+    c.on_topics_deleted(&["t1".into(), "never".into()])
+        .await
+        .unwrap();
     assert!(c.stored_offsets("live").is_empty());
     c.shutdown().await;
 }
@@ -595,7 +922,12 @@ async fn static_member_rejoin_fences_old_id_without_rebalance() {
     let j = c.join_group(req.clone()).await;
     assert_eq!(j.error_code, NONE, "static members skip MEMBER_ID_REQUIRED");
     assert!(j.member_id.starts_with("instance-1-"));
-    let mut s = sync_req("g", j.generation_id, &j.member_id, vec![(j.member_id.clone(), Bytes::from_static(b"A"))]);
+    let mut s = sync_req(
+        "g",
+        j.generation_id,
+        &j.member_id,
+        vec![(j.member_id.clone(), Bytes::from_static(b"A"))],
+    );
     s.group_instance_id = Some("instance-1".into());
     assert_eq!(c.sync_group(s).await.error_code, NONE);
 
@@ -616,7 +948,11 @@ async fn static_member_rejoin_fences_old_id_without_rebalance() {
     let r = c
         .leave_group(LeaveGroupRequest {
             group_id: "g".into(),
-            members: vec![LeaveGroupMember { member_id: String::new(), group_instance_id: Some("instance-1".into()), reason: None }],
+            members: vec![LeaveGroupMember {
+                member_id: String::new(),
+                group_instance_id: Some("instance-1".into()),
+                reason: None,
+            }],
         })
         .await;
     assert_eq!(r.members[0].error_code, NONE);
@@ -626,15 +962,30 @@ async fn static_member_rejoin_fences_old_id_without_rebalance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_parked_requests() {
-    let (c, _dir) = open(GroupConfig { initial_rebalance_delay_ms: 10_000, ..cfg() });
+    let (c, _dir) = open(GroupConfig {
+        initial_rebalance_delay_ms: 10_000,
+        ..cfg()
+    });
     let c2 = c.clone();
     let parked = tokio::spawn(async move { join_new(&c2, join_req("g", "", &["t"])).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
     c.shutdown().await;
     assert_eq!(parked.await.unwrap().error_code, NOT_COORDINATOR);
-    assert_eq!(c.join_group(join_req("g", "", &["t"])).await.error_code, COORDINATOR_NOT_AVAILABLE);
-    assert_eq!(c.list_groups(&[], &[]).await.error_code, COORDINATOR_NOT_AVAILABLE);
-    assert_eq!(codes(&c.offset_commit(commit_req("g", -1, "", "t", &[(0, 1)])).await), vec![COORDINATOR_NOT_AVAILABLE]);
+    assert_eq!(
+        c.join_group(join_req("g", "", &["t"])).await.error_code,
+        COORDINATOR_NOT_AVAILABLE
+    );
+    assert_eq!(
+        c.list_groups(&[], &[]).await.error_code,
+        COORDINATOR_NOT_AVAILABLE
+    );
+    assert_eq!(
+        codes(
+            &c.offset_commit(commit_req("g", -1, "", "t", &[(0, 1)]))
+                .await
+        ),
+        vec![COORDINATOR_NOT_AVAILABLE]
+    );
 }
 
 #[test]

@@ -63,7 +63,10 @@ pub enum StoreError {
     BadHeader { path: String },
     /// A record to be written exceeds the per-record size limit.
     #[error("offsets store record of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes")]
-    RecordTooLarge { size_bytes: usize, limit_bytes: usize },
+    RecordTooLarge {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
     /// Too many writes are queued; the caller should retry later.
     #[error("offsets store write queue is full")]
     Busy,
@@ -84,7 +87,9 @@ impl StoreError {
     /// errors INVALID_COMMIT_OFFSET_SIZE.
     pub fn error_code(&self) -> i16 {
         match self {
-            StoreError::Io(_) | StoreError::BadHeader { .. } | StoreError::Failed => NOT_COORDINATOR,
+            StoreError::Io(_) | StoreError::BadHeader { .. } | StoreError::Failed => {
+                NOT_COORDINATOR
+            }
             StoreError::Busy | StoreError::Closed => COORDINATOR_NOT_AVAILABLE,
             StoreError::RecordTooLarge { .. } => INVALID_COMMIT_OFFSET_SIZE,
         }
@@ -105,7 +110,11 @@ mod tests {
             NOT_COORDINATOR
         );
         assert_eq!(
-            StoreError::RecordTooLarge { size_bytes: 2, limit_bytes: 1 }.error_code(),
+            StoreError::RecordTooLarge {
+                size_bytes: 2,
+                limit_bytes: 1
+            }
+            .error_code(),
             INVALID_COMMIT_OFFSET_SIZE
         );
     }

@@ -93,7 +93,12 @@ pub struct SyncGroupResponse {
 impl SyncGroupResponse {
     /// An error response with an empty assignment.
     pub fn error(error_code: i16) -> SyncGroupResponse {
-        SyncGroupResponse { error_code, protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+        SyncGroupResponse {
+            error_code,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 

@@ -17,8 +17,8 @@
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod errors;
-mod model;
 pub mod messages;
+mod model;
 pub mod offsets_store;
 pub mod state;
 

@@ -70,7 +70,10 @@ impl Member {
 
     /// Metadata for a protocol the member supports.
     pub fn metadata(&self, protocol: &str) -> Option<&Bytes> {
-        self.protocols.iter().find(|(p, _)| p == protocol).map(|(_, m)| m)
+        self.protocols
+            .iter()
+            .find(|(p, _)| p == protocol)
+            .map(|(_, m)| m)
     }
 
     /// Whether the given protocols equal the member's (names, order and
@@ -81,7 +84,10 @@ impl Member {
 
     /// The member's first protocol that is also a candidate.
     pub fn vote<'a>(&'a self, candidates: &HashSet<&str>) -> Option<&'a str> {
-        self.protocols.iter().map(|(p, _)| p.as_str()).find(|p| candidates.contains(p))
+        self.protocols
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .find(|p| candidates.contains(p))
     }
 
     /// Answers a parked JoinGroup, if any.
@@ -225,7 +231,9 @@ impl Group {
     }
 
     pub fn static_member_id(&self, group_instance_id: &str) -> Option<&str> {
-        self.static_members.get(group_instance_id).map(String::as_str)
+        self.static_members
+            .get(group_instance_id)
+            .map(String::as_str)
     }
 
     pub fn uses_consumer_protocol(&self) -> bool {
@@ -233,7 +241,10 @@ impl Group {
     }
 
     pub fn num_awaiting_join(&self) -> usize {
-        self.members.values().filter(|m| m.is_awaiting_join()).count()
+        self.members
+            .values()
+            .filter(|m| m.is_awaiting_join())
+            .count()
     }
 
     /// Kafka's `hasAllMembersJoined`.
@@ -243,7 +254,11 @@ impl Group {
 
     /// The largest rebalance timeout of all members.
     pub fn rebalance_timeout_ms(&self) -> i32 {
-        self.members.values().map(|m| m.rebalance_timeout_ms).max().unwrap_or(0)
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Members in joining order.
@@ -255,7 +270,10 @@ impl Group {
 
     /// Member ids in joining order.
     pub fn member_ids_in_order(&self) -> Vec<String> {
-        self.members_in_order().into_iter().map(|m| m.member_id.clone()).collect()
+        self.members_in_order()
+            .into_iter()
+            .map(|m| m.member_id.clone())
+            .collect()
     }
 
     /// Whether a member with these protocols may join (Kafka's
@@ -271,7 +289,11 @@ impl Group {
         }
         let n = self.members.len();
         protocols.iter().any(|(p, _)| {
-            self.members.values().filter(|m| m.protocols.iter().any(|(mp, _)| mp == p)).count() == n
+            self.members
+                .values()
+                .filter(|m| m.protocols.iter().any(|(mp, _)| mp == p))
+                .count()
+                == n
         })
     }
 
@@ -316,12 +338,16 @@ impl Group {
         debug_assert!(!self.members.contains_key(&member.member_id));
         if let Some(instance) = &member.group_instance_id {
             debug_assert!(!self.static_members.contains_key(instance));
-            self.static_members.insert(instance.clone(), member.member_id.clone());
+            self.static_members
+                .insert(instance.clone(), member.member_id.clone());
         }
         if self.members.is_empty() {
             self.protocol_type = Some(member.protocol_type.clone());
         }
-        debug_assert_eq!(self.protocol_type.as_deref(), Some(member.protocol_type.as_str()));
+        debug_assert_eq!(
+            self.protocol_type.as_deref(),
+            Some(member.protocol_type.as_str())
+        );
         if self.leader_id.is_none() {
             self.leader_id = Some(member.member_id.clone());
         }
@@ -357,11 +383,18 @@ impl Group {
         let Some(leader) = self.leader_id.clone() else {
             return false;
         };
-        if self.members.get(&leader).is_some_and(Member::is_awaiting_join) {
+        if self
+            .members
+            .get(&leader)
+            .is_some_and(Member::is_awaiting_join)
+        {
             return true;
         }
-        let new_leader =
-            self.members_in_order().into_iter().find(|m| m.is_awaiting_join()).map(|m| m.member_id.clone());
+        let new_leader = self
+            .members_in_order()
+            .into_iter()
+            .find(|m| m.is_awaiting_join())
+            .map(|m| m.member_id.clone());
         match new_leader {
             Some(id) => {
                 self.leader_id = Some(id);
@@ -373,12 +406,22 @@ impl Group {
 
     /// Moves a static member to a new member id, fencing parked requests
     /// of the old id. Returns false if the old id is unknown.
-    pub fn replace_static_member(&mut self, instance_id: &str, old_member_id: &str, new_member_id: &str) -> bool {
+    pub fn replace_static_member(
+        &mut self,
+        instance_id: &str,
+        old_member_id: &str,
+        new_member_id: &str,
+    ) -> bool {
         let Some(mut member) = self.members.remove(old_member_id) else {
             return false;
         };
-        member.complete_join(JoinGroupResponse::error(old_member_id, crate::group::errors::FENCED_INSTANCE_ID));
-        member.complete_sync(SyncGroupResponse::error(crate::group::errors::FENCED_INSTANCE_ID));
+        member.complete_join(JoinGroupResponse::error(
+            old_member_id,
+            crate::group::errors::FENCED_INSTANCE_ID,
+        ));
+        member.complete_sync(SyncGroupResponse::error(
+            crate::group::errors::FENCED_INSTANCE_ID,
+        ));
         member.member_id = new_member_id.to_string();
         // The old id's timer task ends when it finds the id gone.
         member.heartbeat_timer = 0;
@@ -389,7 +432,8 @@ impl Group {
         if self.pending_sync_members.remove(old_member_id) {
             self.pending_sync_members.insert(new_member_id.to_string());
         }
-        self.static_members.insert(instance_id.to_string(), new_member_id.to_string());
+        self.static_members
+            .insert(instance_id.to_string(), new_member_id.to_string());
         true
     }
 
@@ -404,7 +448,10 @@ impl Group {
             self.transition_to(GroupState::Empty, now);
         } else {
             self.protocol_name = self.select_protocol();
-            debug_assert!(self.protocol_name.is_some(), "members always share a protocol");
+            debug_assert!(
+                self.protocol_name.is_some(),
+                "members always share a protocol"
+            );
             self.subscribed_topics = self.compute_subscribed_topics();
             self.transition_to(GroupState::CompletingRebalance, now);
         }
@@ -461,7 +508,11 @@ impl Group {
         StoredGroupMeta {
             protocol_type: self.protocol_type.clone(),
             generation_id: self.generation_id,
-            empty_since: if self.is(GroupState::Empty) { self.state_timestamp } else { None },
+            empty_since: if self.is(GroupState::Empty) {
+                self.state_timestamp
+            } else {
+                None
+            },
         }
     }
 }
@@ -497,7 +548,16 @@ pub(crate) fn random_uuid() -> String {
     bits |= 0x2_u128 << 62; // RFC 4122 variant
     let hex = format!("{bits:032x}");
     let mut out = String::with_capacity(36);
-    for (i, part) in [&hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]].iter().enumerate() {
+    for (i, part) in [
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32],
+    ]
+    .iter()
+    .enumerate()
+    {
         if i > 0 {
             out.push('-');
         }
@@ -509,7 +569,11 @@ pub(crate) fn random_uuid() -> String {
 /// Kafka's member id: `{client_id}-{uuid}`, or `{group_instance_id}-{uuid}`
 /// for static members.
 pub(crate) fn generate_member_id(client_id: &str, group_instance_id: Option<&str>) -> String {
-    format!("{}-{}", group_instance_id.unwrap_or(client_id), random_uuid())
+    format!(
+        "{}-{}",
+        group_instance_id.unwrap_or(client_id),
+        random_uuid()
+    )
 }
 
 #[cfg(test)]
@@ -525,7 +589,10 @@ pub(crate) mod tests {
             rebalance_timeout_ms: 1000,
             session_timeout_ms: 1000,
             protocol_type: "consumer".into(),
-            protocols: protocols.iter().map(|p| (p.to_string(), Bytes::from(p.to_string()))).collect(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::from(p.to_string())))
+                .collect(),
             assignment: Bytes::new(),
             awaiting_join: None,
             awaiting_sync: None,
@@ -537,7 +604,10 @@ pub(crate) mod tests {
     }
 
     fn protos(names: &[&str]) -> Vec<(String, Bytes)> {
-        names.iter().map(|p| (p.to_string(), Bytes::new())).collect()
+        names
+            .iter()
+            .map(|p| (p.to_string(), Bytes::new()))
+            .collect()
     }
 
     #[test]
@@ -551,7 +621,10 @@ pub(crate) mod tests {
         g.add_member(member("b", &["roundrobin", "range"]));
         g.add_member(member("c", &["roundrobin"]));
         assert!(!g.supports_protocols("other", &protos(&["roundrobin"])));
-        assert!(!g.supports_protocols("consumer", &protos(&["range"])), "c lacks range");
+        assert!(
+            !g.supports_protocols("consumer", &protos(&["range"])),
+            "c lacks range"
+        );
         assert!(g.supports_protocols("consumer", &protos(&["sticky", "roundrobin"])));
         assert_eq!(g.select_protocol().as_deref(), Some("roundrobin"));
         assert_eq!(g.leader_id.as_deref(), Some("a"));
@@ -621,7 +694,10 @@ pub(crate) mod tests {
         let mut g = Group::new("g".into(), GroupState::Empty, TimestampMs(0));
         assert_eq!(g.compute_subscribed_topics(), None);
         let mut a = member("a", &[]);
-        a.protocols = vec![("range".into(), Bytes::from(encode_subscription(1, &["t1", "t2"])))];
+        a.protocols = vec![(
+            "range".into(),
+            Bytes::from(encode_subscription(1, &["t1", "t2"])),
+        )];
         let mut b = member("b", &[]);
         b.protocols = vec![("range".into(), Bytes::from(encode_subscription(0, &["t3"])))];
         g.add_member(a);

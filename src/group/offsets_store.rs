@@ -18,7 +18,7 @@
 //! On open the file is replayed up to the first torn or corrupt record,
 //! and truncated there.
 //!
-//! Record framing: `body_len: u32 BE | crc32c(body): u32 BE | body`.
+//! Record framing: `body_bytes: u32 BE | crc32c(body): u32 BE | body`.
 //! Body: a type byte, then fields; strings are `u32 BE length | UTF-8`,
 //! optional strings use length -1 for none, integers are big-endian.
 
@@ -88,11 +88,27 @@ pub struct StoredGroupMeta {
 /// One record of the offsets file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreRecord {
-    GroupMeta { group: String, meta: StoredGroupMeta },
-    OffsetCommit { group: String, topic: String, partition: i32, value: CommittedOffset },
-    OffsetTombstone { group: String, topic: String, partition: i32 },
-    GroupTombstone { group: String },
-    TopicTombstone { topic: String },
+    GroupMeta {
+        group: String,
+        meta: StoredGroupMeta,
+    },
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: CommittedOffset,
+    },
+    OffsetTombstone {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    GroupTombstone {
+        group: String,
+    },
+    TopicTombstone {
+        topic: String,
+    },
 }
 
 /// The live state of one group in the store.
@@ -144,7 +160,16 @@ fn meta_record_size(group: &str, meta: &StoredGroupMeta) -> u64 {
 }
 
 fn commit_record_size(group: &str, topic: &str, value: &CommittedOffset) -> u64 {
-    FRAME_HEADER_BYTES as u64 + 1 + str_size(group) + str_size(topic) + 4 + 8 + 4 + str_size(&value.metadata) + 8 + 8
+    FRAME_HEADER_BYTES as u64
+        + 1
+        + str_size(group)
+        + str_size(topic)
+        + 4
+        + 8
+        + 4
+        + str_size(&value.metadata)
+        + 8
+        + 8
 }
 
 impl Materialized {
@@ -173,11 +198,19 @@ impl Materialized {
             StoreRecord::GroupMeta { group, meta } => {
                 let added = meta_record_size(&group, &meta);
                 let entry = self.groups.entry(group.clone()).or_default();
-                let removed = entry.meta.as_ref().map_or(0, |old| meta_record_size(&group, old));
+                let removed = entry
+                    .meta
+                    .as_ref()
+                    .map_or(0, |old| meta_record_size(&group, old));
                 entry.meta = Some(meta);
                 self.live_bytes = self.live_bytes - removed + added;
             }
-            StoreRecord::OffsetCommit { group, topic, partition, value } => {
+            StoreRecord::OffsetCommit {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
                 let added = commit_record_size(&group, &topic, &value);
                 let entry = self.groups.entry(group.clone()).or_default();
                 let parts = entry.offsets.entry(topic.clone()).or_default();
@@ -187,7 +220,11 @@ impl Materialized {
                 }
                 self.live_bytes += added;
             }
-            StoreRecord::OffsetTombstone { group, topic, partition } => {
+            StoreRecord::OffsetTombstone {
+                group,
+                topic,
+                partition,
+            } => {
                 let mut removed = None;
                 if let Some(entry) = self.groups.get_mut(&group) {
                     if let Some(parts) = entry.offsets.get_mut(&topic) {
@@ -237,7 +274,10 @@ impl Materialized {
         let mut out = Vec::with_capacity(self.offset_count + self.groups.len());
         for (group, entry) in &self.groups {
             if let Some(meta) = &entry.meta {
-                out.push(StoreRecord::GroupMeta { group: group.clone(), meta: meta.clone() });
+                out.push(StoreRecord::GroupMeta {
+                    group: group.clone(),
+                    meta: meta.clone(),
+                });
             }
             for (topic, parts) in &entry.offsets {
                 for (partition, value) in parts {
@@ -281,7 +321,12 @@ fn encode_record(rec: &StoreRecord, out: &mut Vec<u8>) -> Result<(), StoreError>
             out.extend_from_slice(&meta.generation_id.to_be_bytes());
             out.extend_from_slice(&meta.empty_since.map_or(-1, |t| t.0).to_be_bytes());
         }
-        StoreRecord::OffsetCommit { group, topic, partition, value } => {
+        StoreRecord::OffsetCommit {
+            group,
+            topic,
+            partition,
+            value,
+        } => {
             out.push(TYPE_OFFSET_COMMIT);
             put_str(out, group);
             put_str(out, topic);
@@ -292,7 +337,11 @@ fn encode_record(rec: &StoreRecord, out: &mut Vec<u8>) -> Result<(), StoreError>
             out.extend_from_slice(&value.commit_timestamp.0.to_be_bytes());
             out.extend_from_slice(&value.expire_timestamp.map_or(-1, |t| t.0).to_be_bytes());
         }
-        StoreRecord::OffsetTombstone { group, topic, partition } => {
+        StoreRecord::OffsetTombstone {
+            group,
+            topic,
+            partition,
+        } => {
             out.push(TYPE_OFFSET_TOMBSTONE);
             put_str(out, group);
             put_str(out, topic);
@@ -307,13 +356,16 @@ fn encode_record(rec: &StoreRecord, out: &mut Vec<u8>) -> Result<(), StoreError>
             put_str(out, topic);
         }
     }
-    let body_len = out.len() - start - FRAME_HEADER_BYTES;
-    if body_len > MAX_RECORD_BYTES {
+    let body_bytes = out.len() - start - FRAME_HEADER_BYTES;
+    if body_bytes > MAX_RECORD_BYTES {
         out.truncate(start);
-        return Err(StoreError::RecordTooLarge { size_bytes: body_len, limit_bytes: MAX_RECORD_BYTES });
+        return Err(StoreError::RecordTooLarge {
+            size_bytes: body_bytes,
+            limit_bytes: MAX_RECORD_BYTES,
+        });
     }
     let crc = crc32c::crc32c(&out[start + FRAME_HEADER_BYTES..]);
-    out[start..start + 4].copy_from_slice(&(body_len as u32).to_be_bytes());
+    out[start..start + 4].copy_from_slice(&(body_bytes as u32).to_be_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
     Ok(())
 }
@@ -354,7 +406,9 @@ impl<'a> BodyReader<'a> {
             return Err(DecodeError);
         }
         let b = self.take(len as usize)?;
-        std::str::from_utf8(b).map(str::to_string).map_err(|_| DecodeError)
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| DecodeError)
     }
     fn opt_string(&mut self) -> Result<Option<String>, DecodeError> {
         let len = self.i32()?;
@@ -365,7 +419,9 @@ impl<'a> BodyReader<'a> {
             return Err(DecodeError);
         }
         let b = self.take(len as usize)?;
-        std::str::from_utf8(b).map(|s| Some(s.to_string())).map_err(|_| DecodeError)
+        std::str::from_utf8(b)
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| DecodeError)
     }
     fn opt_timestamp(&mut self) -> Result<Option<TimestampMs>, DecodeError> {
         let t = self.i64()?;
@@ -396,9 +452,11 @@ fn decode_body(body: &[u8]) -> Result<StoreRecord, DecodeError> {
                 expire_timestamp: r.opt_timestamp()?,
             },
         },
-        TYPE_OFFSET_TOMBSTONE => {
-            StoreRecord::OffsetTombstone { group: r.string()?, topic: r.string()?, partition: r.i32()? }
-        }
+        TYPE_OFFSET_TOMBSTONE => StoreRecord::OffsetTombstone {
+            group: r.string()?,
+            topic: r.string()?,
+            partition: r.i32()?,
+        },
         TYPE_GROUP_TOMBSTONE => StoreRecord::GroupTombstone { group: r.string()? },
         TYPE_TOPIC_TOMBSTONE => StoreRecord::TopicTombstone { topic: r.string()? },
         _ => return Err(DecodeError),
@@ -432,7 +490,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Replays the file into `state`; returns the length of the valid prefix.
 fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64, StoreError> {
-    let file_len = file.metadata()?.len();
+    let file_bytes = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::with_capacity(256 * 1024, &mut *file);
     let mut magic = [0u8; FILE_MAGIC.len()];
@@ -443,12 +501,16 @@ fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64,
         if magic[..got] == FILE_MAGIC[..got] {
             return Ok(0);
         }
-        return Err(StoreError::BadHeader { path: path.display().to_string() });
+        return Err(StoreError::BadHeader {
+            path: path.display().to_string(),
+        });
     }
     if &magic != FILE_MAGIC {
-        return Err(StoreError::BadHeader { path: path.display().to_string() });
+        return Err(StoreError::BadHeader {
+            path: path.display().to_string(),
+        });
     }
-    let mut valid_len = FILE_MAGIC.len() as u64;
+    let mut valid_bytes = FILE_MAGIC.len() as u64;
     let mut body = Vec::new();
     loop {
         let mut header = [0u8; FRAME_HEADER_BYTES];
@@ -457,33 +519,35 @@ fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64,
             break;
         }
         if got < FRAME_HEADER_BYTES {
-            tracing::warn!(path = %path.display(), position = valid_len, "torn record header in offsets file");
+            tracing::warn!(path = %path.display(), position = valid_bytes, "torn record header in offsets file");
             break;
         }
-        let body_len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let body_bytes = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-        if body_len == 0 || body_len > MAX_RECORD_BYTES || valid_len + (FRAME_HEADER_BYTES + body_len) as u64 > file_len
+        if body_bytes == 0
+            || body_bytes > MAX_RECORD_BYTES
+            || valid_bytes + (FRAME_HEADER_BYTES + body_bytes) as u64 > file_bytes
         {
-            tracing::warn!(path = %path.display(), position = valid_len, body_len, "bad or torn record length in offsets file");
+            tracing::warn!(path = %path.display(), position = valid_bytes, body_bytes, "bad or torn record length in offsets file");
             break;
         }
-        body.resize(body_len, 0);
-        if read_full(&mut reader, &mut body)? < body_len {
-            tracing::warn!(path = %path.display(), position = valid_len, "torn record in offsets file");
+        body.resize(body_bytes, 0);
+        if read_full(&mut reader, &mut body)? < body_bytes {
+            tracing::warn!(path = %path.display(), position = valid_bytes, "torn record in offsets file");
             break;
         }
         if crc32c::crc32c(&body) != crc {
-            tracing::warn!(path = %path.display(), position = valid_len, "CRC mismatch in offsets file");
+            tracing::warn!(path = %path.display(), position = valid_bytes, "CRC mismatch in offsets file");
             break;
         }
         let Ok(rec) = decode_body(&body) else {
-            tracing::warn!(path = %path.display(), position = valid_len, "undecodable record in offsets file");
+            tracing::warn!(path = %path.display(), position = valid_bytes, "undecodable record in offsets file");
             break;
         };
         state.apply(rec);
-        valid_len += (FRAME_HEADER_BYTES + body_len) as u64;
+        valid_bytes += (FRAME_HEADER_BYTES + body_bytes) as u64;
     }
-    Ok(valid_len)
+    Ok(valid_bytes)
 }
 
 // ---------------------------------------------------------------------
@@ -522,7 +586,9 @@ pub struct OffsetsStore {
 
 impl std::fmt::Debug for OffsetsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OffsetsStore").field("path", &self.path).finish()
+        f.debug_struct("OffsetsStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -539,10 +605,15 @@ impl OffsetsStore {
             fs::remove_file(&tmp)?;
         }
         let existed = path.exists();
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
         let mut state = Materialized::default();
-        let valid_len = replay(&mut file, &path, &mut state)?;
-        if valid_len == 0 {
+        let valid_bytes = replay(&mut file, &path, &mut state)?;
+        if valid_bytes == 0 {
             // New (or torn at creation): write the header.
             file.set_len(0)?;
             file.seek(SeekFrom::Start(0))?;
@@ -551,25 +622,36 @@ impl OffsetsStore {
             if !existed {
                 fsync_dir(dir)?;
             }
-        } else if valid_len < file.metadata()?.len() {
-            tracing::warn!(path = %path.display(), valid_len, "truncating offsets file after its last valid record");
-            file.set_len(valid_len)?;
+        } else if valid_bytes < file.metadata()?.len() {
+            tracing::warn!(path = %path.display(), valid_bytes, "truncating offsets file after its last valid record");
+            file.set_len(valid_bytes)?;
             file.sync_all()?;
         }
-        let file_len = file.seek(SeekFrom::End(0))?;
-        debug_assert!(file_len >= FILE_MAGIC.len() as u64);
+        let file_bytes = file.seek(SeekFrom::End(0))?;
+        debug_assert!(file_bytes >= FILE_MAGIC.len() as u64);
 
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
-            file_bytes: AtomicU64::new(file_len),
+            file_bytes: AtomicU64::new(file_bytes),
             failed: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
-        let writer = Writer { shared: shared.clone(), file, file_len, dir: dir.to_path_buf(), path: path.clone() };
+        let writer = Writer {
+            shared: shared.clone(),
+            file,
+            file_bytes,
+            dir: dir.to_path_buf(),
+            path: path.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("klamm-offsets-writer".to_string())
             .spawn(move || writer.run(rx))?;
-        Ok(OffsetsStore { shared, tx, writer: Mutex::new(Some(handle)), path })
+        Ok(OffsetsStore {
+            shared,
+            tx,
+            writer: Mutex::new(Some(handle)),
+            path,
+        })
     }
 
     /// Path of the offsets file.
@@ -580,7 +662,10 @@ impl OffsetsStore {
     /// Queues records for a durable write without blocking. The returned
     /// receiver resolves once they are fsynced and visible to readers.
     /// Records queued earlier are applied earlier.
-    pub fn submit(&self, records: Vec<StoreRecord>) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+    pub fn submit(
+        &self,
+        records: Vec<StoreRecord>,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         if self.shared.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed);
         }
@@ -629,8 +714,20 @@ impl OffsetsStore {
     }
 
     /// The committed offset of one partition.
-    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        self.shared.state().groups.get(group)?.offsets.get(topic)?.get(&partition).cloned()
+    pub fn committed_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<CommittedOffset> {
+        self.shared
+            .state()
+            .groups
+            .get(group)?
+            .offsets
+            .get(topic)?
+            .get(&partition)
+            .cloned()
     }
 
     /// Runs `f` on the live state of a group (`None` if the store knows
@@ -646,14 +743,24 @@ impl OffsetsStore {
 
     /// Every group the store knows of, with its stored metadata.
     pub fn group_ids(&self) -> Vec<(String, Option<StoredGroupMeta>)> {
-        let mut out: Vec<_> = self.shared.state().groups.iter().map(|(g, e)| (g.clone(), e.meta.clone())).collect();
+        let mut out: Vec<_> = self
+            .shared
+            .state()
+            .groups
+            .iter()
+            .map(|(g, e)| (g.clone(), e.meta.clone()))
+            .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Whether any group has committed offsets for `topic`.
     pub fn topic_has_offsets(&self, topic: &str) -> bool {
-        self.shared.state().groups.values().any(|g| g.offsets.contains_key(topic))
+        self.shared
+            .state()
+            .groups
+            .values()
+            .any(|g| g.offsets.contains_key(topic))
     }
 
     /// Total number of live committed offsets.
@@ -685,9 +792,13 @@ fn clone_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Io(io) => StoreError::Io(io::Error::new(io.kind(), io.to_string())),
         StoreError::BadHeader { path } => StoreError::BadHeader { path: path.clone() },
-        StoreError::RecordTooLarge { size_bytes, limit_bytes } => {
-            StoreError::RecordTooLarge { size_bytes: *size_bytes, limit_bytes: *limit_bytes }
-        }
+        StoreError::RecordTooLarge {
+            size_bytes,
+            limit_bytes,
+        } => StoreError::RecordTooLarge {
+            size_bytes: *size_bytes,
+            limit_bytes: *limit_bytes,
+        },
         StoreError::Busy => StoreError::Busy,
         StoreError::Closed => StoreError::Closed,
         StoreError::Failed => StoreError::Failed,
@@ -698,7 +809,7 @@ fn clone_error(e: &StoreError) -> StoreError {
 struct Writer {
     shared: Arc<Shared>,
     file: File,
-    file_len: u64,
+    file_bytes: u64,
     dir: PathBuf,
     path: PathBuf,
 }
@@ -782,7 +893,7 @@ impl Writer {
         if accepted.is_empty() {
             return;
         }
-        let before = self.file_len;
+        let before = self.file_bytes;
         let io_result = self.file.write_all(buf).and_then(|_| self.file.sync_data());
         if let Err(e) = io_result {
             tracing::error!(path = %self.path.display(), error = %e, "writing offsets file failed");
@@ -800,8 +911,10 @@ impl Writer {
             }
             return;
         }
-        self.file_len += buf.len() as u64;
-        self.shared.file_bytes.store(self.file_len, Ordering::Release);
+        self.file_bytes += buf.len() as u64;
+        self.shared
+            .file_bytes
+            .store(self.file_bytes, Ordering::Release);
         let mut replies = Vec::with_capacity(accepted.len());
         {
             let mut st = self.shared.state();
@@ -819,7 +932,8 @@ impl Writer {
 
     fn should_compact(&self) -> bool {
         let live = self.shared.state().live_bytes + FILE_MAGIC.len() as u64;
-        self.file_len > COMPACT_MIN_FILE_BYTES && self.file_len > COMPACT_RATIO.saturating_mul(live)
+        self.file_bytes > COMPACT_MIN_FILE_BYTES
+            && self.file_bytes > COMPACT_RATIO.saturating_mul(live)
     }
 
     /// Rewrites the live records into a new file and swaps it in.
@@ -830,7 +944,11 @@ impl Writer {
         let records = self.shared.state().live_records();
         let tmp = self.dir.join(COMPACT_TMP_FILE_NAME);
         let result = (|| -> Result<u64, StoreError> {
-            let f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             let mut w = BufWriter::with_capacity(256 * 1024, f);
             w.write_all(FILE_MAGIC)?;
             let mut len = FILE_MAGIC.len() as u64;
@@ -845,7 +963,7 @@ impl Writer {
             f.sync_all()?;
             Ok(len)
         })();
-        let new_len = match result {
+        let new_bytes = match result {
             Ok(len) => len,
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -862,10 +980,10 @@ impl Writer {
         });
         match reopened {
             Ok((f, end)) => {
-                debug_assert_eq!(end, new_len);
-                tracing::info!(path = %self.path.display(), old_bytes = self.file_len, new_bytes = end, "compacted offsets file");
+                debug_assert_eq!(end, new_bytes);
+                tracing::info!(path = %self.path.display(), old_bytes = self.file_bytes, new_bytes = end, "compacted offsets file");
                 self.file = f;
-                self.file_len = end;
+                self.file_bytes = end;
                 self.shared.file_bytes.store(end, Ordering::Release);
                 Ok(())
             }
@@ -881,7 +999,13 @@ impl Writer {
 mod tests {
     use super::*;
 
-    fn commit(group: &str, topic: &str, partition: i32, offset: i64, metadata: &str) -> StoreRecord {
+    fn commit(
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        metadata: &str,
+    ) -> StoreRecord {
         StoreRecord::OffsetCommit {
             group: group.into(),
             topic: topic.into(),
@@ -913,7 +1037,11 @@ mod tests {
             meta("g", 7),
             StoreRecord::GroupMeta {
                 group: "s".into(),
-                meta: StoredGroupMeta { protocol_type: None, generation_id: 0, empty_since: None },
+                meta: StoredGroupMeta {
+                    protocol_type: None,
+                    generation_id: 0,
+                    empty_since: None,
+                },
             },
             commit("g", "t", 1, 42, "meta"),
             StoreRecord::OffsetCommit {
@@ -928,7 +1056,11 @@ mod tests {
                     expire_timestamp: Some(TimestampMs(99)),
                 },
             },
-            StoreRecord::OffsetTombstone { group: "g".into(), topic: "t".into(), partition: 1 },
+            StoreRecord::OffsetTombstone {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 1,
+            },
             StoreRecord::GroupTombstone { group: "g".into() },
             StoreRecord::TopicTombstone { topic: "t".into() },
         ];
@@ -942,7 +1074,12 @@ mod tests {
                 StoreRecord::GroupMeta { group, meta } => {
                     assert_eq!(meta_record_size(group, meta), buf.len() as u64)
                 }
-                StoreRecord::OffsetCommit { group, topic, value, .. } => {
+                StoreRecord::OffsetCommit {
+                    group,
+                    topic,
+                    value,
+                    ..
+                } => {
                     assert_eq!(commit_record_size(group, topic, value), buf.len() as u64)
                 }
                 _ => {}
@@ -982,9 +1119,16 @@ mod tests {
         assert_eq!(m.live_bytes, expected);
         m.apply(StoreRecord::TopicTombstone { topic: "t".into() });
         assert_eq!(m.offset_count, 1);
-        assert!(!m.groups.contains_key("h"), "a group with neither meta nor offsets is gone");
+        assert!(
+            !m.groups.contains_key("h"),
+            "a group with neither meta nor offsets is gone"
+        );
         assert!(m.groups.contains_key("g"));
-        m.apply(StoreRecord::OffsetTombstone { group: "g".into(), topic: "u".into(), partition: 0 });
+        m.apply(StoreRecord::OffsetTombstone {
+            group: "g".into(),
+            topic: "u".into(),
+            partition: 0,
+        });
         assert_eq!(m.offset_count, 0);
         assert!(m.groups.contains_key("g"), "meta keeps the group");
         m.apply(StoreRecord::GroupTombstone { group: "g".into() });
@@ -997,26 +1141,67 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Arc::new(OffsetsStore::open(dir.path()).unwrap());
-            store.append(vec![meta("g", 3), commit("g", "t", 0, 10, "a")]).await.unwrap();
-            store.append(vec![commit("g", "t", 1, 11, "b"), commit("g", "t", 0, 12, "c")]).await.unwrap();
-            store.append(vec![commit("simple", "t", 0, 5, "")]).await.unwrap();
-            store.append(vec![StoreRecord::OffsetTombstone { group: "g".into(), topic: "t".into(), partition: 1 }]).await.unwrap();
-            store.append(vec![commit("gone", "t", 0, 5, ""), StoreRecord::GroupTombstone { group: "gone".into() }])
+            store
+                .append(vec![meta("g", 3), commit("g", "t", 0, 10, "a")])
                 .await
                 .unwrap();
-            assert_eq!(store.committed_offset("g", "t", 0).unwrap().offset, Offset(12));
+            store
+                .append(vec![
+                    commit("g", "t", 1, 11, "b"),
+                    commit("g", "t", 0, 12, "c"),
+                ])
+                .await
+                .unwrap();
+            store
+                .append(vec![commit("simple", "t", 0, 5, "")])
+                .await
+                .unwrap();
+            store
+                .append(vec![StoreRecord::OffsetTombstone {
+                    group: "g".into(),
+                    topic: "t".into(),
+                    partition: 1,
+                }])
+                .await
+                .unwrap();
+            store
+                .append(vec![
+                    commit("gone", "t", 0, 5, ""),
+                    StoreRecord::GroupTombstone {
+                        group: "gone".into(),
+                    },
+                ])
+                .await
+                .unwrap();
+            assert_eq!(
+                store.committed_offset("g", "t", 0).unwrap().offset,
+                Offset(12)
+            );
             store.close().await;
-            assert!(matches!(store.append(vec![commit("g", "t", 0, 1, "")]).await, Err(StoreError::Closed)));
+            assert!(matches!(
+                store.append(vec![commit("g", "t", 0, 1, "")]).await,
+                Err(StoreError::Closed)
+            ));
         }
         let store = OffsetsStore::open(dir.path()).unwrap();
         let g = store.group("g").unwrap();
         assert_eq!(g.meta.as_ref().unwrap().generation_id, 3);
         assert_eq!(g.offset_count(), 1);
         let c = store.committed_offset("g", "t", 0).unwrap();
-        assert_eq!((c.offset, c.leader_epoch, c.metadata.as_str()), (Offset(12), 3, "c"));
+        assert_eq!(
+            (c.offset, c.leader_epoch, c.metadata.as_str()),
+            (Offset(12), 3, "c")
+        );
         assert!(store.committed_offset("g", "t", 1).is_none());
         assert!(store.group("gone").is_none());
-        assert_eq!(store.group_ids().iter().map(|(g, _)| g.as_str()).collect::<Vec<_>>(), vec!["g", "simple"]);
+        assert_eq!(
+            store
+                .group_ids()
+                .iter()
+                .map(|(g, _)| g.as_str())
+                .collect::<Vec<_>>(),
+            vec!["g", "simple"]
+        );
         store.close_blocking();
     }
 
@@ -1026,8 +1211,14 @@ mod tests {
         let path = dir.path().join(OFFSETS_FILE_NAME);
         {
             let store = Arc::new(OffsetsStore::open(dir.path()).unwrap());
-            store.append(vec![commit("g", "t", 0, 1, "")]).await.unwrap();
-            store.append(vec![commit("g", "t", 1, 2, "")]).await.unwrap();
+            store
+                .append(vec![commit("g", "t", 0, 1, "")])
+                .await
+                .unwrap();
+            store
+                .append(vec![commit("g", "t", 1, 2, "")])
+                .await
+                .unwrap();
             store.close().await;
         }
         let good_len = fs::metadata(&path).unwrap().len();
@@ -1061,11 +1252,17 @@ mod tests {
             assert_eq!(store.stats().offsets, 2);
             assert!(store.committed_offset("g", "t", 4).is_none());
             // The store keeps working after truncation.
-            store.append(vec![commit("g", "t", 5, 6, "")]).await.unwrap();
+            store
+                .append(vec![commit("g", "t", 5, 6, "")])
+                .await
+                .unwrap();
             store.close_blocking();
         }
         let store = OffsetsStore::open(dir.path()).unwrap();
-        assert_eq!(store.committed_offset("g", "t", 5).unwrap().offset, Offset(6));
+        assert_eq!(
+            store.committed_offset("g", "t", 5).unwrap().offset,
+            Offset(6)
+        );
         assert_eq!(store.stats().offsets, 3);
         store.close_blocking();
     }
@@ -1075,7 +1272,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(OFFSETS_FILE_NAME);
         fs::write(&path, b"not ours at all").unwrap();
-        assert!(matches!(OffsetsStore::open(dir.path()), Err(StoreError::BadHeader { .. })));
+        assert!(matches!(
+            OffsetsStore::open(dir.path()),
+            Err(StoreError::BadHeader { .. })
+        ));
         fs::write(&path, &FILE_MAGIC[..3]).unwrap();
         let store = OffsetsStore::open(dir.path()).unwrap();
         assert_eq!(store.stats().file_bytes, FILE_MAGIC.len() as u64);
@@ -1091,7 +1291,9 @@ mod tests {
         let metadata = "m".repeat(200);
         let mut waits = Vec::new();
         for round in 0..1500i64 {
-            let recs = (0..4).map(|p| commit("g", "t", p, round, &metadata)).collect();
+            let recs = (0..4)
+                .map(|p| commit("g", "t", p, round, &metadata))
+                .collect();
             waits.push(store.submit(recs).unwrap());
             if waits.len() >= 256 {
                 for w in waits.drain(..) {
@@ -1102,23 +1304,44 @@ mod tests {
         for w in waits.drain(..) {
             w.await.unwrap().unwrap();
         }
-        store.append(vec![meta("g", 9), commit("h", "u", 0, 77, "")]).await.unwrap();
+        store
+            .append(vec![meta("g", 9), commit("h", "u", 0, 77, "")])
+            .await
+            .unwrap();
         let stats = store.stats();
-        assert!(stats.file_bytes < COMPACT_MIN_FILE_BYTES * 2, "compaction ran: {stats:?}");
+        assert!(
+            stats.file_bytes < COMPACT_MIN_FILE_BYTES * 2,
+            "compaction ran: {stats:?}"
+        );
         store.compact().await.unwrap();
         let stats = store.stats();
         assert_eq!(stats.file_bytes, stats.live_bytes + FILE_MAGIC.len() as u64);
         assert_eq!(stats.offsets, 5);
         for p in 0..4 {
-            assert_eq!(store.committed_offset("g", "t", p).unwrap().offset, Offset(1499));
+            assert_eq!(
+                store.committed_offset("g", "t", p).unwrap().offset,
+                Offset(1499)
+            );
         }
         // Appends after compaction land in the new file.
-        store.append(vec![commit("g", "t", 0, 2000, "")]).await.unwrap();
+        store
+            .append(vec![commit("g", "t", 0, 2000, "")])
+            .await
+            .unwrap();
         store.close().await;
         let reopened = OffsetsStore::open(dir.path()).unwrap();
-        assert_eq!(reopened.committed_offset("g", "t", 0).unwrap().offset, Offset(2000));
-        assert_eq!(reopened.committed_offset("g", "t", 3).unwrap().offset, Offset(1499));
-        assert_eq!(reopened.committed_offset("h", "u", 0).unwrap().offset, Offset(77));
+        assert_eq!(
+            reopened.committed_offset("g", "t", 0).unwrap().offset,
+            Offset(2000)
+        );
+        assert_eq!(
+            reopened.committed_offset("g", "t", 3).unwrap().offset,
+            Offset(1499)
+        );
+        assert_eq!(
+            reopened.committed_offset("h", "u", 0).unwrap().offset,
+            Offset(77)
+        );
         assert_eq!(reopened.group("g").unwrap().meta.unwrap().generation_id, 9);
         assert!(!dir.path().join(COMPACT_TMP_FILE_NAME).exists());
         reopened.close_blocking();

@@ -88,7 +88,9 @@ impl GroupState {
 
     /// Parses a state name case-insensitively (ListGroups' states filter).
     pub fn parse_case_insensitive(name: &str) -> Option<GroupState> {
-        GroupState::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(name))
+        GroupState::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name))
     }
 
     /// Whether moving from `self` to `next` is a legal transition.
@@ -150,7 +152,10 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for s in GroupState::ALL {
-            assert_eq!(GroupState::parse_case_insensitive(&s.as_str().to_lowercase()), Some(s));
+            assert_eq!(
+                GroupState::parse_case_insensitive(&s.as_str().to_lowercase()),
+                Some(s)
+            );
             assert_eq!(GroupState::parse_case_insensitive(s.as_str()), Some(s));
         }
         assert_eq!(GroupState::parse_case_insensitive("stable"), Some(Stable));
