@@ -22,7 +22,7 @@ fn cfg() -> GroupConfig {
         min_session_timeout_ms: 10,
         max_session_timeout_ms: 60_000,
         // Long enough for concurrent joiners to share the first generation.
-        initial_rebalance_delay_ms: 100,
+        initial_rebalance_delay_ms: 250,
         max_size: 100,
         offsets_retention_ms: 60_000,
         offset_metadata_max_bytes: 16,
@@ -403,8 +403,8 @@ async fn new_member_joining_stable_group_rebalances_everyone() {
 async fn session_expiry_removes_member() {
     let (c, _dir) = open(cfg());
     let short = |member: &str| JoinGroupRequest {
-        session_timeout_ms: 150,
-        rebalance_timeout_ms: 500,
+        session_timeout_ms: 300,
+        rebalance_timeout_ms: 600,
         ..join_req("g", member, &["t"])
     };
     let (a, b) = {
@@ -436,7 +436,7 @@ async fn session_expiry_removes_member() {
 
     // Only the leader keeps heartbeating; the follower's session expires.
     let mut got = NONE;
-    for _ in 0..40 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(30)).await;
         got = c.heartbeat(hb("g", generation, &leader.member_id)).await;
         if got != NONE {
@@ -455,7 +455,7 @@ async fn session_expiry_removes_member() {
     // Without any heartbeat at all, the last member expires too and the
     // group becomes Empty.
     let mut state = None;
-    for _ in 0..40 {
+    for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(25)).await;
         state = c.group_state("g");
         if state == Some(GroupState::Empty) {

@@ -183,12 +183,16 @@ impl Materialized {
 
     fn drop_group_bytes(&mut self, group: &str, g: &StoredGroup) {
         if let Some(meta) = &g.meta {
-            self.live_bytes -= meta_record_size(group, meta);
+            self.live_bytes = self
+                .live_bytes
+                .saturating_sub(meta_record_size(group, meta));
         }
         for (topic, parts) in &g.offsets {
             for value in parts.values() {
-                self.live_bytes -= commit_record_size(group, topic, value);
-                self.offset_count -= 1;
+                self.live_bytes = self
+                    .live_bytes
+                    .saturating_sub(commit_record_size(group, topic, value));
+                self.offset_count = self.offset_count.saturating_sub(1);
             }
         }
     }
@@ -203,7 +207,7 @@ impl Materialized {
                     .as_ref()
                     .map_or(0, |old| meta_record_size(&group, old));
                 entry.meta = Some(meta);
-                self.live_bytes = self.live_bytes - removed + added;
+                self.live_bytes = self.live_bytes.saturating_sub(removed) + added;
             }
             StoreRecord::OffsetCommit {
                 group,
@@ -215,7 +219,11 @@ impl Materialized {
                 let entry = self.groups.entry(group.clone()).or_default();
                 let parts = entry.offsets.entry(topic.clone()).or_default();
                 match parts.insert(partition, value) {
-                    Some(old) => self.live_bytes -= commit_record_size(&group, &topic, &old),
+                    Some(old) => {
+                        self.live_bytes = self
+                            .live_bytes
+                            .saturating_sub(commit_record_size(&group, &topic, &old))
+                    }
                     None => self.offset_count += 1,
                 }
                 self.live_bytes += added;
@@ -235,8 +243,10 @@ impl Materialized {
                     }
                 }
                 if let Some(old) = removed {
-                    self.live_bytes -= commit_record_size(&group, &topic, &old);
-                    self.offset_count -= 1;
+                    self.live_bytes = self
+                        .live_bytes
+                        .saturating_sub(commit_record_size(&group, &topic, &old));
+                    self.offset_count = self.offset_count.saturating_sub(1);
                 }
                 self.remove_group_if_unused(&group);
             }
@@ -260,8 +270,8 @@ impl Materialized {
                         }
                     }
                 }
-                self.live_bytes -= freed_bytes;
-                self.offset_count -= freed_count;
+                self.live_bytes = self.live_bytes.saturating_sub(freed_bytes);
+                self.offset_count = self.offset_count.saturating_sub(freed_count);
                 for g in emptied {
                     self.groups.remove(&g);
                 }
