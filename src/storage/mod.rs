@@ -9,7 +9,10 @@ mod config;
 mod error;
 mod files;
 mod index;
+mod loader;
+mod log_manager;
 pub mod mmap;
+mod partition_log;
 mod producer_state;
 mod segment;
 
@@ -23,4 +26,10 @@ pub use producer_state::{
 };
 pub use checkpoint::{
     read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+};
+pub use loader::{LoadReport, OpenOptions};
+pub use partition_log::{AppendInfo, PartitionLog, ReadInfo};
+pub use log_manager::{
+    parse_partition_dir_name, partition_dir_name, validate_topic_name, LogManager, SharedLog, CLEAN_SHUTDOWN_FILE,
+    DELETE_DIR_SUFFIX, MAX_TOPIC_NAME_LEN,
 };

@@ -435,7 +435,7 @@ pub fn prune_snapshots(dir: &Path, max_offset: Offset, keep: usize) -> Result<()
     let snapshots = list_snapshots(dir)?;
     let valid = snapshots.iter().filter(|&&o| o <= max_offset).count();
     for (i, &o) in snapshots.iter().enumerate() {
-        if o > max_offset || i + keep < valid {
+        if o > max_offset || i.saturating_add(keep) < valid {
             remove_if_exists(&snapshot_path(dir, o))?;
         }
     }

@@ -111,28 +111,33 @@ impl Stats {
 }
 
 /// Walks batches from `start`, CRC-checking them and checking that offsets
-/// increase and stay within `[base_offset, base_offset + i32::MAX]`. Calls
-/// `on_batch` for each valid one; returns where the valid prefix ends.
+/// are contiguous (klamm never compacts, and base offsets lie outside the
+/// CRC, so contiguity is what catches a corrupted one) and stay within
+/// `[base_offset, base_offset + i32::MAX]`. `expected_first` is the base
+/// offset the first batch must have (`None`: any, for a trusted start).
+/// Calls `on_batch` for each valid batch; returns where the valid prefix ends.
 fn scan_valid(
     log: &[u8],
     start: usize,
     base_offset: Offset,
+    expected_first: Option<Offset>,
     mut on_batch: impl FnMut(usize, &RecordBatch<'_>) -> Result<(), StorageError>,
 ) -> Result<usize, StorageError> {
     let mut iter = BatchIter::starting_at(log, start, Validation::Crc);
-    let mut expected_min = base_offset;
+    let mut expected = expected_first;
     loop {
         let position = iter.position();
         match iter.next() {
             Some(Ok(batch)) => {
                 let rel_last = batch.last_offset().0 - base_offset.0;
-                if batch.base_offset() < expected_min
+                if expected.is_some_and(|e| batch.base_offset() != e)
+                    || batch.base_offset() < base_offset
                     || batch.last_offset_delta() < 0
                     || !(0..=i32::MAX as i64).contains(&rel_last)
                 {
                     return Ok(position);
                 }
-                expected_min = batch.next_offset();
+                expected = Some(batch.next_offset());
                 on_batch(position, &batch)?;
             }
             Some(Err(_)) => return Ok(position),
@@ -254,6 +259,9 @@ impl Segment {
         let last_modified_ms = file_mtime_ms(&log_path);
         let ro_log = MappedFile::open_read_only(&log_path)?;
         let file_len = ro_log.len();
+        // Positions are u32 and segments are capped at i32::MAX bytes: data
+        // beyond that cannot be ours and is treated as invalid.
+        let scan_len = file_len.min(i32::MAX as usize);
         let interval = config.index_interval_bytes;
         let mut report = OpenReport::default();
 
@@ -272,7 +280,8 @@ impl Segment {
                 let expected_last = offset_index.last_entry().map(|e| e.offset);
                 let mut first = true;
                 let mut consistent = true;
-                let valid_end = scan_valid(ro_log.as_slice(), start, base_offset, |pos, batch| {
+                let expected_first = if start == 0 { Some(base_offset) } else { None };
+                let valid_end = scan_valid(&ro_log.as_slice()[..scan_len], start, base_offset, expected_first, |pos, batch| {
                     if first {
                         first = false;
                         if expected_last.is_some_and(|o| o != batch.last_offset()) {
@@ -306,7 +315,7 @@ impl Segment {
                     config.index_capacity_bytes(TimeIndex::ENTRY_BYTES),
                 )?;
                 let mut stats = Stats::new(base_offset);
-                let valid_end = scan_valid(ro_log.as_slice(), 0, base_offset, |pos, batch| {
+                let valid_end = scan_valid(&ro_log.as_slice()[..scan_len], 0, base_offset, Some(base_offset), |pos, batch| {
                     stats.on_batch(Some((&mut offset_index, &mut time_index)), interval, pos, batch)
                 })?;
                 (offset_index, time_index, stats, valid_end)
@@ -424,6 +433,11 @@ impl Segment {
         } else {
             self.last_modified_ms
         }
+    }
+
+    /// The log's valid bytes, borrowed from the map.
+    pub fn log_bytes(&self) -> &[u8] {
+        self.log.as_slice()
     }
 
     pub fn offset_index(&self) -> &OffsetIndex {
