@@ -54,8 +54,10 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StorageError
         .truncate(true)
         .open(&tmp)
         .map_err(StorageError::io("create temp file", &tmp))?;
-    f.write_all(contents).map_err(StorageError::io("write temp file", &tmp))?;
-    f.sync_all().map_err(StorageError::io("fsync temp file", &tmp))?;
+    f.write_all(contents)
+        .map_err(StorageError::io("write temp file", &tmp))?;
+    f.sync_all()
+        .map_err(StorageError::io("fsync temp file", &tmp))?;
     drop(f);
     fs::rename(&tmp, path).map_err(StorageError::io("rename temp file", path))?;
     if let Some(dir) = path.parent() {
@@ -92,11 +94,26 @@ mod tests {
     #[test]
     fn offset_names_round_trip() {
         assert_eq!(offset_file_stem(Offset(42)), "00000000000000000042");
-        assert_eq!(parse_offset_file("00000000000000000042.log", LOG_SUFFIX), Some(Offset(42)));
-        assert_eq!(parse_offset_file("0000000000000000042.log", LOG_SUFFIX), None);
-        assert_eq!(parse_offset_file("0000000000000000004x.log", LOG_SUFFIX), None);
-        assert_eq!(parse_offset_file("00000000000000000042.index", LOG_SUFFIX), None);
-        assert_eq!(parse_offset_file("99999999999999999999.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_offset_file("00000000000000000042.log", LOG_SUFFIX),
+            Some(Offset(42))
+        );
+        assert_eq!(
+            parse_offset_file("0000000000000000042.log", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_offset_file("0000000000000000004x.log", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_offset_file("00000000000000000042.index", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_offset_file("99999999999999999999.log", LOG_SUFFIX),
+            None
+        );
     }
 
     #[test]

@@ -15,10 +15,12 @@ use tracing::{info, warn};
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::files::{
-    parse_offset_file, remove_if_exists, sync_dir, INDEX_SUFFIX, LOG_SUFFIX, STRAY_SUFFIXES, TIME_INDEX_SUFFIX,
-    TXN_INDEX_SUFFIX,
+    parse_offset_file, remove_if_exists, sync_dir, INDEX_SUFFIX, LOG_SUFFIX, STRAY_SUFFIXES,
+    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
-use super::producer_state::{list_snapshots, prune_snapshots, snapshot_path, ProducerBatch, ProducerStateManager};
+use super::producer_state::{
+    list_snapshots, prune_snapshots, snapshot_path, ProducerBatch, ProducerStateManager,
+};
 use super::segment::{OpenMode, Segment};
 use crate::records::{BatchIter, Validation};
 use crate::types::{Offset, TimestampMs};
@@ -36,7 +38,11 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { clean_shutdown: false, recovery_point: Offset(0), log_start_offset: Offset(0) }
+        OpenOptions {
+            clean_shutdown: false,
+            recovery_point: Offset(0),
+            log_start_offset: Offset(0),
+        }
     }
 }
 
@@ -77,7 +83,9 @@ fn scan_directory(dir: &Path, report: &mut LoadReport) -> Result<Vec<Offset>, St
     let mut indexes = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(StorageError::io("list directory", dir))? {
         let entry = entry.map_err(StorageError::io("list directory", dir))?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         let path = entry.path();
         if !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
             continue;
@@ -106,7 +114,12 @@ fn scan_directory(dir: &Path, report: &mut LoadReport) -> Result<Vec<Offset>, St
 }
 
 /// Loads (and if needed recovers) every segment of `dir`.
-pub(crate) fn load(dir: &Path, config: &LogConfig, opts: &OpenOptions, now: TimestampMs) -> Result<Loaded, StorageError> {
+pub(crate) fn load(
+    dir: &Path,
+    config: &LogConfig,
+    opts: &OpenOptions,
+    now: TimestampMs,
+) -> Result<Loaded, StorageError> {
     std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
     let mut report = LoadReport::default();
     let mut bases = scan_directory(dir, &mut report)?;
@@ -114,7 +127,10 @@ pub(crate) fn load(dir: &Path, config: &LogConfig, opts: &OpenOptions, now: Time
     let recover_from = if opts.clean_shutdown {
         bases.len()
     } else {
-        bases.iter().rposition(|b| *b <= opts.recovery_point).unwrap_or(0)
+        bases
+            .iter()
+            .rposition(|b| *b <= opts.recovery_point)
+            .unwrap_or(0)
     };
 
     let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
@@ -122,7 +138,10 @@ pub(crate) fn load(dir: &Path, config: &LogConfig, opts: &OpenOptions, now: Time
     while i < bases.len() {
         let base = bases[i];
         let is_last = i + 1 == bases.len();
-        let mode = OpenMode { active: is_last, recover: i >= recover_from };
+        let mode = OpenMode {
+            active: is_last,
+            recover: i >= recover_from,
+        };
         if mode.recover {
             report.recovered_segments += 1;
         }
@@ -137,11 +156,16 @@ pub(crate) fn load(dir: &Path, config: &LogConfig, opts: &OpenOptions, now: Time
         // Data after a corrupt (not merely zero-padded) tail, or after a
         // segment that does not end where the next one starts, cannot be
         // trusted: drop the rest.
-        let discontinuous = bases.get(i + 1).is_some_and(|next| *next != segment.next_offset());
+        let discontinuous = bases
+            .get(i + 1)
+            .is_some_and(|next| *next != segment.next_offset());
         if !is_last && (seg_report.truncated_garbage || discontinuous) {
             for later in bases.drain(i + 1..) {
                 warn!(dir = %dir.display(), base_offset = later.0, "deleting segment after corrupt data");
-                let mode = OpenMode { active: false, recover: false };
+                let mode = OpenMode {
+                    active: false,
+                    recover: false,
+                };
                 match Segment::open(dir, later, config, mode, now) {
                     Ok((s, _)) => s.delete()?,
                     Err(_) => remove_segment_files(dir, later)?,
@@ -149,7 +173,10 @@ pub(crate) fn load(dir: &Path, config: &LogConfig, opts: &OpenOptions, now: Time
                 report.deleted_segments += 1;
             }
             drop(segment);
-            let mode = OpenMode { active: true, recover: false };
+            let mode = OpenMode {
+                active: true,
+                recover: false,
+            };
             segment = Segment::open(dir, base, config, mode, now)?.0;
         }
         segments.insert(base.0, segment);
@@ -174,15 +201,31 @@ pub(crate) fn load(dir: &Path, config: &LogConfig, opts: &OpenOptions, now: Time
         }
         segments.insert(log_start.0, Segment::create(dir, log_start, config, now)?);
     }
-    log_start = log_start.max(segments.values().next().map(|s| s.base_offset()).unwrap_or(log_start));
+    log_start = log_start.max(
+        segments
+            .values()
+            .next()
+            .map(|s| s.base_offset())
+            .unwrap_or(log_start),
+    );
 
     let producers = rebuild_producer_state(dir, &segments, &mut report)?;
     sync_dir(dir)?;
-    Ok(Loaded { segments, producers, log_start_offset: log_start, report })
+    Ok(Loaded {
+        segments,
+        producers,
+        log_start_offset: log_start,
+        report,
+    })
 }
 
 fn remove_segment_files(dir: &Path, base: Offset) -> Result<(), StorageError> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ] {
         remove_if_exists(&super::files::offset_file(dir, base, suffix))?;
     }
     Ok(())
@@ -195,7 +238,11 @@ fn rebuild_producer_state(
     segments: &BTreeMap<i64, Segment>,
     report: &mut LoadReport,
 ) -> Result<ProducerStateManager, StorageError> {
-    let log_end = segments.values().next_back().map(|s| s.next_offset()).unwrap_or(Offset(0));
+    let log_end = segments
+        .values()
+        .next_back()
+        .map(|s| s.next_offset())
+        .unwrap_or(Offset(0));
     prune_snapshots(dir, log_end, usize::MAX)?;
     let mut state = ProducerStateManager::new();
     let mut from = Offset(0);

@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tracing::{info, warn};
 
-use super::checkpoint::{read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE};
+use super::checkpoint::{
+    read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE,
+    RECOVERY_POINT_CHECKPOINT_FILE,
+};
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::files::{remove_if_exists, sync_dir};
@@ -39,11 +42,15 @@ pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
         && name.len() <= MAX_TOPIC_NAME_LEN
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(StorageError::InvalidTopic { name: name.to_string() })
+        Err(StorageError::InvalidTopic {
+            name: name.to_string(),
+        })
     }
 }
 
@@ -51,7 +58,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
 /// last '-').
 pub fn parse_partition_dir_name(name: &str) -> Option<TopicPartition> {
     let (topic, partition) = name.rsplit_once('-')?;
-    if partition.is_empty() || partition.len() > 10 || !partition.bytes().all(|b| b.is_ascii_digit()) {
+    if partition.is_empty()
+        || partition.len() > 10
+        || !partition.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let partition: i32 = partition.parse().ok()?;
@@ -102,7 +112,10 @@ impl LogManager {
     /// recovering) every partition in it with `default_config` (adjust per
     /// topic afterwards with [`PartitionLog::set_config`]). Entries that are
     /// not partition directories are left alone.
-    pub fn open(dir: impl AsRef<Path>, default_config: LogConfig) -> Result<LogManager, StorageError> {
+    pub fn open(
+        dir: impl AsRef<Path>,
+        default_config: LogConfig,
+    ) -> Result<LogManager, StorageError> {
         default_config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(StorageError::io("create directory", &dir))?;
@@ -125,7 +138,9 @@ impl LogManager {
             if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 continue;
             }
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if name.starts_with('.') {
                 continue;
             }
@@ -182,17 +197,24 @@ impl LogManager {
 
     /// The log of `tp`, creating its directory with `config` if needed (an
     /// existing log keeps its config).
-    pub fn get_or_create(&self, tp: &TopicPartition, config: LogConfig) -> Result<SharedLog, StorageError> {
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<SharedLog, StorageError> {
         validate_topic_name(&tp.topic)?;
         if tp.partition < 0 {
-            return Err(StorageError::InvalidTopic { name: partition_dir_name(tp) });
+            return Err(StorageError::InvalidTopic {
+                name: partition_dir_name(tp),
+            });
         }
         let mut logs = lock(&self.logs);
         if let Some(log) = logs.get(tp) {
             return Ok(Arc::clone(log));
         }
         let path = self.dir.join(partition_dir_name(tp));
-        let log = PartitionLog::open_with(&path, config, OpenOptions::default(), TimestampMs::now())?;
+        let log =
+            PartitionLog::open_with(&path, config, OpenOptions::default(), TimestampMs::now())?;
         sync_dir(&self.dir)?;
         let log = Arc::new(Mutex::new(log));
         logs.insert(tp.clone(), Arc::clone(&log));
@@ -207,18 +229,28 @@ impl LogManager {
     }
 
     fn all_logs(&self) -> Vec<(TopicPartition, SharedLog)> {
-        lock(&self.logs).iter().map(|(tp, l)| (tp.clone(), Arc::clone(l))).collect()
+        lock(&self.logs)
+            .iter()
+            .map(|(tp, l)| (tp.clone(), Arc::clone(l)))
+            .collect()
     }
 
     /// Deletes a partition: closes it, renames its directory to
     /// `<topic>-<partition>.<hex>-delete` and removes it. Outstanding read
     /// `Bytes` stay valid. Returns whether it existed.
     pub fn delete(&self, tp: &TopicPartition) -> Result<bool, StorageError> {
-        let Some(log) = lock(&self.logs).remove(tp) else { return Ok(false) };
+        let Some(log) = lock(&self.logs).remove(tp) else {
+            return Ok(false);
+        };
         let mut log = lock(&log);
         let path = log.dir().to_path_buf();
         log.close_for_delete();
-        let renamed = self.dir.join(format!("{}.{}{}", partition_dir_name(tp), unique_hex(), DELETE_DIR_SUFFIX));
+        let renamed = self.dir.join(format!(
+            "{}.{}{}",
+            partition_dir_name(tp),
+            unique_hex(),
+            DELETE_DIR_SUFFIX
+        ));
         std::fs::rename(&path, &renamed).map_err(StorageError::io("rename for deletion", &path))?;
         sync_dir(&self.dir)?;
         if let Err(e) = std::fs::remove_dir_all(&renamed) {
@@ -240,8 +272,14 @@ impl LogManager {
             recovery_points.insert(tp.clone(), log.recovery_point());
             log_starts.insert(tp, log.log_start_offset());
         }
-        write_checkpoint(&self.dir.join(RECOVERY_POINT_CHECKPOINT_FILE), &recovery_points)?;
-        write_checkpoint(&self.dir.join(LOG_START_OFFSET_CHECKPOINT_FILE), &log_starts)
+        write_checkpoint(
+            &self.dir.join(RECOVERY_POINT_CHECKPOINT_FILE),
+            &recovery_points,
+        )?;
+        write_checkpoint(
+            &self.dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
+            &log_starts,
+        )
     }
 
     /// Flushes every open log.
@@ -282,7 +320,10 @@ impl LogManager {
 
     /// Forgets idle producers in every log (`producer.id.expiration.ms`).
     pub fn expire_producers_all(&self, now: TimestampMs, expiration_ms: i64) -> usize {
-        self.all_logs().iter().map(|(_, log)| lock(log).expire_producers(now, expiration_ms)).sum()
+        self.all_logs()
+            .iter()
+            .map(|(_, log)| lock(log).expire_producers(now, expiration_ms))
+            .sum()
     }
 
     /// Closes every log, writes the checkpoints, then the clean-shutdown
@@ -296,7 +337,10 @@ impl LogManager {
             }
         }
         self.checkpoint_all()?;
-        super::files::write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), br#"{"version":0,"brokerEpoch":-1}"#)?;
+        super::files::write_atomically(
+            &self.dir.join(CLEAN_SHUTDOWN_FILE),
+            br#"{"version":0,"brokerEpoch":-1}"#,
+        )?;
         info!(dir = %self.dir.display(), "log manager shut down cleanly");
         Ok(())
     }
@@ -310,26 +354,58 @@ mod tests {
 
     fn append(log: &SharedLog, n: usize) -> Offset {
         let mut b = test_batch(n, 1_000, None);
-        lock(log).append(&mut b, TimestampMs(1_000)).unwrap().first_offset
+        lock(log)
+            .append(&mut b, TimestampMs(1_000))
+            .unwrap()
+            .first_offset
     }
 
     fn count_batches(log: &SharedLog) -> usize {
         let log = lock(log);
-        let data = log.read(log.log_start_offset(), 1 << 20, None).unwrap().records;
-        BatchIter::new(&data, Validation::Crc).filter(|b| b.is_ok()).count()
+        let data = log
+            .read(log.log_start_offset(), 1 << 20, None)
+            .unwrap()
+            .records;
+        BatchIter::new(&data, Validation::Crc)
+            .filter(|b| b.is_ok())
+            .count()
     }
 
     fn cfg() -> LogConfig {
-        LogConfig { segment_bytes: 64 * 1024, segment_index_bytes: 4096, ..LogConfig::default() }
+        LogConfig {
+            segment_bytes: 64 * 1024,
+            segment_index_bytes: 4096,
+            ..LogConfig::default()
+        }
     }
 
     #[test]
     fn dir_names_parse_after_the_last_dash() {
-        assert_eq!(parse_partition_dir_name("orders-3"), Some(TopicPartition::new("orders", 3)));
-        assert_eq!(parse_partition_dir_name("my.topic-with-dashes-12"), Some(TopicPartition::new("my.topic-with-dashes", 12)));
-        assert_eq!(parse_partition_dir_name("orders--1"), Some(TopicPartition::new("orders-", 1)));
-        assert_eq!(parse_partition_dir_name("__cluster_metadata-0"), Some(TopicPartition::new("__cluster_metadata", 0)));
-        for bad in ["orders", "orders-", "-3", "orders-x", "a b-1", "t-99999999999", "meta.properties"] {
+        assert_eq!(
+            parse_partition_dir_name("orders-3"),
+            Some(TopicPartition::new("orders", 3))
+        );
+        assert_eq!(
+            parse_partition_dir_name("my.topic-with-dashes-12"),
+            Some(TopicPartition::new("my.topic-with-dashes", 12))
+        );
+        assert_eq!(
+            parse_partition_dir_name("orders--1"),
+            Some(TopicPartition::new("orders-", 1))
+        );
+        assert_eq!(
+            parse_partition_dir_name("__cluster_metadata-0"),
+            Some(TopicPartition::new("__cluster_metadata", 0))
+        );
+        for bad in [
+            "orders",
+            "orders-",
+            "-3",
+            "orders-x",
+            "a b-1",
+            "t-99999999999",
+            "meta.properties",
+        ] {
             assert_eq!(parse_partition_dir_name(bad), None, "{bad}");
         }
         assert!(validate_topic_name("../etc").is_err());
@@ -357,7 +433,9 @@ mod tests {
             lock(&la).delete_records_before(Offset(4)).unwrap();
             m.shutdown().unwrap();
             assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
-            assert!(lock(&la).append(&mut test_batch(1, 0, None), TimestampMs(0)).is_err());
+            assert!(lock(&la)
+                .append(&mut test_batch(1, 0, None), TimestampMs(0))
+                .is_err());
         }
         let rp = read_checkpoint(&dir.path().join(RECOVERY_POINT_CHECKPOINT_FILE)).unwrap();
         assert_eq!(rp[&a], Offset(15));
@@ -367,7 +445,10 @@ mod tests {
 
         let m = LogManager::open(dir.path(), cfg()).unwrap();
         assert!(m.had_clean_shutdown());
-        assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists(), "marker is consumed at start");
+        assert!(
+            !dir.path().join(CLEAN_SHUTDOWN_FILE).exists(),
+            "marker is consumed at start"
+        );
         assert_eq!(m.partitions(), vec![a.clone(), b.clone()]);
         let la = m.get(&a).unwrap();
         assert_eq!(lock(&la).log_start_offset(), Offset(4));
@@ -409,16 +490,23 @@ mod tests {
         std::fs::create_dir_all(root.join("not-a-partition")).unwrap();
         std::fs::write(root.join("not-a-partition/keep"), b"x").unwrap();
         std::fs::create_dir_all(root.join("lost+found")).unwrap();
-        std::fs::create_dir_all(root.join("old-0.0123456789abcdef0123456789abcdef-delete")).unwrap();
+        std::fs::create_dir_all(root.join("old-0.0123456789abcdef0123456789abcdef-delete"))
+            .unwrap();
         std::fs::write(root.join("recovery-point-offset-checkpoint"), b"garbage").unwrap();
         let m = LogManager::open(root, cfg()).unwrap();
         assert!(m.partitions().is_empty());
         assert!(root.join("meta.properties").exists());
         assert!(root.join(".klamm/state").exists());
         assert!(root.join("not-a-partition/keep").exists());
-        assert!(!root.join("old-0.0123456789abcdef0123456789abcdef-delete").exists());
+        assert!(!root
+            .join("old-0.0123456789abcdef0123456789abcdef-delete")
+            .exists());
         m.checkpoint_all().unwrap();
-        assert!(read_checkpoint(&root.join("recovery-point-offset-checkpoint")).unwrap().is_empty());
+        assert!(
+            read_checkpoint(&root.join("recovery-point-offset-checkpoint"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -437,8 +525,12 @@ mod tests {
         assert!(lock(&log).read(Offset(0), 10, None).is_err());
         let again = m.get_or_create(&tp, cfg()).unwrap();
         assert_eq!(lock(&again).log_end_offset(), Offset(0));
-        assert!(m.get_or_create(&TopicPartition::new("../evil", 0), cfg()).is_err());
-        assert!(m.get_or_create(&TopicPartition::new("t", -1), cfg()).is_err());
+        assert!(m
+            .get_or_create(&TopicPartition::new("../evil", 0), cfg())
+            .is_err());
+        assert!(m
+            .get_or_create(&TopicPartition::new("t", -1), cfg())
+            .is_err());
     }
 
     #[test]
@@ -446,12 +538,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = LogManager::open(dir.path(), cfg()).unwrap();
         let tp = TopicPartition::new("t", 0);
-        let c = LogConfig { flush_interval_ms: 10, retention_ms: 1_000, ..cfg() };
+        let c = LogConfig {
+            flush_interval_ms: 10,
+            retention_ms: 1_000,
+            ..cfg()
+        };
         let log = m.get_or_create(&tp, c).unwrap();
         append(&log, 1);
         assert_eq!(m.flush_due(TimestampMs(i64::MAX / 2)).unwrap(), 1);
         assert_eq!(lock(&log).recovery_point(), Offset(1));
-        assert_eq!(m.enforce_retention_all(TimestampMs(i64::MAX / 2)).unwrap(), 1);
+        assert_eq!(
+            m.enforce_retention_all(TimestampMs(i64::MAX / 2)).unwrap(),
+            1
+        );
         assert_eq!(lock(&log).log_start_offset(), Offset(1));
         assert_eq!(m.expire_producers_all(TimestampMs(0), 1), 0);
     }

@@ -15,8 +15,8 @@ use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager};
 use super::segment::{Segment, SegmentRead, TimestampAndOffset};
 use crate::records::{
-    set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch, ProduceBatches, TimestampType,
-    NO_PARTITION_LEADER_EPOCH,
+    set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
+    ProduceBatches, TimestampType, NO_PARTITION_LEADER_EPOCH,
 };
 use crate::types::{Offset, TimestampMs};
 
@@ -88,7 +88,11 @@ impl PartitionLog {
         clean_shutdown: bool,
         recovery_point: Offset,
     ) -> Result<PartitionLog, StorageError> {
-        let opts = OpenOptions { clean_shutdown, recovery_point, log_start_offset: Offset(0) };
+        let opts = OpenOptions {
+            clean_shutdown,
+            recovery_point,
+            log_start_offset: Offset(0),
+        };
         Self::open_with(dir, config, opts, TimestampMs::now())
     }
 
@@ -103,7 +107,12 @@ impl PartitionLog {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let loaded = loader::load(&dir, &config, &opts, now)?;
-        let log_end_offset = loaded.segments.values().next_back().map(Segment::next_offset).unwrap_or_default();
+        let log_end_offset = loaded
+            .segments
+            .values()
+            .next_back()
+            .map(Segment::next_offset)
+            .unwrap_or_default();
         if loaded.report != LoadReport::default() {
             info!(dir = %dir.display(), report = ?loaded.report, "loaded partition log");
         }
@@ -130,23 +139,39 @@ impl PartitionLog {
     fn check_invariants(&self) {
         debug_assert!(!self.segments.is_empty() || self.closed);
         debug_assert!(self.log_start_offset <= self.log_end_offset);
-        debug_assert!(self.segments.values().next().map_or(true, |s| s.base_offset() <= self.log_start_offset));
-        debug_assert!(self.segments.values().next_back().map_or(true, |s| s.next_offset() == self.log_end_offset));
+        debug_assert!(self
+            .segments
+            .values()
+            .next()
+            .map_or(true, |s| s.base_offset() <= self.log_start_offset));
+        debug_assert!(self
+            .segments
+            .values()
+            .next_back()
+            .map_or(true, |s| s.next_offset() == self.log_end_offset));
     }
 
     fn ensure_open(&self) -> Result<(), StorageError> {
         if self.closed {
-            return Err(StorageError::Closed { path: self.dir.clone() });
+            return Err(StorageError::Closed {
+                path: self.dir.clone(),
+            });
         }
         Ok(())
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("an open log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("an open log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("an open log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("an open log always has an active segment")
     }
 
     pub fn dir(&self) -> &Path {
@@ -222,7 +247,11 @@ impl PartitionLog {
     /// Validates and appends produce input (one or more v2 batches, patched
     /// in place: offsets, leader epoch, LogAppendTime, CRC). Nothing is
     /// written unless every batch passes.
-    pub fn append(&mut self, input: &mut [u8], now: TimestampMs) -> Result<AppendInfo, StorageError> {
+    pub fn append(
+        &mut self,
+        input: &mut [u8],
+        now: TimestampMs,
+    ) -> Result<AppendInfo, StorageError> {
         self.ensure_open()?;
         if input.len() > self.config.segment_bytes as usize {
             return Err(StorageError::RecordListTooLarge {
@@ -271,7 +300,11 @@ impl PartitionLog {
                         return Ok(AppendInfo {
                             first_offset: dup.first_offset,
                             last_offset: dup.last_offset,
-                            log_append_time: if log_append_time { dup.timestamp } else { TimestampMs::NONE },
+                            log_append_time: if log_append_time {
+                                dup.timestamp
+                            } else {
+                                TimestampMs::NONE
+                            },
                             log_start_offset: self.log_start_offset,
                             duplicate: true,
                             max_timestamp: dup.timestamp,
@@ -304,7 +337,10 @@ impl PartitionLog {
         }
 
         let last_offset = Offset(next.0 - 1);
-        if self.active().should_roll(&self.config, input.len(), max_timestamp, last_offset, now) {
+        if self
+            .active()
+            .should_roll(&self.config, input.len(), max_timestamp, last_offset, now)
+        {
             self.roll_at(now)?;
         }
         self.active_mut().append(input, now)?;
@@ -315,7 +351,11 @@ impl PartitionLog {
         Ok(AppendInfo {
             first_offset: batches.first().map(|b| b.base_offset).unwrap_or(next),
             last_offset,
-            log_append_time: if log_append_time { now } else { TimestampMs::NONE },
+            log_append_time: if log_append_time {
+                now
+            } else {
+                TimestampMs::NONE
+            },
             log_start_offset: self.log_start_offset,
             duplicate: false,
             max_timestamp,
@@ -348,12 +388,21 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
         };
-        if fetch_offset == self.log_end_offset || max_offset_exclusive.is_some_and(|m| fetch_offset >= m) {
+        if fetch_offset == self.log_end_offset
+            || max_offset_exclusive.is_some_and(|m| fetch_offset >= m)
+        {
             return Ok(info);
         }
-        let floor = self.segments.range(..=fetch_offset.0).next_back().map(|(k, _)| *k).unwrap_or(i64::MIN);
+        let floor = self
+            .segments
+            .range(..=fetch_offset.0)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(i64::MIN);
         for segment in self.segments.range(floor..).map(|(_, s)| s) {
-            if let SegmentRead::Data(bytes) = segment.read(fetch_offset, max_bytes, max_offset_exclusive) {
+            if let SegmentRead::Data(bytes) =
+                segment.read(fetch_offset, max_bytes, max_offset_exclusive)
+            {
                 info.records = bytes;
                 break;
             }
@@ -365,9 +414,16 @@ impl PartitionLog {
     /// start (ListOffsets by time); `None` if there is none. The special
     /// targets (-1 latest, -2 earliest, -3 max timestamp) are the caller's:
     /// see [`PartitionLog::max_timestamp_and_offset`].
-    pub fn offset_for_timestamp(&self, timestamp: TimestampMs) -> Result<Option<TimestampAndOffset>, StorageError> {
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: TimestampMs,
+    ) -> Result<Option<TimestampAndOffset>, StorageError> {
         self.ensure_open()?;
-        let Some(segment) = self.segments.values().find(|s| s.largest_timestamp() >= timestamp) else {
+        let Some(segment) = self
+            .segments
+            .values()
+            .find(|s| s.largest_timestamp() >= timestamp)
+        else {
             return Ok(None);
         };
         Ok(segment.find_offset_by_timestamp(timestamp, self.log_start_offset))
@@ -390,7 +446,10 @@ impl PartitionLog {
         self.ensure_open()?;
         let unflushed = (self.log_end_offset.0 - self.recovery_point.0).max(0) as u64;
         let since_ms = now.0.saturating_sub(self.last_flush_ms.0).max(0) as u64;
-        if unflushed > 0 && (unflushed >= self.config.flush_interval_messages || since_ms >= self.config.flush_interval_ms) {
+        if unflushed > 0
+            && (unflushed >= self.config.flush_interval_messages
+                || since_ms >= self.config.flush_interval_ms)
+        {
             self.flush_at(now)?;
             return Ok(true);
         }
@@ -458,7 +517,12 @@ impl PartitionLog {
     /// for both), plus segments below the log start offset; never the active
     /// segment unless it is itself deletable, in which case it is rolled
     /// first. Returns the number of segments deleted.
-    pub fn enforce_retention(&mut self, now: TimestampMs, retention_ms: i64, retention_bytes: i64) -> Result<usize, StorageError> {
+    pub fn enforce_retention(
+        &mut self,
+        now: TimestampMs,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<usize, StorageError> {
         self.ensure_open()?;
         let mut deleted = self.delete_log_start_breached_segments()?;
         if retention_bytes >= 0 {
@@ -476,14 +540,19 @@ impl PartitionLog {
             }
         }
         if retention_ms >= 0 {
-            let n = self.deletable_prefix(|s, _| now.0.saturating_sub(s.largest_timestamp().0) > retention_ms);
+            let n = self.deletable_prefix(|s, _| {
+                now.0.saturating_sub(s.largest_timestamp().0) > retention_ms
+            });
             deleted += self.delete_oldest(n, now)?;
         }
         Ok(deleted)
     }
 
     /// Applies this log's own `retention.ms` / `retention.bytes`.
-    pub fn enforce_configured_retention(&mut self, now: TimestampMs) -> Result<usize, StorageError> {
+    pub fn enforce_configured_retention(
+        &mut self,
+        now: TimestampMs,
+    ) -> Result<usize, StorageError> {
         let (ms, bytes) = (self.config.retention_ms, self.config.retention_bytes);
         self.enforce_retention(now, ms, bytes)
     }
@@ -497,7 +566,10 @@ impl PartitionLog {
     /// Kafka's `deletableSegments`: the longest prefix of segments for which
     /// `predicate(segment, next)` holds, never including an empty active
     /// segment.
-    fn deletable_prefix(&self, mut predicate: impl FnMut(&Segment, Option<&Segment>) -> bool) -> usize {
+    fn deletable_prefix(
+        &self,
+        mut predicate: impl FnMut(&Segment, Option<&Segment>) -> bool,
+    ) -> usize {
         let all: Vec<&Segment> = self.segments.values().collect();
         let mut n = 0;
         for (i, s) in all.iter().enumerate() {
@@ -545,7 +617,8 @@ impl PartitionLog {
         self.flush_at(TimestampMs::now())?;
         self.active_mut().seal()?;
         self.producers.set_map_end_offset(self.log_end_offset);
-        self.producers.write_snapshot(&self.dir, self.log_end_offset)?;
+        self.producers
+            .write_snapshot(&self.dir, self.log_end_offset)?;
         prune_snapshots(&self.dir, self.log_end_offset, SNAPSHOTS_KEPT)?;
         self.closed = true;
         Ok(())

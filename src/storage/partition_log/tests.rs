@@ -25,7 +25,13 @@ fn produce(log: &mut PartitionLog, n: usize, ts: i64) -> AppendInfo {
     log.append(&mut b, TimestampMs(ts)).unwrap()
 }
 
-fn produce_idem(log: &mut PartitionLog, n: usize, pid: i64, epoch: i16, seq: i32) -> Result<AppendInfo, StorageError> {
+fn produce_idem(
+    log: &mut PartitionLog,
+    n: usize,
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+) -> Result<AppendInfo, StorageError> {
     let mut b = test_batch(n, 1_000, Some((pid, epoch, seq)));
     log.append(&mut b, TimestampMs(1_000))
 }
@@ -37,7 +43,10 @@ fn read_all(log: &PartitionLog) -> Vec<(i64, i64)> {
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
         let info = log.read(next, 1 << 20, None).unwrap();
-        assert!(!info.records.is_empty(), "no data at {next:?} below the log end");
+        assert!(
+            !info.records.is_empty(),
+            "no data at {next:?} below the log end"
+        );
         for batch in BatchIter::new(&info.records, Validation::Crc) {
             let batch = batch.expect("every returned batch is valid");
             if let Some(&(_, last)) = out.last() {
@@ -56,7 +65,10 @@ fn append_assigns_offsets_and_reads_back_whole_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), &LogConfig::default());
     let a = produce(&mut log, 3, 100);
-    assert_eq!((a.first_offset, a.last_offset, a.records_count), (Offset(0), Offset(2), 3));
+    assert_eq!(
+        (a.first_offset, a.last_offset, a.records_count),
+        (Offset(0), Offset(2), 3)
+    );
     assert_eq!(a.log_append_time, TimestampMs::NONE);
     assert_eq!(a.max_timestamp, TimestampMs(102));
     let b = produce(&mut log, 2, 200);
@@ -65,13 +77,27 @@ fn append_assigns_offsets_and_reads_back_whole_batches() {
     let mut input = test_batch(2, 300, None);
     input.extend_from_slice(&test_batch(4, 400, None));
     let c = log.append(&mut input, TimestampMs(500)).unwrap();
-    assert_eq!((c.first_offset, c.last_offset, c.records_count), (Offset(5), Offset(10), 6));
+    assert_eq!(
+        (c.first_offset, c.last_offset, c.records_count),
+        (Offset(5), Offset(10), 6)
+    );
     assert_eq!(log.log_end_offset(), Offset(11));
 
     let info = log.read(Offset(4), 1 << 20, None).unwrap();
-    let batches: Vec<_> = BatchIter::new(&info.records, Validation::Crc).map(|b| b.unwrap().base_offset().0).collect();
-    assert_eq!(batches, vec![3, 5, 7], "starts with the batch containing offset 4");
-    let first = RecordBatch::new(&info.records[..RecordBatch::new(&test_batch(2, 200, None)).unwrap().size_bytes()]).unwrap();
+    let batches: Vec<_> = BatchIter::new(&info.records, Validation::Crc)
+        .map(|b| b.unwrap().base_offset().0)
+        .collect();
+    assert_eq!(
+        batches,
+        vec![3, 5, 7],
+        "starts with the batch containing offset 4"
+    );
+    let first = RecordBatch::new(
+        &info.records[..RecordBatch::new(&test_batch(2, 200, None))
+            .unwrap()
+            .size_bytes()],
+    )
+    .unwrap();
     assert_eq!(first.partition_leader_epoch(), 0);
     assert!(log.read(Offset(11), 100, None).unwrap().records.is_empty());
     let e = log.read(Offset(12), 100, None).unwrap_err();
@@ -82,18 +108,29 @@ fn append_assigns_offsets_and_reads_back_whole_batches() {
     // max_offset_exclusive.
     let info = log.read(Offset(0), 1 << 20, Some(Offset(5))).unwrap();
     assert_eq!(BatchIter::new(&info.records, Validation::Crc).count(), 2);
-    assert!(log.read(Offset(5), 1 << 20, Some(Offset(5))).unwrap().records.is_empty());
+    assert!(log
+        .read(Offset(5), 1 << 20, Some(Offset(5)))
+        .unwrap()
+        .records
+        .is_empty());
     assert_eq!(read_all(&log).len(), 4);
 }
 
 #[test]
 fn invalid_input_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { max_message_bytes: 200, segment_bytes: 1000, ..small_config() };
+    let cfg = LogConfig {
+        max_message_bytes: 200,
+        segment_bytes: 1000,
+        ..small_config()
+    };
     let mut log = open(dir.path(), &cfg);
     produce(&mut log, 1, 0);
     let mut big = test_batch(20, 0, None);
-    assert!(matches!(log.append(&mut big, TimestampMs(0)), Err(StorageError::MessageTooLarge { .. })));
+    assert!(matches!(
+        log.append(&mut big, TimestampMs(0)),
+        Err(StorageError::MessageTooLarge { .. })
+    ));
     let mut huge: Vec<u8> = Vec::new();
     while huge.len() <= 1000 {
         huge.extend_from_slice(&test_batch(1, 0, None));
@@ -107,8 +144,18 @@ fn invalid_input_writes_nothing() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     mixed.extend_from_slice(&bad);
-    assert_eq!(log.append(&mut mixed, TimestampMs(0)).unwrap_err().error_code(), 2);
-    assert_eq!(log.append(&mut [], TimestampMs(0)).unwrap_err().error_code(), 87);
+    assert_eq!(
+        log.append(&mut mixed, TimestampMs(0))
+            .unwrap_err()
+            .error_code(),
+        2
+    );
+    assert_eq!(
+        log.append(&mut [], TimestampMs(0))
+            .unwrap_err()
+            .error_code(),
+        87
+    );
     assert_eq!(log.log_end_offset(), Offset(1));
     assert_eq!(read_all(&log), vec![(0, 0)]);
 }
@@ -116,7 +163,10 @@ fn invalid_input_writes_nothing() {
 #[test]
 fn log_append_time_is_stamped() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
+    let cfg = LogConfig {
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
     let mut log = open(dir.path(), &cfg);
     let mut b = test_batch(3, 5, None);
     let info = log.append(&mut b, TimestampMs(123_456)).unwrap();
@@ -126,8 +176,14 @@ fn log_append_time_is_stamped() {
     assert_eq!(batch.timestamp_type(), TimestampType::LogAppendTime);
     assert_eq!(batch.max_timestamp(), TimestampMs(123_456));
     assert!(batch.is_crc_valid());
-    let found = log.offset_for_timestamp(TimestampMs(100_000)).unwrap().unwrap();
-    assert_eq!((found.offset, found.timestamp), (Offset(0), TimestampMs(123_456)));
+    let found = log
+        .offset_for_timestamp(TimestampMs(100_000))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.offset, found.timestamp),
+        (Offset(0), TimestampMs(123_456))
+    );
 }
 
 #[test]
@@ -138,7 +194,11 @@ fn rolls_by_size_and_reads_across_segments() {
     for i in 0..100 {
         produce(&mut log, 3, 1_000 + i * 3);
     }
-    assert!(log.segment_count() >= 3, "segments: {}", log.segment_count());
+    assert!(
+        log.segment_count() >= 3,
+        "segments: {}",
+        log.segment_count()
+    );
     let bases = log.segment_base_offsets();
     for pair in bases.windows(2) {
         let path = offset_file(dir.path(), pair[0], ".log");
@@ -146,11 +206,18 @@ fn rolls_by_size_and_reads_across_segments() {
         assert!(len <= 1024 && len > 0, "rolled segments are trimmed: {len}");
     }
     let active = offset_file(dir.path(), *bases.last().unwrap(), ".log");
-    assert_eq!(std::fs::metadata(active).unwrap().len(), 1024, "active segment is preallocated");
+    assert_eq!(
+        std::fs::metadata(active).unwrap().len(),
+        1024,
+        "active segment is preallocated"
+    );
     assert_eq!(read_all(&log).len(), 100);
     // A read never spans two segments.
     let info = log.read(bases[1].next(), 1 << 20, None).unwrap();
-    let last = BatchIter::new(&info.records, Validation::Crc).last().unwrap().unwrap();
+    let last = BatchIter::new(&info.records, Validation::Crc)
+        .last()
+        .unwrap()
+        .unwrap();
     assert_eq!(last.next_offset(), bases[2]);
     assert_eq!(log.size_bytes(), read_all_bytes(&log));
 }
@@ -161,7 +228,11 @@ fn read_all_bytes(log: &PartitionLog) -> u64 {
     while next < log.log_end_offset() {
         let info = log.read(next, 1 << 20, None).unwrap();
         total += info.records.len() as u64;
-        next = BatchIter::new(&info.records, Validation::Crc).last().unwrap().unwrap().next_offset();
+        next = BatchIter::new(&info.records, Validation::Crc)
+            .last()
+            .unwrap()
+            .unwrap()
+            .next_offset();
     }
     total
 }
@@ -169,7 +240,10 @@ fn read_all_bytes(log: &PartitionLog) -> u64 {
 #[test]
 fn rolls_by_time_and_when_the_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { segment_ms: 1_000, ..LogConfig::default() };
+    let cfg = LogConfig {
+        segment_ms: 1_000,
+        ..LogConfig::default()
+    };
     let mut log = open(dir.path(), &cfg);
     produce(&mut log, 1, 10_000);
     produce(&mut log, 1, 10_900);
@@ -178,13 +252,21 @@ fn rolls_by_time_and_when_the_index_is_full() {
     assert_eq!(log.segment_base_offsets(), vec![Offset(0), Offset(2)]);
 
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { segment_index_bytes: 16, index_interval_bytes: 0, ..LogConfig::default() };
+    let cfg = LogConfig {
+        segment_index_bytes: 16,
+        index_interval_bytes: 0,
+        ..LogConfig::default()
+    };
     let mut log = open(dir.path(), &cfg);
     for i in 0..7 {
         produce(&mut log, 1, i);
     }
     // Entries start with the second batch; 2 entries fill the index.
-    assert!(log.segment_count() >= 3, "segments: {:?}", log.segment_base_offsets());
+    assert!(
+        log.segment_count() >= 3,
+        "segments: {:?}",
+        log.segment_base_offsets()
+    );
     assert_eq!(read_all(&log).len(), 7);
 }
 
@@ -197,13 +279,22 @@ fn timestamp_lookups_across_segments() {
     }
     assert!(log.segment_count() > 2);
     for target in [0, 1_000_000, 1_000_001, 1_000_123, 1_000_299] {
-        let found = log.offset_for_timestamp(TimestampMs(target)).unwrap().unwrap();
+        let found = log
+            .offset_for_timestamp(TimestampMs(target))
+            .unwrap()
+            .unwrap();
         let expect = (target - 1_000_000).max(0);
         assert_eq!(found.offset, Offset(expect), "target {target}");
     }
-    assert!(log.offset_for_timestamp(TimestampMs(1_000_300)).unwrap().is_none());
+    assert!(log
+        .offset_for_timestamp(TimestampMs(1_000_300))
+        .unwrap()
+        .is_none());
     let max = log.max_timestamp_and_offset().unwrap().unwrap();
-    assert_eq!((max.offset, max.timestamp), (Offset(299), TimestampMs(1_000_299)));
+    assert_eq!(
+        (max.offset, max.timestamp),
+        (Offset(299), TimestampMs(1_000_299))
+    );
     // After DeleteRecords the search starts at the log start.
     log.delete_records_before(Offset(7)).unwrap();
     let found = log.offset_for_timestamp(TimestampMs(0)).unwrap().unwrap();
@@ -228,14 +319,20 @@ fn retention_by_bytes_and_time() {
     read_all(&log);
     // Everything expired: the active segment is rolled and deleted too.
     let end = log.log_end_offset();
-    let deleted = log.enforce_retention(TimestampMs(10_000_000), 1_000, -1).unwrap();
+    let deleted = log
+        .enforce_retention(TimestampMs(10_000_000), 1_000, -1)
+        .unwrap();
     assert!(deleted > 0);
     assert_eq!(log.segment_count(), 1);
     assert_eq!(log.log_start_offset(), end);
     assert_eq!(log.log_end_offset(), end);
     assert_eq!(log.size_bytes(), 0);
     // An empty active segment is never deleted.
-    assert_eq!(log.enforce_retention(TimestampMs(10_000_000), 0, 0).unwrap(), 0);
+    assert_eq!(
+        log.enforce_retention(TimestampMs(10_000_000), 0, 0)
+            .unwrap(),
+        0
+    );
     produce(&mut log, 1, 5);
     assert_eq!(read_all(&log).len(), 1);
 }
@@ -252,32 +349,62 @@ fn delete_records_advances_log_start() {
     assert_eq!(log.delete_records_before(cut).unwrap(), cut);
     assert_eq!(log.segment_base_offsets()[0], bases[2]);
     assert_eq!(log.log_start_offset(), cut);
-    assert_eq!(log.read(Offset(cut.0 - 1), 10, None).unwrap_err().error_code(), 1);
+    assert_eq!(
+        log.read(Offset(cut.0 - 1), 10, None)
+            .unwrap_err()
+            .error_code(),
+        1
+    );
     // The batch containing the log start is returned whole.
     let info = log.read(cut, 10, None).unwrap();
-    assert_eq!(RecordBatch::new(&info.records).unwrap().base_offset(), bases[2]);
+    assert_eq!(
+        RecordBatch::new(&info.records).unwrap().base_offset(),
+        bases[2]
+    );
     // Going backwards is a no-op; beyond the end is out of range.
     assert_eq!(log.delete_records_before(Offset(0)).unwrap(), cut);
     assert!(log.delete_records_before(Offset(1_000)).is_err());
-    assert_eq!(log.delete_records_before(log.log_end_offset()).unwrap(), log.log_end_offset());
+    assert_eq!(
+        log.delete_records_before(log.log_end_offset()).unwrap(),
+        log.log_end_offset()
+    );
 }
 
 #[test]
 fn flush_policy_advances_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { flush_interval_messages: 5, ..LogConfig::default() };
+    let cfg = LogConfig {
+        flush_interval_messages: 5,
+        ..LogConfig::default()
+    };
     let mut log = open(dir.path(), &cfg);
     produce(&mut log, 3, 0);
     assert_eq!(log.recovery_point(), Offset(0));
     produce(&mut log, 3, 0);
     assert_eq!(log.recovery_point(), Offset(6));
-    let cfg = LogConfig { flush_interval_ms: 100, ..LogConfig::default() };
+    let cfg = LogConfig {
+        flush_interval_ms: 100,
+        ..LogConfig::default()
+    };
     log.set_config(cfg).unwrap();
     produce(&mut log, 1, 0);
     assert_eq!(log.recovery_point(), Offset(6));
-    assert!(log.flush_if_due(TimestampMs::now().0.checked_add(1_000).map(TimestampMs).unwrap()).unwrap());
+    assert!(log
+        .flush_if_due(
+            TimestampMs::now()
+                .0
+                .checked_add(1_000)
+                .map(TimestampMs)
+                .unwrap()
+        )
+        .unwrap());
     assert_eq!(log.recovery_point(), Offset(7));
-    assert!(log.set_config(LogConfig { segment_bytes: 1, ..LogConfig::default() }).is_err());
+    assert!(log
+        .set_config(LogConfig {
+            segment_bytes: 1,
+            ..LogConfig::default()
+        })
+        .is_err());
 }
 
 #[test]
@@ -289,12 +416,34 @@ fn idempotent_producer_rules_through_the_log() {
     assert_eq!((b.first_offset, b.last_offset), (Offset(3), Offset(4)));
     let dup = produce_idem(&mut log, 3, 42, 0, 0).unwrap();
     assert!(dup.duplicate);
-    assert_eq!((dup.first_offset, dup.last_offset), (a.first_offset, a.last_offset));
-    assert_eq!(log.log_end_offset(), Offset(5), "a duplicate writes nothing");
-    assert_eq!(produce_idem(&mut log, 1, 42, 0, 9).unwrap_err().error_code(), 45);
-    assert_eq!(produce_idem(&mut log, 1, 42, 1, 5).unwrap_err().error_code(), 45);
+    assert_eq!(
+        (dup.first_offset, dup.last_offset),
+        (a.first_offset, a.last_offset)
+    );
+    assert_eq!(
+        log.log_end_offset(),
+        Offset(5),
+        "a duplicate writes nothing"
+    );
+    assert_eq!(
+        produce_idem(&mut log, 1, 42, 0, 9)
+            .unwrap_err()
+            .error_code(),
+        45
+    );
+    assert_eq!(
+        produce_idem(&mut log, 1, 42, 1, 5)
+            .unwrap_err()
+            .error_code(),
+        45
+    );
     produce_idem(&mut log, 1, 42, 1, 0).unwrap();
-    assert_eq!(produce_idem(&mut log, 1, 42, 0, 5).unwrap_err().error_code(), 47);
+    assert_eq!(
+        produce_idem(&mut log, 1, 42, 0, 5)
+            .unwrap_err()
+            .error_code(),
+        47
+    );
     assert_eq!(log.log_end_offset(), Offset(6));
 }
 
@@ -309,7 +458,12 @@ fn producer_state_survives_clean_and_unclean_restarts() {
         }
         assert!(log.segment_count() > 1, "rolls wrote snapshots");
         log.close().unwrap();
-        assert_eq!(log.append(&mut test_batch(1, 0, None), TimestampMs(0)).unwrap_err().error_code(), 56);
+        assert_eq!(
+            log.append(&mut test_batch(1, 0, None), TimestampMs(0))
+                .unwrap_err()
+                .error_code(),
+            56
+        );
     }
     {
         let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, Offset(0)).unwrap();
@@ -321,12 +475,24 @@ fn producer_state_survives_clean_and_unclean_restarts() {
         // Dropped without close: like kill -9.
     }
     for snapshot in crate::storage::producer_state::list_snapshots(dir.path()).unwrap() {
-        std::fs::remove_file(crate::storage::producer_state::snapshot_path(dir.path(), snapshot)).unwrap();
+        std::fs::remove_file(crate::storage::producer_state::snapshot_path(
+            dir.path(),
+            snapshot,
+        ))
+        .unwrap();
     }
     let mut log = open(dir.path(), &cfg);
     assert_eq!(log.log_end_offset(), Offset(63));
-    assert!(produce_idem(&mut log, 3, 7, 2, 60).unwrap().duplicate, "rebuilt from a full header scan");
-    assert_eq!(produce_idem(&mut log, 1, 7, 2, 64).unwrap_err().error_code(), 45);
+    assert!(
+        produce_idem(&mut log, 3, 7, 2, 60).unwrap().duplicate,
+        "rebuilt from a full header scan"
+    );
+    assert_eq!(
+        produce_idem(&mut log, 1, 7, 2, 64)
+            .unwrap_err()
+            .error_code(),
+        45
+    );
     produce_idem(&mut log, 1, 7, 2, 63).unwrap();
 }
 
@@ -342,13 +508,31 @@ fn reopen_after_clean_close_keeps_everything() {
         }
         before = read_all(&log);
         log.close().unwrap();
-        let active = offset_file(dir.path(), *log.segment_base_offsets().last().unwrap(), ".log");
-        assert!(std::fs::metadata(active).unwrap().len() < 1024, "close trims the active segment");
+        let active = offset_file(
+            dir.path(),
+            *log.segment_base_offsets().last().unwrap(),
+            ".log",
+        );
+        assert!(
+            std::fs::metadata(active).unwrap().len() < 1024,
+            "close trims the active segment"
+        );
     }
     let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, Offset(0)).unwrap();
     let report = log.load_report();
-    assert_eq!((report.recovered_segments, report.truncated_bytes, report.removed_files), (0, 0, 0));
-    assert_eq!(report.producer_state_from, Offset(160), "state comes from the close snapshot");
+    assert_eq!(
+        (
+            report.recovered_segments,
+            report.truncated_bytes,
+            report.removed_files
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        report.producer_state_from,
+        Offset(160),
+        "state comes from the close snapshot"
+    );
     assert_eq!(read_all(&log), before);
     let next = produce(&mut log, 1, 0);
     assert_eq!(next.first_offset, Offset(160));
@@ -442,7 +626,12 @@ fn recovery_truncates_torn_and_zeroed_tails() {
         while let Some(Ok(_)) = it.next() {}
         ((), it.valid_bytes())
     };
-    std::fs::OpenOptions::new().write(true).open(&last).unwrap().set_len(valid as u64 - 7).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(valid as u64 - 7)
+        .unwrap();
     let log = open(&d, &cfg);
     assert_valid_prefix(&log, &before);
     assert_eq!(read_all(&log).len(), before.len() - 1);
@@ -461,7 +650,11 @@ fn recovery_truncates_torn_and_zeroed_tails() {
     assert_valid_prefix(&log, &before);
     assert!(read_all(&log).len() < before.len());
     let end = log.log_end_offset();
-    assert_eq!(produce(&mut log, 1, 0).first_offset, end, "appends continue after the valid prefix");
+    assert_eq!(
+        produce(&mut log, 1, 0).first_offset,
+        end,
+        "appends continue after the valid prefix"
+    );
     drop(log);
 
     // Garbage in a middle segment: it is truncated and later segments go.
@@ -503,7 +696,10 @@ fn recovery_survives_random_corruption() {
     for round in 0..40 {
         let d = base.path().join(format!("r{round}"));
         copy_dir(&pristine, &d);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         let target = &files[(rand() as usize) % files.len()];
         let mut data = std::fs::read(target).unwrap();
@@ -568,7 +764,9 @@ fn stray_files_are_removed_and_bad_indexes_rebuilt() {
     assert_eq!(log.load_report().removed_files, 5);
     assert_eq!(read_all(&log), before);
     assert!(!dir.path().join("00000000000000099999.index").exists());
-    assert!(std::fs::read(dir.path().join("00000000000000000000.index")).unwrap() != vec![0xffu8; 24]);
+    assert!(
+        std::fs::read(dir.path().join("00000000000000000000.index")).unwrap() != vec![0xffu8; 24]
+    );
 }
 
 fn log_reopen(dir: &Path, cfg: &LogConfig) -> PartitionLog {
@@ -585,11 +783,22 @@ fn log_start_checkpoint_beyond_data_empties_the_log() {
         let mut log = open(dir.path(), &cfg);
         produce(&mut log, 5, 0);
     }
-    let opts = OpenOptions { clean_shutdown: false, recovery_point: Offset(0), log_start_offset: Offset(100) };
+    let opts = OpenOptions {
+        clean_shutdown: false,
+        recovery_point: Offset(0),
+        log_start_offset: Offset(100),
+    };
     let mut log = PartitionLog::open_with(dir.path(), cfg.clone(), opts, TimestampMs(0)).unwrap();
-    assert_eq!((log.log_start_offset(), log.log_end_offset()), (Offset(100), Offset(100)));
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (Offset(100), Offset(100))
+    );
     assert_eq!(produce(&mut log, 1, 0).first_offset, Offset(100));
-    let opts = OpenOptions { clean_shutdown: false, recovery_point: Offset(0), log_start_offset: Offset(3) };
+    let opts = OpenOptions {
+        clean_shutdown: false,
+        recovery_point: Offset(0),
+        log_start_offset: Offset(3),
+    };
     drop(log);
     let log = PartitionLog::open_with(dir.path(), cfg, opts, TimestampMs(0)).unwrap();
     assert_eq!(log.log_start_offset(), Offset(100));
@@ -604,7 +813,8 @@ fn reads_stay_valid_after_retention_deletes_the_segment() {
     }
     let held = log.read(Offset(0), 1 << 20, None).unwrap().records;
     let copy = held.to_vec();
-    log.enforce_retention(TimestampMs(i64::MAX / 2), 0, -1).unwrap();
+    log.enforce_retention(TimestampMs(i64::MAX / 2), 0, -1)
+        .unwrap();
     assert_eq!(log.log_start_offset(), log.log_end_offset());
     assert_eq!(&held[..], &copy[..]);
     assert!(BatchIter::new(&held, Validation::Crc).all(|b| b.is_ok()));
