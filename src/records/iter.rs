@@ -70,16 +70,16 @@ impl<'a> BatchIter<'a> {
                 available: rest.len(),
             });
         };
+        // Magic first: old-format input (v0/v1, whose header is shorter and
+        // laid out differently) is reported as such, not as a bad length.
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic { position, magic });
+        }
         if batch_length < MIN_BATCH_LENGTH {
             return Err(BatchError::InvalidBatchLength {
                 position,
                 batch_length,
             });
-        }
-        // Magic is checked before the size so that old-format input (whose
-        // header is shorter) is reported as such, not as truncated.
-        if magic != MAGIC_V2 {
-            return Err(BatchError::UnsupportedMagic { position, magic });
         }
         let total = batch_length as usize + LOG_OVERHEAD_BYTES;
         if total > rest.len() {

@@ -26,13 +26,21 @@ pub fn offset_file(dir: &Path, offset: Offset, suffix: &str) -> PathBuf {
     dir.join(format!("{}{}", offset_file_stem(offset), suffix))
 }
 
-/// Parses `<20 digits><suffix>` into the offset, if the name has that shape.
+/// Largest base offset accepted from a file name or checkpoint: far beyond
+/// any real log, and low enough that offset arithmetic cannot overflow.
+pub const MAX_BASE_OFFSET: i64 = i64::MAX / 4;
+
+/// Parses `<20 digits><suffix>` into the offset, if the name has that shape
+/// and the offset is at most [`MAX_BASE_OFFSET`].
 pub fn parse_offset_file(name: &str, suffix: &str) -> Option<Offset> {
     let stem = name.strip_suffix(suffix)?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse::<i64>().ok().map(Offset)
+    stem.parse::<i64>()
+        .ok()
+        .filter(|o| *o <= MAX_BASE_OFFSET)
+        .map(Offset)
 }
 
 /// fsyncs a directory so renames and creations in it are durable.

@@ -15,8 +15,8 @@ use tracing::{info, warn};
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::files::{
-    parse_offset_file, remove_if_exists, sync_dir, INDEX_SUFFIX, LOG_SUFFIX, STRAY_SUFFIXES,
-    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+    parse_offset_file, remove_if_exists, sync_dir, INDEX_SUFFIX, LOG_SUFFIX, MAX_BASE_OFFSET,
+    STRAY_SUFFIXES, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use super::producer_state::{
     list_snapshots, prune_snapshots, snapshot_path, ProducerBatch, ProducerStateManager,
@@ -184,10 +184,16 @@ pub(crate) fn load(
     }
 
     let first_base = segments.values().next().map(|s| s.base_offset());
+    let checkpointed_start = if (0..=MAX_BASE_OFFSET).contains(&opts.log_start_offset.0) {
+        opts.log_start_offset
+    } else {
+        warn!(dir = %dir.display(), log_start = opts.log_start_offset.0, "ignoring out-of-range log start offset");
+        Offset(0)
+    };
     let log_end = segments.values().next_back().map(|s| s.next_offset());
     let mut log_start = match first_base {
-        Some(b) => opts.log_start_offset.max(b),
-        None => opts.log_start_offset.max(Offset(0)),
+        Some(b) => checkpointed_start.max(b),
+        None => checkpointed_start,
     };
     if log_end.map_or(true, |end| end < log_start) {
         // Nothing usable, or the log start is ahead of the data (Kafka

@@ -380,6 +380,15 @@ mod tests {
     }
 
     #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<LogManager>();
+        check::<PartitionLog>();
+        check::<SharedLog>();
+        check::<crate::storage::mmap::MappedFile>();
+    }
+
+    #[test]
     fn dir_names_parse_after_the_last_dash() {
         assert_eq!(
             parse_partition_dir_name("orders-3"),
