@@ -113,7 +113,8 @@ impl PartitionLog {
             .next_back()
             .map(Segment::next_offset)
             .unwrap_or_default();
-        if loaded.report != LoadReport::default() {
+        let r = loaded.report;
+        if r.recovered_segments + r.truncated_bytes + r.deleted_segments + r.removed_files > 0 {
             info!(dir = %dir.display(), report = ?loaded.report, "loaded partition log");
         }
         let log = PartitionLog {
