@@ -126,7 +126,11 @@ pub(crate) fn peek_prefix(b: &[u8]) -> Option<(i64, i32, i8)> {
     if b.len() < MAGIC_AT + 1 {
         return None;
     }
-    Some((read_i64(b, BASE_OFFSET_AT), read_i32(b, BATCH_LENGTH_AT), b[MAGIC_AT] as i8))
+    Some((
+        read_i64(b, BASE_OFFSET_AT),
+        read_i32(b, BATCH_LENGTH_AT),
+        b[MAGIC_AT] as i8,
+    ))
 }
 
 /// A zero-copy view of exactly one v2 record batch.
@@ -152,11 +156,18 @@ impl<'a> RecordBatch<'a> {
         }
         let batch_length = read_i32(bytes, BATCH_LENGTH_AT);
         if batch_length < MIN_BATCH_LENGTH {
-            return Err(BatchError::InvalidBatchLength { position: 0, batch_length });
+            return Err(BatchError::InvalidBatchLength {
+                position: 0,
+                batch_length,
+            });
         }
         let total = batch_length as usize + LOG_OVERHEAD_BYTES;
         if total != bytes.len() {
-            return Err(BatchError::Truncated { position: 0, needed: total, available: bytes.len() });
+            return Err(BatchError::Truncated {
+                position: 0,
+                needed: total,
+                available: bytes.len(),
+            });
         }
         Ok(RecordBatch { bytes })
     }
@@ -273,7 +284,11 @@ impl<'a> RecordBatch<'a> {
     /// `baseOffset + lastOffsetDelta` (saturating, so garbage cannot overflow).
     #[inline]
     pub fn last_offset(&self) -> Offset {
-        Offset(self.base_offset().0.saturating_add(self.last_offset_delta() as i64))
+        Offset(
+            self.base_offset()
+                .0
+                .saturating_add(self.last_offset_delta() as i64),
+        )
     }
     /// The offset after this batch.
     #[inline]
@@ -351,7 +366,8 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: Offset) -> Result<(), Batc
 /// Writes `partitionLeaderEpoch` in place (outside the CRC).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) -> Result<(), BatchError> {
     check_patchable(batch)?;
-    batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
+    batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&epoch.to_be_bytes());
     Ok(())
 }
 
@@ -429,11 +445,20 @@ mod tests {
     #[test]
     fn new_rejects_wrong_lengths() {
         let bytes = sample();
-        assert!(matches!(RecordBatch::new(&bytes[..60]), Err(BatchError::Truncated { .. })));
-        assert!(matches!(RecordBatch::new(&bytes[..bytes.len() - 1]), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            RecordBatch::new(&bytes[..60]),
+            Err(BatchError::Truncated { .. })
+        ));
+        assert!(matches!(
+            RecordBatch::new(&bytes[..bytes.len() - 1]),
+            Err(BatchError::Truncated { .. })
+        ));
         let mut bad = bytes.clone();
         bad[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&48i32.to_be_bytes());
-        assert!(matches!(RecordBatch::new(&bad), Err(BatchError::InvalidBatchLength { .. })));
+        assert!(matches!(
+            RecordBatch::new(&bad),
+            Err(BatchError::InvalidBatchLength { .. })
+        ));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! write their own records, e.g. metadata or offset logs).
 
 use super::batch::{
-    increment_sequence, update_crc, TimestampType, ATTRIBUTES_AT, BATCH_LENGTH_AT, LOG_OVERHEAD_BYTES,
-    MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-    RECORD_BATCH_OVERHEAD_BYTES,
+    increment_sequence, update_crc, TimestampType, ATTRIBUTES_AT, BATCH_LENGTH_AT,
+    LOG_OVERHEAD_BYTES, MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    NO_SEQUENCE, RECORD_BATCH_OVERHEAD_BYTES,
 };
 use super::record::{write_varint, write_varlong};
 use crate::types::TimestampMs;
@@ -44,7 +44,12 @@ impl BatchBuilder {
     }
 
     /// Marks the batch idempotent.
-    pub fn producer(&mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> &mut Self {
+    pub fn producer(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> &mut Self {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
@@ -169,7 +174,12 @@ pub(crate) fn test_batch(n: usize, ts: i64, producer: Option<(i64, i16, i32)>) -
     }
     for i in 0..n {
         let v = format!("value-{i}");
-        b.append(TimestampMs(ts + i as i64), Some(b"k"), Some(v.as_bytes()), &[]);
+        b.append(
+            TimestampMs(ts + i as i64),
+            Some(b"k"),
+            Some(v.as_bytes()),
+            &[],
+        );
     }
     b.build()
 }
@@ -195,13 +205,18 @@ mod tests {
     fn interoperates_with_kafka_protocol_crate() {
         use bytes::{Bytes, BytesMut};
         use kafka_protocol::records::{
-            Compression, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-            TimestampType as KTs,
+            Compression, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder,
+            RecordEncodeOptions, TimestampType as KTs,
         };
         // Ours -> theirs.
         let mut b = BatchBuilder::new(40, TimestampMs(1_000));
         b.producer(9, 2, 100);
-        b.append(TimestampMs(1_000), Some(b"k"), Some(b"v"), &[("h", Some(b"x"))]);
+        b.append(
+            TimestampMs(1_000),
+            Some(b"k"),
+            Some(b"v"),
+            &[("h", Some(b"x"))],
+        );
         b.append(TimestampMs(1_002), None, Some(b"w"), &[]);
         let mut buf = Bytes::from(b.build());
         let set = RecordBatchDecoder::decode(&mut buf).unwrap();
@@ -231,8 +246,15 @@ mod tests {
             })
             .collect();
         let mut out = BytesMut::new();
-        RecordBatchEncoder::encode(&mut out, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .unwrap();
+        RecordBatchEncoder::encode(
+            &mut out,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
         let (batch, check) = ProduceBatches::new(&out).next().unwrap().unwrap();
         assert_eq!(batch.records_count(), 3);
         assert_eq!(batch.producer_id(), 4);

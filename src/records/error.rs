@@ -8,8 +8,14 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     /// Fewer bytes are left than a batch header (or its declared length) needs.
-    #[error("record batch truncated at byte {position}: {needed} bytes needed, {available} available")]
-    Truncated { position: usize, needed: usize, available: usize },
+    #[error(
+        "record batch truncated at byte {position}: {needed} bytes needed, {available} available"
+    )]
+    Truncated {
+        position: usize,
+        needed: usize,
+        available: usize,
+    },
 
     /// `batchLength` is below the v2 header size (49) or not representable.
     #[error("invalid record batch length {batch_length} at byte {position}")]
@@ -22,11 +28,18 @@ pub enum BatchError {
 
     /// The stored CRC-32C does not match the batch contents.
     #[error("record batch CRC mismatch at byte {position}: stored {stored:#010x}, computed {computed:#010x}")]
-    CrcMismatch { position: usize, stored: u32, computed: u32 },
+    CrcMismatch {
+        position: usize,
+        stored: u32,
+        computed: u32,
+    },
 
     /// `recordsCount` is not positive or disagrees with `lastOffsetDelta + 1`.
     #[error("inconsistent record batch: recordsCount {records_count}, lastOffsetDelta {last_offset_delta}")]
-    InvalidRecordCount { records_count: i32, last_offset_delta: i32 },
+    InvalidRecordCount {
+        records_count: i32,
+        last_offset_delta: i32,
+    },
 
     /// Compression id 5..=7 in the attributes.
     #[error("unknown compression type id {id}")]
@@ -38,7 +51,10 @@ pub enum BatchError {
 
     /// An idempotent batch (producerId >= 0) with a negative base sequence.
     #[error("invalid base sequence {base_sequence} for producer {producer_id}")]
-    InvalidSequence { producer_id: i64, base_sequence: i32 },
+    InvalidSequence {
+        producer_id: i64,
+        base_sequence: i32,
+    },
 
     /// A record inside an uncompressed batch does not parse.
     #[error("malformed record {index} in batch: {reason}")]

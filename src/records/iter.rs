@@ -31,13 +31,23 @@ pub struct BatchIter<'a> {
 
 impl<'a> BatchIter<'a> {
     pub fn new(buf: &'a [u8], level: Validation) -> BatchIter<'a> {
-        BatchIter { buf, pos: 0, level, failed: false }
+        BatchIter {
+            buf,
+            pos: 0,
+            level,
+            failed: false,
+        }
     }
 
     /// Starts iterating at byte `start` (positions in errors stay relative to
     /// the whole buffer).
     pub fn starting_at(buf: &'a [u8], start: usize, level: Validation) -> BatchIter<'a> {
-        BatchIter { buf, pos: start.min(buf.len()), level, failed: false }
+        BatchIter {
+            buf,
+            pos: start.min(buf.len()),
+            level,
+            failed: false,
+        }
     }
 
     /// Byte position just after the last batch yielded successfully.
@@ -60,23 +70,34 @@ impl<'a> BatchIter<'a> {
                 available: rest.len(),
             });
         };
-        if batch_length < MIN_BATCH_LENGTH {
-            return Err(BatchError::InvalidBatchLength { position, batch_length });
-        }
-        // Magic is checked before the size so that old-format input (whose
-        // header is shorter) is reported as such, not as truncated.
+        // Magic first: old-format input (v0/v1, whose header is shorter and
+        // laid out differently) is reported as such, not as a bad length.
         if magic != MAGIC_V2 {
             return Err(BatchError::UnsupportedMagic { position, magic });
         }
+        if batch_length < MIN_BATCH_LENGTH {
+            return Err(BatchError::InvalidBatchLength {
+                position,
+                batch_length,
+            });
+        }
         let total = batch_length as usize + LOG_OVERHEAD_BYTES;
         if total > rest.len() {
-            return Err(BatchError::Truncated { position, needed: total, available: rest.len() });
+            return Err(BatchError::Truncated {
+                position,
+                needed: total,
+                available: rest.len(),
+            });
         }
         let batch = RecordBatch::new_unchecked(&rest[..total]);
         if self.level == Validation::Crc {
             let computed = batch.compute_crc();
             if computed != batch.crc() {
-                return Err(BatchError::CrcMismatch { position, stored: batch.crc(), computed });
+                return Err(BatchError::CrcMismatch {
+                    position,
+                    stored: batch.crc(),
+                    computed,
+                });
             }
         }
         Ok(batch)
@@ -119,11 +140,19 @@ pub struct ProduceCheck {
 pub fn check_produce_batch(batch: &RecordBatch<'_>) -> Result<ProduceCheck, BatchError> {
     let records_count = batch.records_count();
     let last_offset_delta = batch.last_offset_delta();
-    if records_count <= 0 || last_offset_delta < 0 || records_count as i64 != last_offset_delta as i64 + 1 {
-        return Err(BatchError::InvalidRecordCount { records_count, last_offset_delta });
+    if records_count <= 0
+        || last_offset_delta < 0
+        || records_count as i64 != last_offset_delta as i64 + 1
+    {
+        return Err(BatchError::InvalidRecordCount {
+            records_count,
+            last_offset_delta,
+        });
     }
     let Some(compression) = batch.compression() else {
-        return Err(BatchError::UnknownCompression { id: batch.compression_id() });
+        return Err(BatchError::UnknownCompression {
+            id: batch.compression_id(),
+        });
     };
     if batch.is_control() {
         return Err(BatchError::ControlBatchFromClient);
@@ -135,12 +164,17 @@ pub fn check_produce_batch(batch: &RecordBatch<'_>) -> Result<ProduceCheck, Batc
         });
     }
     if compression != CompressionType::None {
-        return Ok(ProduceCheck { records_max_timestamp: None });
+        return Ok(ProduceCheck {
+            records_max_timestamp: None,
+        });
     }
     // Each record takes at least 7 bytes, so a count the bytes cannot hold is
     // rejected before walking.
     if records_count as usize > batch.records_bytes().len() / 7 + 1 {
-        return Err(BatchError::RecordCountMismatch { declared: records_count, found: 0 });
+        return Err(BatchError::RecordCountMismatch {
+            declared: records_count,
+            found: 0,
+        });
     }
     let mut max_timestamp = TimestampMs::NONE;
     let base_timestamp = batch.base_timestamp().0;
@@ -151,7 +185,9 @@ pub fn check_produce_batch(batch: &RecordBatch<'_>) -> Result<ProduceCheck, Batc
             max_timestamp = TimestampMs(ts);
         }
     }
-    Ok(ProduceCheck { records_max_timestamp: Some(max_timestamp) })
+    Ok(ProduceCheck {
+        records_max_timestamp: Some(max_timestamp),
+    })
 }
 
 /// Iterator over the batches of produce input with every check a broker
@@ -165,7 +201,11 @@ pub struct ProduceBatches<'a> {
 
 impl<'a> ProduceBatches<'a> {
     pub fn new(buf: &'a [u8]) -> ProduceBatches<'a> {
-        ProduceBatches { inner: BatchIter::new(buf, Validation::Crc), yielded_any: false, failed: false }
+        ProduceBatches {
+            inner: BatchIter::new(buf, Validation::Crc),
+            yielded_any: false,
+            failed: false,
+        }
     }
 
     /// Byte position of the next batch.
@@ -198,19 +238,29 @@ impl<'a> Iterator for ProduceBatches<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::batch::{update_crc, ATTRIBUTES_AT, BATCH_LENGTH_AT, LAST_OFFSET_DELTA_AT, MAGIC_AT, RECORDS_COUNT_AT};
+    use crate::records::batch::{
+        update_crc, ATTRIBUTES_AT, BATCH_LENGTH_AT, LAST_OFFSET_DELTA_AT, MAGIC_AT,
+        RECORDS_COUNT_AT,
+    };
     use crate::records::builder::BatchBuilder;
 
     fn batch(n: usize, base_ts: i64) -> Vec<u8> {
         let mut b = BatchBuilder::new(0, TimestampMs(base_ts));
         for i in 0..n {
-            b.append(TimestampMs(base_ts + i as i64), Some(b"key"), Some(b"value"), &[]);
+            b.append(
+                TimestampMs(base_ts + i as i64),
+                Some(b"key"),
+                Some(b"value"),
+                &[],
+            );
         }
         b.build()
     }
 
     fn produce_err(buf: &[u8]) -> BatchError {
-        ProduceBatches::new(buf).find_map(|r| r.err()).expect("expected an error")
+        ProduceBatches::new(buf)
+            .find_map(|r| r.err())
+            .expect("expected an error")
     }
 
     #[test]
@@ -237,13 +287,18 @@ mod tests {
     fn truncated_input() {
         let buf = batch(2, 0);
         for cut in [1, 16, 60, buf.len() - 1] {
-            assert!(matches!(produce_err(&buf[..cut]), BatchError::Truncated { .. }), "cut {cut}");
+            assert!(
+                matches!(produce_err(&buf[..cut]), BatchError::Truncated { .. }),
+                "cut {cut}"
+            );
         }
         let mut two = buf.clone();
         two.extend_from_slice(&buf[..buf.len() - 3]);
         let mut it = BatchIter::new(&two, Validation::Crc);
         assert!(it.next().unwrap().is_ok());
-        assert!(matches!(it.next().unwrap(), Err(BatchError::Truncated { position, .. }) if position == buf.len()));
+        assert!(
+            matches!(it.next().unwrap(), Err(BatchError::Truncated { position, .. }) if position == buf.len())
+        );
         assert!(it.next().is_none());
         assert_eq!(it.valid_bytes(), buf.len());
     }
@@ -252,13 +307,25 @@ mod tests {
     fn bad_length_and_magic() {
         let mut buf = batch(1, 0);
         buf[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&48i32.to_be_bytes());
-        assert!(matches!(produce_err(&buf), BatchError::InvalidBatchLength { batch_length: 48, .. }));
+        assert!(matches!(
+            produce_err(&buf),
+            BatchError::InvalidBatchLength {
+                batch_length: 48,
+                ..
+            }
+        ));
         let mut buf = batch(1, 0);
         buf[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(matches!(produce_err(&buf), BatchError::Truncated { .. }));
         let mut buf = batch(1, 0);
         buf[MAGIC_AT] = 1;
-        assert_eq!(produce_err(&buf), BatchError::UnsupportedMagic { position: 0, magic: 1 });
+        assert_eq!(
+            produce_err(&buf),
+            BatchError::UnsupportedMagic {
+                position: 0,
+                magic: 1
+            }
+        );
         assert_eq!(produce_err(&buf).error_code(), 87);
     }
 
@@ -271,7 +338,10 @@ mod tests {
         assert!(matches!(e, BatchError::CrcMismatch { .. }));
         assert_eq!(e.error_code(), 2);
         // Structure-only iteration does not look at the CRC.
-        assert!(BatchIter::new(&buf, Validation::Structure).next().unwrap().is_ok());
+        assert!(BatchIter::new(&buf, Validation::Structure)
+            .next()
+            .unwrap()
+            .is_ok());
     }
 
     #[test]
@@ -279,24 +349,40 @@ mod tests {
         let mut buf = batch(2, 0);
         buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&3i32.to_be_bytes());
         update_crc(&mut buf).unwrap();
-        assert!(matches!(produce_err(&buf), BatchError::InvalidRecordCount { .. }));
+        assert!(matches!(
+            produce_err(&buf),
+            BatchError::InvalidRecordCount { .. }
+        ));
         // Header consistent (count 3, delta 2) but only 2 records inside.
         buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&2i32.to_be_bytes());
         update_crc(&mut buf).unwrap();
-        assert!(matches!(produce_err(&buf), BatchError::RecordCountMismatch { declared: 3, found: 2 }));
+        assert!(matches!(
+            produce_err(&buf),
+            BatchError::RecordCountMismatch {
+                declared: 3,
+                found: 2
+            }
+        ));
         // Count 1 but 2 records inside.
         let mut buf = batch(2, 0);
         buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&1i32.to_be_bytes());
         buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&0i32.to_be_bytes());
         update_crc(&mut buf).unwrap();
-        assert!(matches!(produce_err(&buf), BatchError::RecordCountMismatch { declared: 1, .. }));
+        assert!(matches!(
+            produce_err(&buf),
+            BatchError::RecordCountMismatch { declared: 1, .. }
+        ));
         // Zero and negative counts.
         for n in [0i32, -1] {
             let mut buf = batch(1, 0);
             buf[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&n.to_be_bytes());
-            buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&(n - 1).to_be_bytes());
+            buf[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+                .copy_from_slice(&(n - 1).to_be_bytes());
             update_crc(&mut buf).unwrap();
-            assert!(matches!(produce_err(&buf), BatchError::InvalidRecordCount { .. }));
+            assert!(matches!(
+                produce_err(&buf),
+                BatchError::InvalidRecordCount { .. }
+            ));
         }
     }
 
@@ -309,7 +395,10 @@ mod tests {
         let mut b = BatchBuilder::new(0, TimestampMs(0));
         b.producer(5, 0, -1);
         b.append(TimestampMs(0), None, Some(b"v"), &[]);
-        assert!(matches!(produce_err(&b.build()), BatchError::InvalidSequence { .. }));
+        assert!(matches!(
+            produce_err(&b.build()),
+            BatchError::InvalidSequence { .. }
+        ));
         let mut buf = batch(1, 0);
         buf[ATTRIBUTES_AT + 1] |= 0x07;
         update_crc(&mut buf).unwrap();
@@ -338,7 +427,10 @@ mod tests {
         // First record byte is its length varint; make it claim more bytes.
         buf[61] = 0x7e;
         update_crc(&mut buf).unwrap();
-        assert!(matches!(produce_err(&buf), BatchError::MalformedRecord { index: 0, .. }));
+        assert!(matches!(
+            produce_err(&buf),
+            BatchError::MalformedRecord { index: 0, .. }
+        ));
     }
 
     #[test]

@@ -12,12 +12,14 @@ mod iter;
 mod record;
 
 pub use batch::{
-    decrement_sequence, increment_sequence, set_base_offset, set_log_append_time, set_max_timestamp,
-    set_partition_leader_epoch, update_crc, CompressionType, RecordBatch, TimestampType, LOG_OVERHEAD_BYTES,
-    MAGIC_V2, MIN_BATCH_LENGTH, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-    RECORD_BATCH_OVERHEAD_BYTES,
+    decrement_sequence, increment_sequence, set_base_offset, set_log_append_time,
+    set_max_timestamp, set_partition_leader_epoch, update_crc, CompressionType, RecordBatch,
+    TimestampType, LOG_OVERHEAD_BYTES, MAGIC_V2, MIN_BATCH_LENGTH, NO_PARTITION_LEADER_EPOCH,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, RECORD_BATCH_OVERHEAD_BYTES,
 };
 pub use builder::BatchBuilder;
 pub use error::{BatchError, CORRUPT_MESSAGE, INVALID_RECORD};
 pub use iter::{check_produce_batch, BatchIter, ProduceBatches, ProduceCheck, Validation};
-pub use record::{read_varint, read_varlong, write_varint, write_varlong, HeaderIter, Record, RecordIter};
+pub use record::{
+    read_varint, read_varlong, write_varint, write_varlong, HeaderIter, Record, RecordIter,
+};

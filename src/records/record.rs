@@ -102,7 +102,11 @@ impl<'a> Record<'a> {
     /// Iterates `(key, value)` header pairs; already validated by the record
     /// iterator so it cannot fail.
     pub fn headers(&self) -> HeaderIter<'a> {
-        HeaderIter { buf: self.headers, pos: 0, left: self.headers_count }
+        HeaderIter {
+            buf: self.headers,
+            pos: 0,
+            left: self.headers_count,
+        }
     }
 }
 
@@ -132,7 +136,10 @@ fn take<'a>(buf: &'a [u8], pos: &mut usize, len: usize) -> Option<&'a [u8]> {
     Some(s)
 }
 
-fn parse_header<'a>(buf: &'a [u8], pos: &mut usize) -> Result<(&'a [u8], Option<&'a [u8]>), &'static str> {
+fn parse_header<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+) -> Result<(&'a [u8], Option<&'a [u8]>), &'static str> {
     let key_len = read_varint(buf, pos).ok_or("bad header key length")?;
     if key_len < 0 {
         return Err("negative header key length");
@@ -245,11 +252,21 @@ impl<'a> Iterator for RecordIter<'a> {
         let index = self.index;
         let len = match read_varint(self.buf, &mut self.pos) {
             Some(l) if l >= 0 => l as usize,
-            _ => return self.fail(BatchError::MalformedRecord { index, reason: "bad record length" }),
+            _ => {
+                return self.fail(BatchError::MalformedRecord {
+                    index,
+                    reason: "bad record length",
+                })
+            }
         };
         let body = match take(self.buf, &mut self.pos, len) {
             Some(b) => b,
-            None => return self.fail(BatchError::MalformedRecord { index, reason: "record beyond batch" }),
+            None => {
+                return self.fail(BatchError::MalformedRecord {
+                    index,
+                    reason: "record beyond batch",
+                })
+            }
         };
         match parse_body(body) {
             Ok(r) => {
@@ -287,7 +304,10 @@ mod tests {
     #[test]
     fn varint_rejects_overlong_and_truncated() {
         let mut pos = 0;
-        assert_eq!(read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &mut pos), None);
+        assert_eq!(
+            read_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &mut pos),
+            None
+        );
         pos = 0;
         assert_eq!(read_varint(&[0x80], &mut pos), None);
         pos = 0;
@@ -297,7 +317,12 @@ mod tests {
     #[test]
     fn iterates_records_with_headers() {
         let mut b = BatchBuilder::new(10, TimestampMs(500));
-        b.append(TimestampMs(500), Some(b"a"), Some(b"1"), &[("h1", Some(b"x")), ("h2", None)]);
+        b.append(
+            TimestampMs(500),
+            Some(b"a"),
+            Some(b"1"),
+            &[("h1", Some(b"x")), ("h2", None)],
+        );
         b.append(TimestampMs(510), None, None, &[]);
         let bytes = b.build();
         let batch = RecordBatch::new(&bytes).unwrap();
@@ -306,7 +331,10 @@ mod tests {
         assert_eq!(recs[0].key, Some(&b"a"[..]));
         assert_eq!(recs[0].value, Some(&b"1"[..]));
         let headers: Vec<_> = recs[0].headers().collect();
-        assert_eq!(headers, vec![(&b"h1"[..], Some(&b"x"[..])), (&b"h2"[..], None)]);
+        assert_eq!(
+            headers,
+            vec![(&b"h1"[..], Some(&b"x"[..])), (&b"h2"[..], None)]
+        );
         assert_eq!(recs[1].key, None);
         assert_eq!(recs[1].value, None);
         assert_eq!(recs[1].offset(&batch), Offset(11));

@@ -20,7 +20,10 @@ pub const MAX_CHECKPOINT_ENTRIES: usize = 1_000_000;
 const MAX_CHECKPOINT_BYTES: u64 = 300 * MAX_CHECKPOINT_ENTRIES as u64;
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> StorageError {
-    StorageError::CorruptFile { path: path.to_path_buf(), reason: reason.into() }
+    StorageError::CorruptFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
 }
 
 /// Reads a checkpoint file. A missing file is an empty map (as is an empty
@@ -36,26 +39,45 @@ pub fn read_checkpoint(path: &Path) -> Result<HashMap<TopicPartition, Offset>, S
 
 fn parse_checkpoint(text: &str) -> Result<HashMap<TopicPartition, Offset>, String> {
     let mut lines = text.lines();
-    let Some(version) = lines.next() else { return Ok(HashMap::new()) };
-    let version: i32 = version.trim().parse().map_err(|_| format!("malformed version line {version:?}"))?;
+    let Some(version) = lines.next() else {
+        return Ok(HashMap::new());
+    };
+    let version: i32 = version
+        .trim()
+        .parse()
+        .map_err(|_| format!("malformed version line {version:?}"))?;
     if version != VERSION {
-        return Err(format!("unrecognised version {version}, expected {VERSION}"));
+        return Err(format!(
+            "unrecognised version {version}, expected {VERSION}"
+        ));
     }
-    let Some(count) = lines.next() else { return Ok(HashMap::new()) };
-    let expected: usize = count.trim().parse().map_err(|_| format!("malformed count line {count:?}"))?;
+    let Some(count) = lines.next() else {
+        return Ok(HashMap::new());
+    };
+    let expected: usize = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("malformed count line {count:?}"))?;
     if expected > MAX_CHECKPOINT_ENTRIES {
-        return Err(format!("entry count {expected} exceeds {MAX_CHECKPOINT_ENTRIES}"));
+        return Err(format!(
+            "entry count {expected} exceeds {MAX_CHECKPOINT_ENTRIES}"
+        ));
     }
     let mut out = HashMap::with_capacity(expected);
     let mut found = 0usize;
     for line in lines {
         let mut parts = line.split_whitespace();
-        let (Some(topic), Some(partition), Some(offset), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(topic), Some(partition), Some(offset), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(format!("malformed line {line:?}"));
         };
-        let partition: i32 = partition.parse().map_err(|_| format!("malformed line {line:?}"))?;
-        let offset: i64 = offset.parse().map_err(|_| format!("malformed line {line:?}"))?;
+        let partition: i32 = partition
+            .parse()
+            .map_err(|_| format!("malformed line {line:?}"))?;
+        let offset: i64 = offset
+            .parse()
+            .map_err(|_| format!("malformed line {line:?}"))?;
         found += 1;
         if found > expected {
             return Err(format!("more than the {expected} entries announced"));
@@ -70,7 +92,10 @@ fn parse_checkpoint(text: &str) -> Result<HashMap<TopicPartition, Offset>, Strin
 
 /// Writes a checkpoint file atomically (temp, fsync, rename, fsync dir).
 /// Entries are sorted for stable output.
-pub fn write_checkpoint(path: &Path, entries: &HashMap<TopicPartition, Offset>) -> Result<(), StorageError> {
+pub fn write_checkpoint(
+    path: &Path,
+    entries: &HashMap<TopicPartition, Offset>,
+) -> Result<(), StorageError> {
     let mut sorted: Vec<(&TopicPartition, &Offset)> = entries.iter().collect();
     sorted.sort();
     let mut text = String::with_capacity(16 + sorted.len() * 40);

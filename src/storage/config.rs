@@ -58,7 +58,9 @@ impl LogConfig {
     /// Checks the ranges Kafka enforces (and the ones our file formats need).
     pub fn validate(&self) -> Result<(), StorageError> {
         let invalid = |reason| Err(StorageError::InvalidConfig { reason });
-        if (self.segment_bytes as usize) < RECORD_BATCH_OVERHEAD_BYTES || self.segment_bytes > i32::MAX as u32 {
+        if (self.segment_bytes as usize) < RECORD_BATCH_OVERHEAD_BYTES
+            || self.segment_bytes > i32::MAX as u32
+        {
             return invalid("segment.bytes must be between 61 and 2147483647");
         }
         if self.segment_ms < 1 {
@@ -109,11 +111,20 @@ mod tests {
 
     #[test]
     fn rejects_out_of_range() {
-        let c = LogConfig { segment_bytes: 10, ..LogConfig::default() };
+        let c = LogConfig {
+            segment_bytes: 10,
+            ..LogConfig::default()
+        };
         assert!(c.validate().is_err());
-        let c = LogConfig { retention_ms: -2, ..LogConfig::default() };
+        let c = LogConfig {
+            retention_ms: -2,
+            ..LogConfig::default()
+        };
         assert!(c.validate().is_err());
-        let c = LogConfig { segment_index_bytes: 4, ..LogConfig::default() };
+        let c = LogConfig {
+            segment_index_bytes: 4,
+            ..LogConfig::default()
+        };
         assert!(c.validate().is_err());
     }
 }

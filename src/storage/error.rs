@@ -16,23 +16,44 @@ pub enum StorageError {
 
     /// OFFSET_OUT_OF_RANGE (1).
     #[error("offset {requested} is out of range [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { requested: Offset, log_start_offset: Offset, log_end_offset: Offset },
+    OffsetOutOfRange {
+        requested: Offset,
+        log_start_offset: Offset,
+        log_end_offset: Offset,
+    },
 
     /// MESSAGE_TOO_LARGE (10): one batch exceeds `max.message.bytes`.
     #[error("record batch of {batch_bytes} bytes exceeds max.message.bytes {max_message_bytes}")]
-    MessageTooLarge { batch_bytes: usize, max_message_bytes: u32 },
+    MessageTooLarge {
+        batch_bytes: usize,
+        max_message_bytes: u32,
+    },
 
     /// RECORD_LIST_TOO_LARGE (18): the append exceeds `segment.bytes`.
     #[error("append of {append_bytes} bytes exceeds segment.bytes {segment_bytes}")]
-    RecordListTooLarge { append_bytes: usize, segment_bytes: u32 },
+    RecordListTooLarge {
+        append_bytes: usize,
+        segment_bytes: u32,
+    },
 
     /// INVALID_PRODUCER_EPOCH (47).
-    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current_epoch}")]
-    InvalidProducerEpoch { producer_id: i64, epoch: i16, current_epoch: i16 },
+    #[error(
+        "producer {producer_id} epoch {epoch} is older than the current epoch {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
 
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     #[error("out of order sequence for producer {producer_id} epoch {epoch}: got {sequence}, last was {last_sequence}")]
-    OutOfOrderSequence { producer_id: i64, epoch: i16, sequence: i32, last_sequence: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+        last_sequence: i32,
+    },
 
     /// INVALID_TOPIC_EXCEPTION (17): a name that cannot be a partition directory.
     #[error("invalid topic name {name:?}")]
@@ -73,12 +94,17 @@ impl StorageError {
             StorageError::OutOfOrderSequence { .. } => 45,
             StorageError::InvalidTopic { .. } => 17,
             StorageError::InvalidConfig { .. } => 40,
-            StorageError::Io { .. } | StorageError::CorruptFile { .. } | StorageError::Closed { .. } => 56,
+            StorageError::Io { .. }
+            | StorageError::CorruptFile { .. }
+            | StorageError::Closed { .. } => 56,
         }
     }
 
     /// Builds a closure mapping an `io::Error` to [`StorageError::Io`].
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StorageError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> StorageError {
         let path = path.into();
         move |source| StorageError::Io { op, path, source }
     }
@@ -96,12 +122,47 @@ mod tests {
             log_end_offset: Offset(1),
         };
         assert_eq!(oor.error_code(), 1);
-        assert_eq!(StorageError::from(BatchError::CrcMismatch { position: 0, stored: 1, computed: 2 }).error_code(), 2);
+        assert_eq!(
+            StorageError::from(BatchError::CrcMismatch {
+                position: 0,
+                stored: 1,
+                computed: 2
+            })
+            .error_code(),
+            2
+        );
         assert_eq!(StorageError::from(BatchError::Empty).error_code(), 87);
-        assert_eq!(StorageError::MessageTooLarge { batch_bytes: 2, max_message_bytes: 1 }.error_code(), 10);
-        assert_eq!(StorageError::RecordListTooLarge { append_bytes: 2, segment_bytes: 1 }.error_code(), 18);
-        assert_eq!(StorageError::InvalidProducerEpoch { producer_id: 1, epoch: 0, current_epoch: 1 }.error_code(), 47);
-        let oos = StorageError::OutOfOrderSequence { producer_id: 1, epoch: 0, sequence: 5, last_sequence: 1 };
+        assert_eq!(
+            StorageError::MessageTooLarge {
+                batch_bytes: 2,
+                max_message_bytes: 1
+            }
+            .error_code(),
+            10
+        );
+        assert_eq!(
+            StorageError::RecordListTooLarge {
+                append_bytes: 2,
+                segment_bytes: 1
+            }
+            .error_code(),
+            18
+        );
+        assert_eq!(
+            StorageError::InvalidProducerEpoch {
+                producer_id: 1,
+                epoch: 0,
+                current_epoch: 1
+            }
+            .error_code(),
+            47
+        );
+        let oos = StorageError::OutOfOrderSequence {
+            producer_id: 1,
+            epoch: 0,
+            sequence: 5,
+            last_sequence: 1,
+        };
         assert_eq!(oos.error_code(), 45);
         let io = StorageError::io("read", "/x")(std::io::Error::other("boom"));
         assert_eq!(io.error_code(), 56);

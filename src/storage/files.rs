@@ -26,13 +26,21 @@ pub fn offset_file(dir: &Path, offset: Offset, suffix: &str) -> PathBuf {
     dir.join(format!("{}{}", offset_file_stem(offset), suffix))
 }
 
-/// Parses `<20 digits><suffix>` into the offset, if the name has that shape.
+/// Largest base offset accepted from a file name or checkpoint: far beyond
+/// any real log, and low enough that offset arithmetic cannot overflow.
+pub const MAX_BASE_OFFSET: i64 = i64::MAX / 4;
+
+/// Parses `<20 digits><suffix>` into the offset, if the name has that shape
+/// and the offset is at most [`MAX_BASE_OFFSET`].
 pub fn parse_offset_file(name: &str, suffix: &str) -> Option<Offset> {
     let stem = name.strip_suffix(suffix)?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse::<i64>().ok().map(Offset)
+    stem.parse::<i64>()
+        .ok()
+        .filter(|o| *o <= MAX_BASE_OFFSET)
+        .map(Offset)
 }
 
 /// fsyncs a directory so renames and creations in it are durable.
@@ -54,8 +62,10 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StorageError
         .truncate(true)
         .open(&tmp)
         .map_err(StorageError::io("create temp file", &tmp))?;
-    f.write_all(contents).map_err(StorageError::io("write temp file", &tmp))?;
-    f.sync_all().map_err(StorageError::io("fsync temp file", &tmp))?;
+    f.write_all(contents)
+        .map_err(StorageError::io("write temp file", &tmp))?;
+    f.sync_all()
+        .map_err(StorageError::io("fsync temp file", &tmp))?;
     drop(f);
     fs::rename(&tmp, path).map_err(StorageError::io("rename temp file", path))?;
     if let Some(dir) = path.parent() {
@@ -92,11 +102,26 @@ mod tests {
     #[test]
     fn offset_names_round_trip() {
         assert_eq!(offset_file_stem(Offset(42)), "00000000000000000042");
-        assert_eq!(parse_offset_file("00000000000000000042.log", LOG_SUFFIX), Some(Offset(42)));
-        assert_eq!(parse_offset_file("0000000000000000042.log", LOG_SUFFIX), None);
-        assert_eq!(parse_offset_file("0000000000000000004x.log", LOG_SUFFIX), None);
-        assert_eq!(parse_offset_file("00000000000000000042.index", LOG_SUFFIX), None);
-        assert_eq!(parse_offset_file("99999999999999999999.log", LOG_SUFFIX), None);
+        assert_eq!(
+            parse_offset_file("00000000000000000042.log", LOG_SUFFIX),
+            Some(Offset(42))
+        );
+        assert_eq!(
+            parse_offset_file("0000000000000000042.log", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_offset_file("0000000000000000004x.log", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_offset_file("00000000000000000042.index", LOG_SUFFIX),
+            None
+        );
+        assert_eq!(
+            parse_offset_file("99999999999999999999.log", LOG_SUFFIX),
+            None
+        );
     }
 
     #[test]

@@ -53,11 +53,17 @@ fn largest_lower_bound<K: Ord>(n: usize, target: K, key: impl Fn(usize) -> K) ->
 }
 
 /// Opens an index for a segment: writable (preallocated) or sealed.
-fn open_index_file(path: &Path, entry_bytes: usize, writable_capacity: Option<usize>) -> Result<MappedFile, StorageError> {
+fn open_index_file(
+    path: &Path,
+    entry_bytes: usize,
+    writable_capacity: Option<usize>,
+) -> Result<MappedFile, StorageError> {
     match writable_capacity {
         None => MappedFile::open_read_only(path),
         Some(capacity) => {
-            let len = std::fs::metadata(path).map_err(StorageError::io("stat", path))?.len() as usize;
+            let len = std::fs::metadata(path)
+                .map_err(StorageError::io("stat", path))?
+                .len() as usize;
             let logical = len / entry_bytes * entry_bytes;
             MappedFile::open_writable(path, logical, capacity.max(logical))
         }
@@ -85,14 +91,28 @@ impl OffsetIndex {
     pub const ENTRY_BYTES: usize = 8;
 
     /// A new, empty, writable index with room for `capacity_bytes`.
-    pub fn create(path: &Path, base_offset: Offset, capacity_bytes: usize) -> Result<OffsetIndex, StorageError> {
-        Ok(OffsetIndex { file: MappedFile::create(path, capacity_bytes)?, base_offset })
+    pub fn create(
+        path: &Path,
+        base_offset: Offset,
+        capacity_bytes: usize,
+    ) -> Result<OffsetIndex, StorageError> {
+        Ok(OffsetIndex {
+            file: MappedFile::create(path, capacity_bytes)?,
+            base_offset,
+        })
     }
 
     /// Opens an existing index; writable with `Some(capacity)`, else sealed.
     /// Entries are not checked: call [`OffsetIndex::validate`].
-    pub fn open(path: &Path, base_offset: Offset, writable_capacity: Option<usize>) -> Result<OffsetIndex, StorageError> {
-        Ok(OffsetIndex { file: open_index_file(path, Self::ENTRY_BYTES, writable_capacity)?, base_offset })
+    pub fn open(
+        path: &Path,
+        base_offset: Offset,
+        writable_capacity: Option<usize>,
+    ) -> Result<OffsetIndex, StorageError> {
+        Ok(OffsetIndex {
+            file: open_index_file(path, Self::ENTRY_BYTES, writable_capacity)?,
+            base_offset,
+        })
     }
 
     pub fn entries(&self) -> usize {
@@ -133,7 +153,10 @@ impl OffsetIndex {
         let target_rel = target.0.saturating_sub(self.base_offset.0);
         match largest_lower_bound(self.entries(), target_rel, rel) {
             Some(i) => self.entry(i),
-            None => OffsetPosition { offset: self.base_offset, position: FilePosition(0) },
+            None => OffsetPosition {
+                offset: self.base_offset,
+                position: FilePosition(0),
+            },
         }
     }
 
@@ -141,7 +164,10 @@ impl OffsetIndex {
     /// or the entry would not be strictly after the last one.
     pub fn append(&mut self, offset: Offset, position: FilePosition) -> Result<bool, StorageError> {
         let rel = offset.0 - self.base_offset.0;
-        debug_assert!((0..=u32::MAX as i64).contains(&rel), "relative offset {rel} out of range");
+        debug_assert!(
+            (0..=u32::MAX as i64).contains(&rel),
+            "relative offset {rel} out of range"
+        );
         if self.is_full() || !(0..=u32::MAX as i64).contains(&rel) {
             return Ok(false);
         }
@@ -203,12 +229,26 @@ pub struct TimeIndex {
 impl TimeIndex {
     pub const ENTRY_BYTES: usize = 12;
 
-    pub fn create(path: &Path, base_offset: Offset, capacity_bytes: usize) -> Result<TimeIndex, StorageError> {
-        Ok(TimeIndex { file: MappedFile::create(path, capacity_bytes)?, base_offset })
+    pub fn create(
+        path: &Path,
+        base_offset: Offset,
+        capacity_bytes: usize,
+    ) -> Result<TimeIndex, StorageError> {
+        Ok(TimeIndex {
+            file: MappedFile::create(path, capacity_bytes)?,
+            base_offset,
+        })
     }
 
-    pub fn open(path: &Path, base_offset: Offset, writable_capacity: Option<usize>) -> Result<TimeIndex, StorageError> {
-        Ok(TimeIndex { file: open_index_file(path, Self::ENTRY_BYTES, writable_capacity)?, base_offset })
+    pub fn open(
+        path: &Path,
+        base_offset: Offset,
+        writable_capacity: Option<usize>,
+    ) -> Result<TimeIndex, StorageError> {
+        Ok(TimeIndex {
+            file: open_index_file(path, Self::ENTRY_BYTES, writable_capacity)?,
+            base_offset,
+        })
     }
 
     pub fn entries(&self) -> usize {
@@ -248,13 +288,20 @@ impl TimeIndex {
         let ts = |i: usize| be_i64(b, i * Self::ENTRY_BYTES);
         match largest_lower_bound(self.entries(), target.0, ts) {
             Some(i) => self.entry(i),
-            None => TimestampOffset { timestamp: TimestampMs::NONE, offset: self.base_offset },
+            None => TimestampOffset {
+                timestamp: TimestampMs::NONE,
+                offset: self.base_offset,
+            },
         }
     }
 
     /// Appends `(timestamp, offset)` if the timestamp is larger than the last
     /// entry's and there is room; `Ok(false)` otherwise.
-    pub fn maybe_append(&mut self, timestamp: TimestampMs, offset: Offset) -> Result<bool, StorageError> {
+    pub fn maybe_append(
+        &mut self,
+        timestamp: TimestampMs,
+        offset: Offset,
+    ) -> Result<bool, StorageError> {
         let rel = offset.0 - self.base_offset.0;
         if self.is_full() || !(0..=u32::MAX as i64).contains(&rel) {
             return Ok(false);
@@ -319,7 +366,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("i.index");
         let mut idx = OffsetIndex::create(&p, Offset(100), 8 * 4).unwrap();
-        assert_eq!(idx.lookup(Offset(150)), OffsetPosition { offset: Offset(100), position: FilePosition(0) });
+        assert_eq!(
+            idx.lookup(Offset(150)),
+            OffsetPosition {
+                offset: Offset(100),
+                position: FilePosition(0)
+            }
+        );
         assert!(idx.append(Offset(110), FilePosition(1000)).unwrap());
         assert!(idx.append(Offset(120), FilePosition(2000)).unwrap());
         assert!(idx.append(Offset(130), FilePosition(3000)).unwrap());
@@ -374,7 +427,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.timeindex");
         let mut idx = TimeIndex::create(&p, Offset(10), 12 * 8).unwrap();
-        assert_eq!(idx.lookup(TimestampMs(5)), TimestampOffset { timestamp: TimestampMs::NONE, offset: Offset(10) });
+        assert_eq!(
+            idx.lookup(TimestampMs(5)),
+            TimestampOffset {
+                timestamp: TimestampMs::NONE,
+                offset: Offset(10)
+            }
+        );
         assert!(idx.maybe_append(TimestampMs(100), Offset(12)).unwrap());
         assert!(!idx.maybe_append(TimestampMs(100), Offset(14)).unwrap());
         assert!(!idx.maybe_append(TimestampMs(90), Offset(15)).unwrap());

@@ -93,13 +93,20 @@ impl MappedFile {
     /// Opens an existing file whose first `logical_len` bytes are valid,
     /// zeroes anything after them, sizes it to `max(capacity, logical_len)`
     /// and maps it read-write with `logical_len` bytes published.
-    pub fn open_writable(path: &Path, logical_len: usize, capacity: usize) -> Result<MappedFile, StorageError> {
+    pub fn open_writable(
+        path: &Path,
+        logical_len: usize,
+        capacity: usize,
+    ) -> Result<MappedFile, StorageError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(StorageError::io("open", path))?;
-        let file_len = file.metadata().map_err(StorageError::io("stat", path))?.len();
+        let file_len = file
+            .metadata()
+            .map_err(StorageError::io("stat", path))?
+            .len();
         if file_len < logical_len as u64 {
             return Err(StorageError::io("open", path)(io_error(
                 io::ErrorKind::UnexpectedEof,
@@ -107,13 +114,20 @@ impl MappedFile {
             )));
         }
         // Cut any torn tail first so that the growth below reads as zeros.
-        file.set_len(logical_len as u64).map_err(StorageError::io("truncate", path))?;
+        file.set_len(logical_len as u64)
+            .map_err(StorageError::io("truncate", path))?;
         Self::map_writable(path, file, logical_len, capacity.max(logical_len))
     }
 
-    fn map_writable(path: &Path, file: File, logical_len: usize, capacity: usize) -> Result<MappedFile, StorageError> {
+    fn map_writable(
+        path: &Path,
+        file: File,
+        logical_len: usize,
+        capacity: usize,
+    ) -> Result<MappedFile, StorageError> {
         debug_assert!(logical_len <= capacity);
-        file.set_len(capacity as u64).map_err(StorageError::io("preallocate", path))?;
+        file.set_len(capacity as u64)
+            .map_err(StorageError::io("preallocate", path))?;
         let map = MmapOptions::new()
             .len(capacity)
             .map_raw(&file)
@@ -122,7 +136,10 @@ impl MappedFile {
         Ok(MappedFile {
             path: path.to_path_buf(),
             file,
-            shared: Arc::new(SharedMap { map, published_len: AtomicUsize::new(logical_len) }),
+            shared: Arc::new(SharedMap {
+                map,
+                published_len: AtomicUsize::new(logical_len),
+            }),
             capacity,
             writable: true,
             flushed_len: logical_len,
@@ -131,10 +148,19 @@ impl MappedFile {
 
     /// Maps an existing file read-only; all of it is published.
     pub fn open_read_only(path: &Path) -> Result<MappedFile, StorageError> {
-        let file = OpenOptions::new().read(true).open(path).map_err(StorageError::io("open", path))?;
-        let len = file.metadata().map_err(StorageError::io("stat", path))?.len();
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(StorageError::io("open", path))?;
+        let len = file
+            .metadata()
+            .map_err(StorageError::io("stat", path))?
+            .len();
         let len = usize::try_from(len).map_err(|_| {
-            StorageError::io("open", path)(io_error(io::ErrorKind::InvalidData, "file too large to map"))
+            StorageError::io("open", path)(io_error(
+                io::ErrorKind::InvalidData,
+                "file too large to map",
+            ))
         })?;
         let map = MmapOptions::new()
             .len(len)
@@ -143,7 +169,10 @@ impl MappedFile {
         Ok(MappedFile {
             path: path.to_path_buf(),
             file,
-            shared: Arc::new(SharedMap { map, published_len: AtomicUsize::new(len) }),
+            shared: Arc::new(SharedMap {
+                map,
+                published_len: AtomicUsize::new(len),
+            }),
             capacity: len,
             writable: false,
             flushed_len: len,
@@ -199,7 +228,7 @@ impl MappedFile {
         debug_assert!(start <= self.capacity);
         if data.len() > self.capacity - start {
             return Err(StorageError::io("append", &self.path)(io_error(
-                io::ErrorKind::StorageFull,
+                io::ErrorKind::Other,
                 "write beyond the preallocated capacity",
             )));
         }
@@ -213,9 +242,15 @@ impl MappedFile {
         // the target: it is a live `&[u8]`, and no `&[u8]` of the unpublished
         // range can exist. The mapping is read-write because `writable`.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.shared.map.as_mut_ptr().add(start), data.len());
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.shared.map.as_mut_ptr().add(start),
+                data.len(),
+            );
         }
-        self.shared.published_len.store(start + data.len(), Ordering::Release);
+        self.shared
+            .published_len
+            .store(start + data.len(), Ordering::Release);
         Ok(start)
     }
 
@@ -243,7 +278,11 @@ impl MappedFile {
         if len == 0 {
             return Some(Bytes::new());
         }
-        Some(Bytes::from_owner(MapSlice { shared: Arc::clone(&self.shared), start, len }))
+        Some(Bytes::from_owner(MapSlice {
+            shared: Arc::clone(&self.shared),
+            start,
+            len,
+        }))
     }
 
     /// msyncs everything published since the last flush.
@@ -262,11 +301,14 @@ impl MappedFile {
 
     /// msyncs `[offset, offset + len)` of the published prefix.
     pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), StorageError> {
-        let end = offset.checked_add(len).unwrap_or(usize::MAX);
+        let end = offset.saturating_add(len);
         if !self.writable || len == 0 || end > self.len() {
             return Ok(());
         }
-        self.shared.map.flush_range(offset, len).map_err(StorageError::io("msync", &self.path))
+        self.shared
+            .map
+            .flush_range(offset, len)
+            .map_err(StorageError::io("msync", &self.path))
     }
 
     /// Shrinks the file to `len` bytes (the logical size, at roll or close)
@@ -281,8 +323,12 @@ impl MappedFile {
         }
         self.flush()?;
         if self.writable {
-            self.file.set_len(len as u64).map_err(StorageError::io("trim", &self.path))?;
-            self.file.sync_all().map_err(StorageError::io("fsync", &self.path))?;
+            self.file
+                .set_len(len as u64)
+                .map_err(StorageError::io("trim", &self.path))?;
+            self.file
+                .sync_all()
+                .map_err(StorageError::io("fsync", &self.path))?;
         }
         self.capacity = len;
         Ok(())
@@ -290,7 +336,9 @@ impl MappedFile {
 
     /// fsyncs the file's data and metadata (its length).
     pub fn sync_all(&self) -> Result<(), StorageError> {
-        self.file.sync_all().map_err(StorageError::io("fsync", &self.path))
+        self.file
+            .sync_all()
+            .map_err(StorageError::io("fsync", &self.path))
     }
 }
 

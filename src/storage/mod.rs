@@ -9,18 +9,28 @@ mod config;
 mod error;
 mod files;
 mod index;
+mod loader;
+mod log_manager;
 pub mod mmap;
+mod partition_log;
 mod producer_state;
 mod segment;
 
+pub use checkpoint::{
+    read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE,
+    RECOVERY_POINT_CHECKPOINT_FILE,
+};
 pub use config::{LogConfig, NEVER};
 pub use error::StorageError;
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
-pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, TimestampAndOffset};
+pub use loader::{LoadReport, OpenOptions};
+pub use log_manager::{
+    parse_partition_dir_name, partition_dir_name, validate_topic_name, LogManager, SharedLog,
+    CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, MAX_TOPIC_NAME_LEN,
+};
+pub use partition_log::{AppendInfo, PartitionLog, ReadInfo};
 pub use producer_state::{
-    BatchMetadata, PendingUpdates, ProducerBatch, ProducerEntry, ProducerStateManager, MAX_PRODUCERS,
-    NUM_BATCHES_TO_RETAIN,
+    BatchMetadata, PendingUpdates, ProducerBatch, ProducerEntry, ProducerStateManager,
+    MAX_PRODUCERS, NUM_BATCHES_TO_RETAIN,
 };
-pub use checkpoint::{
-    read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
-};
+pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, TimestampAndOffset};

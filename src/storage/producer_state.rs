@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::error::StorageError;
-use super::files::{offset_file, parse_offset_file, read_bounded, remove_if_exists, write_atomically, SNAPSHOT_SUFFIX};
+use super::files::{
+    offset_file, parse_offset_file, read_bounded, remove_if_exists, write_atomically,
+    SNAPSHOT_SUFFIX,
+};
 use crate::records::{RecordBatch, NO_PRODUCER_EPOCH, NO_SEQUENCE};
 use crate::types::{Offset, TimestampMs};
 
@@ -22,8 +25,8 @@ const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS1";
 const SNAPSHOT_HEADER_BYTES: usize = 4 + 4 + 8 + 4;
 const ENTRY_HEADER_BYTES: usize = 8 + 2 + 8 + 1;
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8 + 8;
-const MAX_SNAPSHOT_BYTES: usize =
-    SNAPSHOT_HEADER_BYTES + MAX_PRODUCERS * (ENTRY_HEADER_BYTES + NUM_BATCHES_TO_RETAIN * BATCH_BYTES);
+const MAX_SNAPSHOT_BYTES: usize = SNAPSHOT_HEADER_BYTES
+    + MAX_PRODUCERS * (ENTRY_HEADER_BYTES + NUM_BATCHES_TO_RETAIN * BATCH_BYTES);
 
 /// What is remembered of one appended batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -95,11 +98,19 @@ impl ProducerEntry {
     }
 
     /// The remembered batch with exactly this epoch and sequence range.
-    pub fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+    pub fn find_duplicate(
+        &self,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Option<BatchMetadata> {
         if epoch != self.epoch {
             return None;
         }
-        self.batches().iter().copied().find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        self.batches()
+            .iter()
+            .copied()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
     }
 }
 
@@ -198,14 +209,24 @@ impl ProducerStateManager {
 
     /// The committed batch this one retries, if any.
     pub fn find_duplicate(&self, b: &ProducerBatch) -> Option<BatchMetadata> {
-        self.producers.get(&b.producer_id)?.find_duplicate(b.epoch, b.first_seq, b.last_seq)
+        self.producers
+            .get(&b.producer_id)?
+            .find_duplicate(b.epoch, b.first_seq, b.last_seq)
     }
 
     /// Validates a client batch (after earlier batches of the same append,
     /// already staged in `pending`) and stages it.
-    pub fn stage(&self, pending: &mut PendingUpdates, b: &ProducerBatch) -> Result<(), StorageError> {
+    pub fn stage(
+        &self,
+        pending: &mut PendingUpdates,
+        b: &ProducerBatch,
+    ) -> Result<(), StorageError> {
         let pid = b.producer_id;
-        let current = self.producers.get(&pid).copied().unwrap_or_else(|| ProducerEntry::empty(pid));
+        let current = self
+            .producers
+            .get(&pid)
+            .copied()
+            .unwrap_or_else(|| ProducerEntry::empty(pid));
         let slot = pending.entries.iter().position(|e| e.producer_id == pid);
         let mut updated = match slot {
             Some(i) => pending.entries[i],
@@ -268,25 +289,33 @@ impl ProducerStateManager {
     /// Applies a batch read back from the log, without validation (Kafka's
     /// replication/recovery origin).
     pub fn replay(&mut self, b: &ProducerBatch) {
-        self.entry_mut(b.producer_id).add_batch(b.epoch, b.metadata());
+        self.entry_mut(b.producer_id)
+            .add_batch(b.epoch, b.metadata());
         self.map_end_offset = self.map_end_offset.max(b.last_offset.next());
     }
 
     fn entry_mut(&mut self, producer_id: i64) -> &mut ProducerEntry {
         if !self.producers.contains_key(&producer_id) && self.producers.len() >= MAX_PRODUCERS {
-            let oldest = self.producers.values().min_by_key(|e| e.last_timestamp).map(|e| e.producer_id);
+            let oldest = self
+                .producers
+                .values()
+                .min_by_key(|e| e.last_timestamp)
+                .map(|e| e.producer_id);
             if let Some(pid) = oldest {
                 self.producers.remove(&pid);
             }
         }
-        self.producers.entry(producer_id).or_insert_with(|| ProducerEntry::empty(producer_id))
+        self.producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::empty(producer_id))
     }
 
     /// Forgets producers idle for `expiration_ms` (Kafka's
     /// `producer.id.expiration.ms`, by the batches' max timestamps).
     pub fn remove_expired(&mut self, now: TimestampMs, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now.0.saturating_sub(e.last_timestamp.0) < expiration_ms);
+        self.producers
+            .retain(|_, e| now.0.saturating_sub(e.last_timestamp.0) < expiration_ms);
         before - self.producers.len()
     }
 
@@ -294,7 +323,9 @@ impl ProducerStateManager {
     pub fn encode_snapshot(&self, offset: Offset) -> Vec<u8> {
         let mut ids: Vec<&ProducerEntry> = self.producers.values().collect();
         ids.sort_by_key(|e| e.producer_id);
-        let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + ids.len() * (ENTRY_HEADER_BYTES + BATCH_BYTES));
+        let mut out = Vec::with_capacity(
+            SNAPSHOT_HEADER_BYTES + ids.len() * (ENTRY_HEADER_BYTES + BATCH_BYTES),
+        );
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&[0u8; 4]);
         out.extend_from_slice(&offset.0.to_be_bytes());
@@ -333,7 +364,10 @@ impl ProducerStateManager {
         if offset.0 < 0 || count > MAX_PRODUCERS {
             return Err("snapshot header out of range");
         }
-        let mut state = ProducerStateManager { producers: HashMap::with_capacity(count), map_end_offset: offset };
+        let mut state = ProducerStateManager {
+            producers: HashMap::with_capacity(count),
+            map_end_offset: offset,
+        };
         for _ in 0..count {
             let mut e = ProducerEntry::empty(r.i64()?);
             e.epoch = r.i16()?;
@@ -350,7 +384,8 @@ impl ProducerStateManager {
                     last_offset: Offset(r.i64()?),
                     timestamp: TimestampMs(r.i64()?),
                 };
-                if b.first_offset > b.last_offset || b.last_offset >= offset || b.first_offset.0 < 0 {
+                if b.first_offset > b.last_offset || b.last_offset >= offset || b.first_offset.0 < 0
+                {
                     return Err("snapshot batch offsets out of range");
                 }
                 e.push(b);
@@ -376,8 +411,10 @@ impl ProducerStateManager {
     /// Reads a snapshot file; a malformed one is `CorruptFile`.
     pub fn read_snapshot(path: &Path) -> Result<(Offset, ProducerStateManager), StorageError> {
         let bytes = read_bounded(path, MAX_SNAPSHOT_BYTES as u64)?;
-        Self::decode_snapshot(&bytes)
-            .map_err(|reason| StorageError::CorruptFile { path: path.to_path_buf(), reason: reason.to_string() })
+        Self::decode_snapshot(&bytes).map_err(|reason| StorageError::CorruptFile {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        })
     }
 }
 
@@ -421,7 +458,11 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<Offset>, StorageError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(StorageError::io("list directory", dir))? {
         let entry = entry.map_err(StorageError::io("list directory", dir))?;
-        if let Some(o) = entry.file_name().to_str().and_then(|n| parse_offset_file(n, SNAPSHOT_SUFFIX)) {
+        if let Some(o) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| parse_offset_file(n, SNAPSHOT_SUFFIX))
+        {
             out.push(o);
         }
     }
@@ -435,7 +476,7 @@ pub fn prune_snapshots(dir: &Path, max_offset: Offset, keep: usize) -> Result<()
     let snapshots = list_snapshots(dir)?;
     let valid = snapshots.iter().filter(|&&o| o <= max_offset).count();
     for (i, &o) in snapshots.iter().enumerate() {
-        if o > max_offset || i + keep < valid {
+        if o > max_offset || i.saturating_add(keep) < valid {
             remove_if_exists(&snapshot_path(dir, o))?;
         }
     }
@@ -458,7 +499,10 @@ mod tests {
         }
     }
 
-    fn append(s: &mut ProducerStateManager, b: ProducerBatch) -> Result<Option<BatchMetadata>, StorageError> {
+    fn append(
+        s: &mut ProducerStateManager,
+        b: ProducerBatch,
+    ) -> Result<Option<BatchMetadata>, StorageError> {
         if let Some(dup) = s.find_duplicate(&b) {
             return Ok(Some(dup));
         }
@@ -474,7 +518,14 @@ mod tests {
         append(&mut s, batch(1, 0, 42, 3, 0)).unwrap();
         append(&mut s, batch(1, 0, 45, 2, 3)).unwrap();
         let e = append(&mut s, batch(1, 0, 48, 1, 5)).unwrap_err();
-        assert!(matches!(e, StorageError::OutOfOrderSequence { sequence: 48, last_sequence: 46, .. }));
+        assert!(matches!(
+            e,
+            StorageError::OutOfOrderSequence {
+                sequence: 48,
+                last_sequence: 46,
+                ..
+            }
+        ));
         assert_eq!(e.error_code(), 45);
         assert_eq!(s.entry(1).unwrap().last_seq(), 46);
     }
@@ -485,9 +536,15 @@ mod tests {
         append(&mut s, batch(7, 1, 0, 2, 10)).unwrap();
         append(&mut s, batch(7, 1, 2, 2, 12)).unwrap();
         let dup = append(&mut s, batch(7, 1, 0, 2, 99)).unwrap().unwrap();
-        assert_eq!((dup.first_offset, dup.last_offset), (Offset(10), Offset(11)));
+        assert_eq!(
+            (dup.first_offset, dup.last_offset),
+            (Offset(10), Offset(11))
+        );
         // Same sequences but another epoch is not a duplicate (and is fenced).
-        assert!(matches!(append(&mut s, batch(7, 0, 0, 2, 99)), Err(StorageError::InvalidProducerEpoch { .. })));
+        assert!(matches!(
+            append(&mut s, batch(7, 0, 0, 2, 99)),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
     }
 
     #[test]
@@ -500,7 +557,10 @@ mod tests {
         assert!(append(&mut s, batch(3, 0, 6, 1, 100)).unwrap().is_some());
         assert!(append(&mut s, batch(3, 0, 2, 1, 100)).unwrap().is_some());
         // Sequence 1 fell out of the window: not a duplicate but out of order.
-        assert!(matches!(append(&mut s, batch(3, 0, 1, 1, 100)), Err(StorageError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            append(&mut s, batch(3, 0, 1, 1, 100)),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
     }
 
     #[test]
@@ -508,10 +568,20 @@ mod tests {
         let mut s = ProducerStateManager::new();
         append(&mut s, batch(5, 2, 0, 3, 0)).unwrap();
         let e = append(&mut s, batch(5, 1, 3, 1, 3)).unwrap_err();
-        assert!(matches!(e, StorageError::InvalidProducerEpoch { epoch: 1, current_epoch: 2, .. }));
+        assert!(matches!(
+            e,
+            StorageError::InvalidProducerEpoch {
+                epoch: 1,
+                current_epoch: 2,
+                ..
+            }
+        ));
         assert_eq!(e.error_code(), 47);
         // New epoch must restart at 0.
-        assert!(matches!(append(&mut s, batch(5, 3, 3, 1, 3)), Err(StorageError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            append(&mut s, batch(5, 3, 3, 1, 3)),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
         append(&mut s, batch(5, 3, 0, 1, 3)).unwrap();
         assert_eq!(s.entry(5).unwrap().epoch, 3);
         assert_eq!(s.entry(5).unwrap().batches().len(), 1);
@@ -569,7 +639,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x40;
-            assert!(ProducerStateManager::decode_snapshot(&bad).is_err(), "flip at {i}");
+            assert!(
+                ProducerStateManager::decode_snapshot(&bad).is_err(),
+                "flip at {i}"
+            );
         }
         for cut in 0..bytes.len() {
             assert!(ProducerStateManager::decode_snapshot(&bytes[..cut]).is_err());
@@ -586,9 +659,15 @@ mod tests {
             s.write_snapshot(dir.path(), Offset(o)).unwrap();
         }
         std::fs::write(dir.path().join("junk.snapshot"), b"x").unwrap();
-        assert_eq!(list_snapshots(dir.path()).unwrap(), vec![Offset(10), Offset(20), Offset(30), Offset(40)]);
+        assert_eq!(
+            list_snapshots(dir.path()).unwrap(),
+            vec![Offset(10), Offset(20), Offset(30), Offset(40)]
+        );
         prune_snapshots(dir.path(), Offset(35), 2).unwrap();
-        assert_eq!(list_snapshots(dir.path()).unwrap(), vec![Offset(20), Offset(30)]);
+        assert_eq!(
+            list_snapshots(dir.path()).unwrap(),
+            vec![Offset(20), Offset(30)]
+        );
     }
 
     #[test]

@@ -10,10 +10,14 @@ use bytes::Bytes;
 
 use super::config::LogConfig;
 use super::error::StorageError;
-use super::files::{offset_file, remove_if_exists, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
+use super::files::{
+    offset_file, remove_if_exists, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+};
 use super::index::{OffsetIndex, TimeIndex};
 use super::mmap::MappedFile;
-use crate::records::{BatchIter, CompressionType, RecordBatch, RecordIter, TimestampType, Validation};
+use crate::records::{
+    BatchIter, CompressionType, RecordBatch, RecordIter, TimestampType, Validation,
+};
 use crate::types::{FilePosition, Offset, TimestampMs};
 
 /// A record's timestamp and offset, with the leader epoch of its batch
@@ -103,36 +107,42 @@ impl Stats {
                 self.bytes_since_last_index_entry = 0;
             }
         }
-        self.bytes_since_last_index_entry =
-            self.bytes_since_last_index_entry.saturating_add(batch.size_bytes() as u32);
+        self.bytes_since_last_index_entry = self
+            .bytes_since_last_index_entry
+            .saturating_add(batch.size_bytes() as u32);
         self.next_offset = batch.next_offset();
         Ok(())
     }
 }
 
 /// Walks batches from `start`, CRC-checking them and checking that offsets
-/// increase and stay within `[base_offset, base_offset + i32::MAX]`. Calls
-/// `on_batch` for each valid one; returns where the valid prefix ends.
+/// are contiguous (klamm never compacts, and base offsets lie outside the
+/// CRC, so contiguity is what catches a corrupted one) and stay within
+/// `[base_offset, base_offset + i32::MAX]`. `expected_first` is the base
+/// offset the first batch must have (`None`: any, for a trusted start).
+/// Calls `on_batch` for each valid batch; returns where the valid prefix ends.
 fn scan_valid(
     log: &[u8],
     start: usize,
     base_offset: Offset,
+    expected_first: Option<Offset>,
     mut on_batch: impl FnMut(usize, &RecordBatch<'_>) -> Result<(), StorageError>,
 ) -> Result<usize, StorageError> {
     let mut iter = BatchIter::starting_at(log, start, Validation::Crc);
-    let mut expected_min = base_offset;
+    let mut expected = expected_first;
     loop {
         let position = iter.position();
         match iter.next() {
             Some(Ok(batch)) => {
                 let rel_last = batch.last_offset().0 - base_offset.0;
-                if batch.base_offset() < expected_min
+                if expected.is_some_and(|e| batch.base_offset() != e)
+                    || batch.base_offset() < base_offset
                     || batch.last_offset_delta() < 0
                     || !(0..=i32::MAX as i64).contains(&rel_last)
                 {
                     return Ok(position);
                 }
-                expected_min = batch.next_offset();
+                expected = Some(batch.next_offset());
                 on_batch(position, &batch)?;
             }
             Some(Err(_)) => return Ok(position),
@@ -143,7 +153,11 @@ fn scan_valid(
 
 /// The first record of `batch` with timestamp `>= target` and offset `>=
 /// starting`, given that `batch.max_timestamp() >= target`.
-fn search_batch(batch: &RecordBatch<'_>, target: TimestampMs, starting: Offset) -> Option<TimestampAndOffset> {
+fn search_batch(
+    batch: &RecordBatch<'_>,
+    target: TimestampMs,
+    starting: Offset,
+) -> Option<TimestampAndOffset> {
     if batch.last_offset() < starting {
         return None;
     }
@@ -162,10 +176,16 @@ fn search_batch(batch: &RecordBatch<'_>, target: TimestampMs, starting: Offset) 
         return Some(whole_batch);
     }
     for record in RecordIter::new(batch) {
-        let Ok(record) = record else { return Some(whole_batch) };
+        let Ok(record) = record else {
+            return Some(whole_batch);
+        };
         let (ts, off) = (record.timestamp(batch), record.offset(batch));
         if ts >= target && off >= starting {
-            return Some(TimestampAndOffset { timestamp: ts, offset: off, leader_epoch: epoch });
+            return Some(TimestampAndOffset {
+                timestamp: ts,
+                offset: off,
+                leader_epoch: epoch,
+            });
         }
     }
     None
@@ -173,7 +193,9 @@ fn search_batch(batch: &RecordBatch<'_>, target: TimestampMs, starting: Offset) 
 
 /// Offset of the first record carrying the batch's max timestamp.
 fn offset_of_max_timestamp(batch: &RecordBatch<'_>) -> Offset {
-    if batch.timestamp_type() == TimestampType::LogAppendTime || batch.compression() != Some(CompressionType::None) {
+    if batch.timestamp_type() == TimestampType::LogAppendTime
+        || batch.compression() != Some(CompressionType::None)
+    {
         return batch.base_offset();
     }
     let max = batch.max_timestamp();
@@ -212,11 +234,24 @@ impl Segment {
 
     /// Creates a new, empty, active segment (replacing stale files with the
     /// same base offset, which can only hold data beyond the log end).
-    pub fn create(dir: &Path, base_offset: Offset, config: &LogConfig, now: TimestampMs) -> Result<Segment, StorageError> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+    pub fn create(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        now: TimestampMs,
+    ) -> Result<Segment, StorageError> {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             remove_if_exists(&offset_file(dir, base_offset, suffix))?;
         }
-        let log = MappedFile::create(&Self::log_path(dir, base_offset), config.segment_bytes as usize)?;
+        let log = MappedFile::create(
+            &Self::log_path(dir, base_offset),
+            config.segment_bytes as usize,
+        )?;
         let offset_index = OffsetIndex::create(
             &offset_file(dir, base_offset, INDEX_SUFFIX),
             base_offset,
@@ -254,6 +289,9 @@ impl Segment {
         let last_modified_ms = file_mtime_ms(&log_path);
         let ro_log = MappedFile::open_read_only(&log_path)?;
         let file_len = ro_log.len();
+        // Positions are u32 and segments are capped at i32::MAX bytes: data
+        // beyond that cannot be ours and is treated as invalid.
+        let scan_len = file_len.min(i32::MAX as usize);
         let interval = config.index_interval_bytes;
         let mut report = OpenReport::default();
 
@@ -268,19 +306,29 @@ impl Segment {
                     stats.max_timestamp = last.timestamp;
                     stats.offset_of_max_timestamp = last.offset;
                 }
-                let start = offset_index.last_entry().map(|e| e.position.as_usize()).unwrap_or(0);
+                let start = offset_index
+                    .last_entry()
+                    .map(|e| e.position.as_usize())
+                    .unwrap_or(0);
                 let expected_last = offset_index.last_entry().map(|e| e.offset);
                 let mut first = true;
                 let mut consistent = true;
-                let valid_end = scan_valid(ro_log.as_slice(), start, base_offset, |pos, batch| {
-                    if first {
-                        first = false;
-                        if expected_last.is_some_and(|o| o != batch.last_offset()) {
-                            consistent = false;
+                let expected_first = if start == 0 { Some(base_offset) } else { None };
+                let valid_end = scan_valid(
+                    &ro_log.as_slice()[..scan_len],
+                    start,
+                    base_offset,
+                    expected_first,
+                    |pos, batch| {
+                        if first {
+                            first = false;
+                            if expected_last.is_some_and(|o| o != batch.last_offset()) {
+                                consistent = false;
+                            }
                         }
-                    }
-                    stats.on_batch(None, interval, pos, batch)
-                })?;
+                        stats.on_batch(None, interval, pos, batch)
+                    },
+                )?;
                 if start > 0 && first {
                     consistent = false; // the indexed batch itself is bad
                 }
@@ -306,15 +354,27 @@ impl Segment {
                     config.index_capacity_bytes(TimeIndex::ENTRY_BYTES),
                 )?;
                 let mut stats = Stats::new(base_offset);
-                let valid_end = scan_valid(ro_log.as_slice(), 0, base_offset, |pos, batch| {
-                    stats.on_batch(Some((&mut offset_index, &mut time_index)), interval, pos, batch)
-                })?;
+                let valid_end = scan_valid(
+                    &ro_log.as_slice()[..scan_len],
+                    0,
+                    base_offset,
+                    Some(base_offset),
+                    |pos, batch| {
+                        stats.on_batch(
+                            Some((&mut offset_index, &mut time_index)),
+                            interval,
+                            pos,
+                            batch,
+                        )
+                    },
+                )?;
                 (offset_index, time_index, stats, valid_end)
             }
         };
         // The first batch's timestamp drives time-based rolling.
         if valid_end > 0 {
-            if let Some(Ok(first)) = BatchIter::new(ro_log.as_slice(), Validation::Structure).next() {
+            if let Some(Ok(first)) = BatchIter::new(ro_log.as_slice(), Validation::Structure).next()
+            {
                 stats.first_batch_timestamp = Some(first.max_timestamp());
             }
         }
@@ -338,7 +398,8 @@ impl Segment {
                     .write(true)
                     .open(&log_path)
                     .map_err(StorageError::io("open", &log_path))?;
-                f.set_len(valid_end as u64).map_err(StorageError::io("truncate", &log_path))?;
+                f.set_len(valid_end as u64)
+                    .map_err(StorageError::io("truncate", &log_path))?;
                 f.sync_all().map_err(StorageError::io("fsync", &log_path))?;
             }
             MappedFile::open_read_only(&log_path)?
@@ -426,6 +487,11 @@ impl Segment {
         }
     }
 
+    /// The log's valid bytes, borrowed from the map.
+    pub fn log_bytes(&self) -> &[u8] {
+        self.log.as_slice()
+    }
+
     pub fn offset_index(&self) -> &OffsetIndex {
         &self.offset_index
     }
@@ -473,7 +539,12 @@ impl Segment {
     /// Whole batches from the one containing `offset`, up to `max_bytes`
     /// (the first batch is always returned whole), stopping before any batch
     /// whose base offset is `>= max_offset_exclusive`.
-    pub fn read(&self, offset: Offset, max_bytes: u32, max_offset_exclusive: Option<Offset>) -> SegmentRead {
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        max_offset_exclusive: Option<Offset>,
+    ) -> SegmentRead {
         let Some((start, first)) = self.translate_offset(offset) else {
             return SegmentRead::Beyond;
         };
@@ -497,9 +568,17 @@ impl Segment {
 
     /// The first record with timestamp `>= target` and offset `>=
     /// starting_offset` (Kafka's `findOffsetByTimestamp`).
-    pub fn find_offset_by_timestamp(&self, target: TimestampMs, starting_offset: Offset) -> Option<TimestampAndOffset> {
+    pub fn find_offset_by_timestamp(
+        &self,
+        target: TimestampMs,
+        starting_offset: Offset,
+    ) -> Option<TimestampAndOffset> {
         let entry = self.time_index.lookup(target);
-        let start = self.offset_index.lookup(entry.offset.max(starting_offset)).position.as_usize();
+        let start = self
+            .offset_index
+            .lookup(entry.offset.max(starting_offset))
+            .position
+            .as_usize();
         for batch in BatchIter::starting_at(self.log.as_slice(), start, Validation::Structure) {
             let Ok(batch) = batch else { break };
             if batch.max_timestamp() >= target {
@@ -518,7 +597,11 @@ impl Segment {
         if max.0 < 0 {
             return None;
         }
-        let start = self.offset_index.lookup(self.stats.offset_of_max_timestamp).position.as_usize();
+        let start = self
+            .offset_index
+            .lookup(self.stats.offset_of_max_timestamp)
+            .position
+            .as_usize();
         for from in [start, 0] {
             for batch in BatchIter::starting_at(self.log.as_slice(), from, Validation::Structure) {
                 let Ok(batch) = batch else { break };
@@ -572,7 +655,8 @@ impl Segment {
         if !self.log.is_writable() {
             return Ok(());
         }
-        self.time_index.maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
+        self.time_index
+            .maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
         self.flush()?;
         let len = self.log.len();
         self.log.trim_to(len)?;
@@ -583,10 +667,20 @@ impl Segment {
 
     /// Deletes the segment's files. Outstanding `Bytes` stay readable.
     pub fn delete(self) -> Result<(), StorageError> {
-        let dir = self.log.path().parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = self
+            .log
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let base = self.base_offset;
         drop(self);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
             remove_if_exists(&offset_file(&dir, base, suffix))?;
         }
         Ok(())
@@ -630,23 +724,46 @@ mod tests {
         let mut seg = Segment::create(dir.path(), Offset(100), &config(), TimestampMs(0)).unwrap();
         fill(&mut seg, 50, 4, 1_000);
         assert_eq!(seg.next_offset(), Offset(300));
-        assert!(seg.offset_index().entries() > 3, "sparse index should have entries");
+        assert!(
+            seg.offset_index().entries() > 3,
+            "sparse index should have entries"
+        );
         // Every offset maps to the batch containing it.
         for off in [100, 101, 103, 104, 150, 299] {
             let (_, batch) = seg.translate_offset(Offset(off)).unwrap();
-            assert!(batch.base_offset().0 <= off && off <= batch.last_offset().0, "offset {off}");
+            assert!(
+                batch.base_offset().0 <= off && off <= batch.last_offset().0,
+                "offset {off}"
+            );
         }
         assert!(seg.translate_offset(Offset(300)).is_none());
-        let SegmentRead::Data(bytes) = seg.read(Offset(151), 1, None) else { panic!() };
-        assert_eq!(offsets_in(&bytes), vec![(148, 151)], "first batch returned whole even over max_bytes");
-        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(160))) else { panic!() };
+        let SegmentRead::Data(bytes) = seg.read(Offset(151), 1, None) else {
+            panic!()
+        };
+        assert_eq!(
+            offsets_in(&bytes),
+            vec![(148, 151)],
+            "first batch returned whole even over max_bytes"
+        );
+        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(160))) else {
+            panic!()
+        };
         assert_eq!(offsets_in(&bytes), vec![(148, 151), (152, 155), (156, 159)]);
-        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(148))) else { panic!() };
+        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(148))) else {
+            panic!()
+        };
         assert!(bytes.is_empty());
-        assert!(matches!(seg.read(Offset(300), 100, None), SegmentRead::Beyond));
+        assert!(matches!(
+            seg.read(Offset(300), 100, None),
+            SegmentRead::Beyond
+        ));
         // max_bytes cuts at whole batches.
-        let size = RecordBatch::new(&test_batch(4, 0, None)).unwrap().size_bytes() as u32;
-        let SegmentRead::Data(bytes) = seg.read(Offset(100), 3 * size + size / 2, None) else { panic!() };
+        let size = RecordBatch::new(&test_batch(4, 0, None))
+            .unwrap()
+            .size_bytes() as u32;
+        let SegmentRead::Data(bytes) = seg.read(Offset(100), 3 * size + size / 2, None) else {
+            panic!()
+        };
         assert_eq!(offsets_in(&bytes).len(), 3);
     }
 
@@ -656,16 +773,25 @@ mod tests {
         let mut seg = Segment::create(dir.path(), Offset(0), &config(), TimestampMs(0)).unwrap();
         fill(&mut seg, 40, 5, 10_000); // record i has timestamp 10_000 + i, offset i
         for target in [0i64, 10_000, 10_001, 10_057, 10_199] {
-            let found = seg.find_offset_by_timestamp(TimestampMs(target), Offset(0)).unwrap();
+            let found = seg
+                .find_offset_by_timestamp(TimestampMs(target), Offset(0))
+                .unwrap();
             let expect = (target - 10_000).max(0);
             assert_eq!(found.offset, Offset(expect), "target {target}");
             assert_eq!(found.timestamp, TimestampMs(10_000 + expect));
         }
-        assert!(seg.find_offset_by_timestamp(TimestampMs(10_200), Offset(0)).is_none());
-        let found = seg.find_offset_by_timestamp(TimestampMs(10_003), Offset(50)).unwrap();
+        assert!(seg
+            .find_offset_by_timestamp(TimestampMs(10_200), Offset(0))
+            .is_none());
+        let found = seg
+            .find_offset_by_timestamp(TimestampMs(10_003), Offset(50))
+            .unwrap();
         assert_eq!(found.offset, Offset(50));
         let max = seg.max_timestamp_and_offset().unwrap();
-        assert_eq!((max.timestamp, max.offset), (TimestampMs(10_199), Offset(199)));
+        assert_eq!(
+            (max.timestamp, max.offset),
+            (TimestampMs(10_199), Offset(199))
+        );
     }
 
     #[test]
@@ -675,8 +801,13 @@ mod tests {
         let mut b = test_batch(3, 5, None);
         set_log_append_time(&mut b, TimestampMs(777)).unwrap();
         seg.append(&b, TimestampMs(0)).unwrap();
-        let found = seg.find_offset_by_timestamp(TimestampMs(700), Offset(1)).unwrap();
-        assert_eq!((found.timestamp, found.offset), (TimestampMs(777), Offset(1)));
+        let found = seg
+            .find_offset_by_timestamp(TimestampMs(700), Offset(1))
+            .unwrap();
+        assert_eq!(
+            (found.timestamp, found.offset),
+            (TimestampMs(777), Offset(1))
+        );
         assert_eq!(seg.max_timestamp_and_offset().unwrap().offset, Offset(0));
     }
 
@@ -688,25 +819,45 @@ mod tests {
         fill(&mut seg, 30, 3, 500);
         let size = seg.size_bytes();
         let entries = seg.offset_index().entries();
-        assert_eq!(std::fs::metadata(Segment::log_path(dir.path(), Offset(0))).unwrap().len(), 64 * 1024);
+        assert_eq!(
+            std::fs::metadata(Segment::log_path(dir.path(), Offset(0)))
+                .unwrap()
+                .len(),
+            64 * 1024
+        );
         seg.seal().unwrap();
         assert!(seg.is_sealed());
-        assert_eq!(std::fs::metadata(Segment::log_path(dir.path(), Offset(0))).unwrap().len() as usize, size);
         assert_eq!(
-            std::fs::metadata(dir.path().join("00000000000000000000.index")).unwrap().len() as usize,
+            std::fs::metadata(Segment::log_path(dir.path(), Offset(0)))
+                .unwrap()
+                .len() as usize,
+            size
+        );
+        assert_eq!(
+            std::fs::metadata(dir.path().join("00000000000000000000.index"))
+                .unwrap()
+                .len() as usize,
             entries * 8
         );
         drop(seg);
-        let mode = OpenMode { active: false, recover: false };
-        let (seg, report) = Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
+        let mode = OpenMode {
+            active: false,
+            recover: false,
+        };
+        let (seg, report) =
+            Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
         assert_eq!(report, OpenReport::default());
         assert_eq!(seg.next_offset(), Offset(90));
         assert_eq!(seg.max_timestamp(), TimestampMs(589));
         assert_eq!(seg.offset_index().entries(), entries);
         // Reopened active: writable again, appends continue.
         drop(seg);
-        let mode = OpenMode { active: true, recover: false };
-        let (mut seg, _) = Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
+        let mode = OpenMode {
+            active: true,
+            recover: false,
+        };
+        let (mut seg, _) =
+            Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
         fill(&mut seg, 2, 3, 600);
         assert_eq!(seg.next_offset(), Offset(96));
         let (_, b) = seg.translate_offset(Offset(95)).unwrap();
@@ -724,23 +875,51 @@ mod tests {
         let tidx = std::fs::read(dir.path().join("00000000000000000000.timeindex")).unwrap();
         drop(seg);
         std::fs::remove_file(dir.path().join("00000000000000000000.timeindex")).unwrap();
-        let mode = OpenMode { active: false, recover: false };
-        let (_seg, report) = Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
+        let mode = OpenMode {
+            active: false,
+            recover: false,
+        };
+        let (_seg, report) =
+            Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
         assert!(report.rebuilt_indexes);
-        assert_eq!(std::fs::read(dir.path().join("00000000000000000000.index")).unwrap(), idx);
-        assert_eq!(std::fs::read(dir.path().join("00000000000000000000.timeindex")).unwrap(), tidx);
+        assert_eq!(
+            std::fs::read(dir.path().join("00000000000000000000.index")).unwrap(),
+            idx
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("00000000000000000000.timeindex")).unwrap(),
+            tidx
+        );
     }
 
     #[test]
     fn should_roll_rules() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig { segment_ms: 1_000, ..config() };
+        let cfg = LogConfig {
+            segment_ms: 1_000,
+            ..config()
+        };
         let mut seg = Segment::create(dir.path(), Offset(0), &cfg, TimestampMs(0)).unwrap();
-        assert!(!seg.should_roll(&cfg, 100, TimestampMs(5_000), Offset(0), TimestampMs(5_000)), "empty segment never rolls by time");
-        assert!(seg.should_roll(&cfg, 64 * 1024 + 1, TimestampMs(0), Offset(0), TimestampMs(0)));
+        assert!(
+            !seg.should_roll(&cfg, 100, TimestampMs(5_000), Offset(0), TimestampMs(5_000)),
+            "empty segment never rolls by time"
+        );
+        assert!(seg.should_roll(
+            &cfg,
+            64 * 1024 + 1,
+            TimestampMs(0),
+            Offset(0),
+            TimestampMs(0)
+        ));
         fill(&mut seg, 1, 1, 100);
         assert!(!seg.should_roll(&cfg, 100, TimestampMs(1_100), Offset(1), TimestampMs(0)));
         assert!(seg.should_roll(&cfg, 100, TimestampMs(1_101), Offset(1), TimestampMs(0)));
-        assert!(seg.should_roll(&cfg, 100, TimestampMs(200), Offset(i32::MAX as i64 + 1), TimestampMs(0)));
+        assert!(seg.should_roll(
+            &cfg,
+            100,
+            TimestampMs(200),
+            Offset(i32::MAX as i64 + 1),
+            TimestampMs(0)
+        ));
     }
 }

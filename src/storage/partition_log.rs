@@ -1,0 +1,637 @@
+//! `PartitionLog`: the log of one `<topic>-<partition>` directory — ordered
+//! segments with one active segment, log start/end offsets, append with
+//! validation, offset assignment and idempotence checks, zero-copy reads,
+//! timestamp lookups, rolling, flushing, retention and DeleteRecords.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tracing::{debug, info};
+
+use super::config::LogConfig;
+use super::error::StorageError;
+use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
+use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager};
+use super::segment::{Segment, SegmentRead, TimestampAndOffset};
+use crate::records::{
+    set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
+    ProduceBatches, TimestampType, NO_PARTITION_LEADER_EPOCH,
+};
+use crate::types::{Offset, TimestampMs};
+
+/// Result of an append (what a produce response needs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record written (or of the original batch for a
+    /// duplicate).
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    /// The stamped append time if the topic uses LogAppendTime, else -1.
+    pub log_append_time: TimestampMs,
+    pub log_start_offset: Offset,
+    /// The batch retried an already-written one: nothing was written and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
+    /// Largest batch max timestamp of the append.
+    pub max_timestamp: TimestampMs,
+    /// Last offset of the first batch that carried `max_timestamp`.
+    pub offset_of_max_timestamp: Offset,
+    /// Records appended.
+    pub records_count: u64,
+    /// Bytes appended.
+    pub size_bytes: usize,
+}
+
+/// Result of a read.
+#[derive(Clone, Debug)]
+pub struct ReadInfo {
+    /// Whole batches, zero-copy from the map; empty at the log end.
+    pub records: Bytes,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+/// One batch of an append, located in the input buffer.
+struct PendingBatch {
+    start: usize,
+    len: usize,
+    base_offset: Offset,
+    max_timestamp: TimestampMs,
+}
+
+/// The log of one partition. Not internally synchronised: the log manager
+/// wraps it in a mutex. `Bytes` returned by reads stay valid after the lock
+/// is released, even across rolls, retention and deletion.
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Keyed by base offset; never empty while open; the last is active.
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    /// Everything below this offset is flushed to disk.
+    recovery_point: Offset,
+    last_flush_ms: TimestampMs,
+    leader_epoch: i32,
+    producers: ProducerStateManager,
+    load_report: LoadReport,
+    closed: bool,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir`, recovering segments at
+    /// or after `recovery_point` unless the shutdown was clean.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        clean_shutdown: bool,
+        recovery_point: Offset,
+    ) -> Result<PartitionLog, StorageError> {
+        let opts = OpenOptions {
+            clean_shutdown,
+            recovery_point,
+            log_start_offset: Offset(0),
+        };
+        Self::open_with(dir, config, opts, TimestampMs::now())
+    }
+
+    /// [`PartitionLog::open`] with every option, including the checkpointed
+    /// log start offset.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        opts: OpenOptions,
+        now: TimestampMs,
+    ) -> Result<PartitionLog, StorageError> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let loaded = loader::load(&dir, &config, &opts, now)?;
+        let log_end_offset = loaded
+            .segments
+            .values()
+            .next_back()
+            .map(Segment::next_offset)
+            .unwrap_or_default();
+        let r = loaded.report;
+        if r.recovered_segments + r.truncated_bytes + r.deleted_segments + r.removed_files > 0 {
+            info!(dir = %dir.display(), report = ?loaded.report, "loaded partition log");
+        }
+        let log = PartitionLog {
+            dir,
+            config,
+            segments: loaded.segments,
+            log_start_offset: loaded.log_start_offset,
+            log_end_offset,
+            // Recovery validated everything; what it rewrote is flushed below.
+            recovery_point: Offset(0),
+            last_flush_ms: now,
+            leader_epoch: 0,
+            producers: loaded.producers,
+            load_report: loaded.report,
+            closed: false,
+        };
+        let mut log = log;
+        log.flush_at(now)?;
+        log.check_invariants();
+        Ok(log)
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(!self.segments.is_empty() || self.closed);
+        debug_assert!(self.log_start_offset <= self.log_end_offset);
+        debug_assert!(self
+            .segments
+            .values()
+            .next()
+            .map_or(true, |s| s.base_offset() <= self.log_start_offset));
+        debug_assert!(self
+            .segments
+            .values()
+            .next_back()
+            .map_or(true, |s| s.next_offset() == self.log_end_offset));
+    }
+
+    fn ensure_open(&self) -> Result<(), StorageError> {
+        if self.closed {
+            return Err(StorageError::Closed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("an open log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("an open log always has an active segment")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the config (AlterConfigs); sizes apply from the next roll.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), StorageError> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The partition leader epoch stamped into appended batches.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch.max(NO_PARTITION_LEADER_EPOCH);
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    /// The next offset to be assigned (also the high watermark: one node).
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_end_offset
+    }
+
+    /// Offset below which everything is flushed (for the checkpoint).
+    pub fn recovery_point(&self) -> Offset {
+        self.recovery_point
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size_bytes() as u64).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<Offset> {
+        self.segments.values().map(Segment::base_offset).collect()
+    }
+
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// What opening the log had to repair.
+    pub fn load_report(&self) -> LoadReport {
+        self.load_report
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Forgets producers idle for `expiration_ms`.
+    pub fn expire_producers(&mut self, now: TimestampMs, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now, expiration_ms)
+    }
+
+    /// Validates and appends produce input (one or more v2 batches, patched
+    /// in place: offsets, leader epoch, LogAppendTime, CRC). Nothing is
+    /// written unless every batch passes.
+    pub fn append(
+        &mut self,
+        input: &mut [u8],
+        now: TimestampMs,
+    ) -> Result<AppendInfo, StorageError> {
+        self.ensure_open()?;
+        if input.len() > self.config.segment_bytes as usize {
+            return Err(StorageError::RecordListTooLarge {
+                append_bytes: input.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let mut batches: Vec<PendingBatch> = Vec::new();
+        let mut pending = PendingUpdates::default();
+        let mut next = self.log_end_offset;
+        let mut max_timestamp = TimestampMs::NONE;
+        let mut offset_of_max_timestamp = Offset(-1);
+        let mut records_count = 0u64;
+        {
+            let mut iter = ProduceBatches::new(input);
+            loop {
+                let start = iter.position();
+                let Some(item) = iter.next() else { break };
+                let (batch, check) = item?;
+                if batch.size_bytes() > self.config.max_message_bytes as usize {
+                    return Err(StorageError::MessageTooLarge {
+                        batch_bytes: batch.size_bytes(),
+                        max_message_bytes: self.config.max_message_bytes,
+                    });
+                }
+                let base_offset = next;
+                let last_offset = Offset(base_offset.0 + batch.last_offset_delta() as i64);
+                next = last_offset.next();
+                let batch_max_timestamp = if log_append_time {
+                    now
+                } else {
+                    check.records_max_timestamp.unwrap_or(batch.max_timestamp())
+                };
+                if batch_max_timestamp > max_timestamp {
+                    max_timestamp = batch_max_timestamp;
+                    offset_of_max_timestamp = last_offset;
+                }
+                records_count += batch.records_count() as u64;
+                if let Some(mut pb) = ProducerBatch::from_batch(&batch) {
+                    pb.first_offset = base_offset;
+                    pb.last_offset = last_offset;
+                    pb.max_timestamp = batch_max_timestamp;
+                    if let Some(dup) = self.producers.find_duplicate(&pb) {
+                        debug!(dir = %self.dir.display(), producer_id = pb.producer_id, "duplicate batch");
+                        return Ok(AppendInfo {
+                            first_offset: dup.first_offset,
+                            last_offset: dup.last_offset,
+                            log_append_time: if log_append_time {
+                                dup.timestamp
+                            } else {
+                                TimestampMs::NONE
+                            },
+                            log_start_offset: self.log_start_offset,
+                            duplicate: true,
+                            max_timestamp: dup.timestamp,
+                            offset_of_max_timestamp: dup.last_offset,
+                            records_count: 0,
+                            size_bytes: 0,
+                        });
+                    }
+                    self.producers.stage(&mut pending, &pb)?;
+                }
+                batches.push(PendingBatch {
+                    start,
+                    len: batch.size_bytes(),
+                    base_offset,
+                    max_timestamp: batch_max_timestamp,
+                });
+            }
+        }
+        debug_assert_eq!(batches.iter().map(|b| b.len).sum::<usize>(), input.len());
+
+        for b in &batches {
+            let bytes = &mut input[b.start..b.start + b.len];
+            set_base_offset(bytes, b.base_offset)?;
+            set_partition_leader_epoch(bytes, self.leader_epoch)?;
+            if log_append_time {
+                set_log_append_time(bytes, now)?;
+            } else {
+                set_max_timestamp(bytes, TimestampType::CreateTime, b.max_timestamp)?;
+            }
+        }
+
+        let last_offset = Offset(next.0 - 1);
+        if self
+            .active()
+            .should_roll(&self.config, input.len(), max_timestamp, last_offset, now)
+        {
+            self.roll_at(now)?;
+        }
+        self.active_mut().append(input, now)?;
+        self.producers.commit(pending, next);
+        self.log_end_offset = next;
+        self.flush_if_due(now)?;
+        self.check_invariants();
+        Ok(AppendInfo {
+            first_offset: batches.first().map(|b| b.base_offset).unwrap_or(next),
+            last_offset,
+            log_append_time: if log_append_time {
+                now
+            } else {
+                TimestampMs::NONE
+            },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            max_timestamp,
+            offset_of_max_timestamp,
+            records_count,
+            size_bytes: input.len(),
+        })
+    }
+
+    /// Reads whole batches starting with the one that contains
+    /// `fetch_offset`, from a single segment, up to `max_bytes` (the first
+    /// batch is returned whole even if larger), stopping before any batch at
+    /// or beyond `max_offset_exclusive`.
+    pub fn read(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: u32,
+        max_offset_exclusive: Option<Offset>,
+    ) -> Result<ReadInfo, StorageError> {
+        self.ensure_open()?;
+        if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: fetch_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        let mut info = ReadInfo {
+            records: Bytes::new(),
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        };
+        if fetch_offset == self.log_end_offset
+            || max_offset_exclusive.is_some_and(|m| fetch_offset >= m)
+        {
+            return Ok(info);
+        }
+        let floor = self
+            .segments
+            .range(..=fetch_offset.0)
+            .next_back()
+            .map(|(k, _)| *k)
+            .unwrap_or(i64::MIN);
+        for segment in self.segments.range(floor..).map(|(_, s)| s) {
+            if let SegmentRead::Data(bytes) =
+                segment.read(fetch_offset, max_bytes, max_offset_exclusive)
+            {
+                info.records = bytes;
+                break;
+            }
+        }
+        Ok(info)
+    }
+
+    /// The earliest record with timestamp `>= timestamp` at or after the log
+    /// start (ListOffsets by time); `None` if there is none. The special
+    /// targets (-1 latest, -2 earliest, -3 max timestamp) are the caller's:
+    /// see [`PartitionLog::max_timestamp_and_offset`].
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: TimestampMs,
+    ) -> Result<Option<TimestampAndOffset>, StorageError> {
+        self.ensure_open()?;
+        let Some(segment) = self
+            .segments
+            .values()
+            .find(|s| s.largest_timestamp() >= timestamp)
+        else {
+            return Ok(None);
+        };
+        Ok(segment.find_offset_by_timestamp(timestamp, self.log_start_offset))
+    }
+
+    /// The record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>, StorageError> {
+        self.ensure_open()?;
+        let mut best: Option<&Segment> = None;
+        for s in self.segments.values() {
+            if best.map_or(true, |b| s.max_timestamp() > b.max_timestamp()) {
+                best = Some(s);
+            }
+        }
+        Ok(best.and_then(Segment::max_timestamp_and_offset))
+    }
+
+    /// Flushes if `flush.messages` or `flush.ms` says so.
+    pub fn flush_if_due(&mut self, now: TimestampMs) -> Result<bool, StorageError> {
+        self.ensure_open()?;
+        let unflushed = (self.log_end_offset.0 - self.recovery_point.0).max(0) as u64;
+        let since_ms = now.0.saturating_sub(self.last_flush_ms.0).max(0) as u64;
+        if unflushed > 0
+            && (unflushed >= self.config.flush_interval_messages
+                || since_ms >= self.config.flush_interval_ms)
+        {
+            self.flush_at(now)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// msyncs the active segment and its indexes; everything up to the log
+    /// end becomes the recovery point.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.ensure_open()?;
+        self.flush_at(TimestampMs::now())
+    }
+
+    fn flush_at(&mut self, now: TimestampMs) -> Result<(), StorageError> {
+        self.active_mut().flush()?;
+        self.recovery_point = self.log_end_offset;
+        self.last_flush_ms = now;
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end (no-op if the active one
+    /// is empty).
+    pub fn roll(&mut self) -> Result<(), StorageError> {
+        self.ensure_open()?;
+        self.roll_at(TimestampMs::now())
+    }
+
+    fn roll_at(&mut self, now: TimestampMs) -> Result<(), StorageError> {
+        if self.active().is_empty() {
+            return Ok(());
+        }
+        self.active_mut().seal()?;
+        let base = self.log_end_offset;
+        let segment = Segment::create(&self.dir, base, &self.config, now)?;
+        self.segments.insert(base.0, segment);
+        // The sealed segment was flushed by `seal`.
+        self.recovery_point = self.recovery_point.max(base);
+        self.producers.set_map_end_offset(base);
+        self.producers.write_snapshot(&self.dir, base)?;
+        prune_snapshots(&self.dir, base, SNAPSHOTS_KEPT)?;
+        debug!(dir = %self.dir.display(), base_offset = base.0, "rolled new segment");
+        Ok(())
+    }
+
+    /// Advances the log start offset (DeleteRecords) and deletes segments
+    /// entirely below it. Returns the new log start offset (low watermark).
+    pub fn delete_records_before(&mut self, offset: Offset) -> Result<Offset, StorageError> {
+        self.ensure_open()?;
+        if offset.0 < 0 || offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+        }
+        self.delete_log_start_breached_segments()?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Deletes whole segments beyond `retention_ms` (by their largest
+    /// timestamp) or while the log exceeds `retention_bytes` (-1 = unlimited
+    /// for both), plus segments below the log start offset; never the active
+    /// segment unless it is itself deletable, in which case it is rolled
+    /// first. Returns the number of segments deleted.
+    pub fn enforce_retention(
+        &mut self,
+        now: TimestampMs,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<usize, StorageError> {
+        self.ensure_open()?;
+        let mut deleted = self.delete_log_start_breached_segments()?;
+        if retention_bytes >= 0 {
+            let size = self.size_bytes() as i64;
+            if size >= retention_bytes {
+                let mut diff = size - retention_bytes;
+                let n = self.deletable_prefix(|s, _| {
+                    let fits = diff - s.size_bytes() as i64 >= 0;
+                    if fits {
+                        diff -= s.size_bytes() as i64;
+                    }
+                    fits
+                });
+                deleted += self.delete_oldest(n, now)?;
+            }
+        }
+        if retention_ms >= 0 {
+            let n = self.deletable_prefix(|s, _| {
+                now.0.saturating_sub(s.largest_timestamp().0) > retention_ms
+            });
+            deleted += self.delete_oldest(n, now)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Applies this log's own `retention.ms` / `retention.bytes`.
+    pub fn enforce_configured_retention(
+        &mut self,
+        now: TimestampMs,
+    ) -> Result<usize, StorageError> {
+        let (ms, bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        self.enforce_retention(now, ms, bytes)
+    }
+
+    fn delete_log_start_breached_segments(&mut self) -> Result<usize, StorageError> {
+        let log_start = self.log_start_offset;
+        let n = self.deletable_prefix(|_, next| next.is_some_and(|n| n.base_offset() <= log_start));
+        self.delete_oldest(n, TimestampMs::now())
+    }
+
+    /// Kafka's `deletableSegments`: the longest prefix of segments for which
+    /// `predicate(segment, next)` holds, never including an empty active
+    /// segment.
+    fn deletable_prefix(
+        &self,
+        mut predicate: impl FnMut(&Segment, Option<&Segment>) -> bool,
+    ) -> usize {
+        let all: Vec<&Segment> = self.segments.values().collect();
+        let mut n = 0;
+        for (i, s) in all.iter().enumerate() {
+            let next = all.get(i + 1).copied();
+            if next.is_none() && s.is_empty() {
+                break;
+            }
+            if !predicate(s, next) {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Deletes the `n` oldest segments, rolling first if that is all of them.
+    fn delete_oldest(&mut self, n: usize, now: TimestampMs) -> Result<usize, StorageError> {
+        if n == 0 {
+            return Ok(0);
+        }
+        if n >= self.segments.len() {
+            self.roll_at(now)?;
+        }
+        let victims: Vec<i64> = self.segments.keys().take(n).copied().collect();
+        // Advance the log start before the segments disappear from lookups.
+        if let Some(next_base) = self.segments.keys().nth(n) {
+            self.log_start_offset = self.log_start_offset.max(Offset(*next_base));
+        }
+        for base in &victims {
+            if let Some(segment) = self.segments.remove(base) {
+                info!(dir = %self.dir.display(), base_offset = base, "deleting segment");
+                segment.delete()?;
+            }
+        }
+        self.check_invariants();
+        Ok(victims.len())
+    }
+
+    /// Flushes, seals the active segment (trimming preallocated files) and
+    /// writes a producer snapshot. Further calls fail with `Closed`.
+    pub fn close(&mut self) -> Result<(), StorageError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.flush_at(TimestampMs::now())?;
+        self.active_mut().seal()?;
+        self.producers.set_map_end_offset(self.log_end_offset);
+        self.producers
+            .write_snapshot(&self.dir, self.log_end_offset)?;
+        prune_snapshots(&self.dir, self.log_end_offset, SNAPSHOTS_KEPT)?;
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Closes without flushing or trimming, dropping every file handle and
+    /// map (before the directory is deleted).
+    pub(crate) fn close_for_delete(&mut self) {
+        self.closed = true;
+        self.segments.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests;
