@@ -1,0 +1,323 @@
+"""Shared helpers for klamm's compatibility suite: the broker under test
+(klamm or Apache Kafka), bounded subprocess calls, the Kafka command-line
+tools, and small admin/producer/consumer helpers.
+
+Every call that can block has a timeout; nothing here waits forever.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import kafkawire
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DEPS = Path(os.environ.get("KLAMM_DEPS_DIR", REPO / ".deps"))
+KAFKA_RUN_CLASS = HERE / "bin" / "kafka-run-class"
+GO_GROUP_BIN = Path(os.environ.get("KLAMM_COMPAT_GO_BIN", DEPS / "bin" / "klamm-compat-group"))
+
+BROKER_KIND = os.environ.get("KLAMM_COMPAT_BROKER", "klamm").strip().lower()
+if BROKER_KIND not in ("klamm", "kafka"):
+    raise RuntimeError(f"KLAMM_COMPAT_BROKER must be klamm or kafka, not {BROKER_KIND!r}")
+
+
+def klamm_binary() -> Path:
+    """The klamm binary: $KLAMM_BIN, else <cargo target dir>/release/klamm."""
+    if os.environ.get("KLAMM_BIN"):
+        return Path(os.environ["KLAMM_BIN"])
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return target / "release" / "klamm"
+
+
+# Main classes of the stock Kafka tools (the bin/kafka-*.sh scripts).
+TOPICS = "org.apache.kafka.tools.TopicCommand"
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+CONFIGS = "kafka.admin.ConfigCommand"
+KAFKA_MAIN = "kafka.Kafka"
+STORAGE_TOOL = "kafka.tools.StorageTool"
+
+
+def unique(prefix: str) -> str:
+    """A topic/group name unique to this run."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CommandError(AssertionError):
+    pass
+
+
+def run(cmd, *, timeout: float, input: str | bytes | None = None, check: bool = True,
+        env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """Runs a command with a hard timeout, capturing output as text."""
+    text = not isinstance(input, bytes)
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    try:
+        cp = subprocess.run([str(c) for c in cmd], input=input, capture_output=True, text=text,
+                            timeout=timeout, env=full_env, cwd=cwd)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise CommandError(f"timed out after {timeout}s: {' '.join(map(str, cmd))}\n"
+                           f"--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-4000:]}") from None
+    if check and cp.returncode != 0:
+        out = cp.stdout if isinstance(cp.stdout, str) else cp.stdout.decode(errors="replace")
+        err = cp.stderr if isinstance(cp.stderr, str) else cp.stderr.decode(errors="replace")
+        raise CommandError(f"exit {cp.returncode}: {' '.join(map(str, cmd))}\n"
+                           f"--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-4000:]}")
+    return cp
+
+
+def kafka_tool(main_class: str, *args, timeout: float = 90, input=None, check=True):
+    """Runs one stock Kafka tool (by main class) through kafka-run-class."""
+    return run([KAFKA_RUN_CLASS, main_class, *args], timeout=timeout, input=input, check=check)
+
+
+# ---------------------------------------------------------------------------
+# The broker under test.
+
+_ACTIVE: set["Broker"] = set()
+
+
+def active_brokers():
+    return list(_ACTIVE)
+
+
+class Broker:
+    """One broker process (klamm or Apache Kafka) on a free 127.0.0.1 port
+    with its own temp data dir. `restart()` keeps port and data dir."""
+
+    def __init__(self, kind: str = BROKER_KIND, props: dict | None = None, name: str = "broker"):
+        self.kind = kind
+        self.name = name
+        self.props = {k: str(v) for k, v in (props or {}).items()}
+        self.dir = Path(tempfile.mkdtemp(prefix=f"klamm-compat-{kind}-"))
+        self.data_dir = self.dir / "data"
+        self.log_path = self.dir / "broker.log"
+        self.port = free_port()
+        self.controller_port = free_port() if kind == "kafka" else None
+        self.proc: subprocess.Popen | None = None
+        self._formatted = False
+        self._log_file = None
+        self.starts = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def effective_props(self) -> dict:
+        listener = f"PLAINTEXT://127.0.0.1:{self.port}"
+        props = {
+            "node.id": "1",
+            "log.dirs": str(self.data_dir),
+            "listeners": listener,
+            "advertised.listeners": listener,
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        if self.kind == "kafka":
+            props.update({
+                "process.roles": "broker,controller",
+                "listeners": f"{listener},CONTROLLER://127.0.0.1:{self.controller_port}",
+                "controller.listener.names": "CONTROLLER",
+                "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "offsets.topic.replication.factor": "1",
+                "transaction.state.log.replication.factor": "1",
+                "transaction.state.log.min.isr": "1",
+                "share.coordinator.state.topic.replication.factor": "1",
+                "share.coordinator.state.topic.min.isr": "1",
+            })
+        props.update(self.props)
+        return props
+
+    def _open_log(self):
+        if self._log_file is None or self._log_file.closed:
+            self._log_file = open(self.log_path, "ab")
+        self._log_file.write(f"\n===== start #{self.starts + 1} at {time.strftime('%H:%M:%S')} =====\n".encode())
+        self._log_file.flush()
+        return self._log_file
+
+    def start(self, timeout: float | None = None):
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        props = self.effective_props()
+        log = self._open_log()
+        if self.kind == "kafka":
+            cfg = self.dir / "server.properties"
+            cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+            if not self._formatted:
+                cluster_id = kafkawire.random_cluster_id()
+                kafka_tool(STORAGE_TOOL, "format", "-t", cluster_id, "-c", cfg, timeout=90)
+                self._formatted = True
+            env = dict(os.environ, KAFKA_HEAP_OPTS="-Xmx512m -Xms256m")
+            cmd = [KAFKA_RUN_CLASS, KAFKA_MAIN, str(cfg)]
+            timeout = timeout or 60
+        else:
+            binary = klamm_binary()
+            if not binary.exists():
+                raise RuntimeError(f"klamm binary not found at {binary} (run cargo build --release)")
+            cmd = [str(binary)]
+            for k, v in props.items():
+                cmd += ["--override", f"{k}={v}"]
+            env = dict(os.environ)
+            env.setdefault("RUST_BACKTRACE", "1")
+            timeout = timeout or 10
+        self.proc = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self.starts += 1
+        _ACTIVE.add(self)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float):
+        """Ready = TCP connect works and ApiVersions v0 + Metadata v1 answer
+        with this broker in the metadata."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode} during startup\n{self.log_tail()}")
+            try:
+                with kafkawire.Connection(*self.host_port, timeout=2) as c:
+                    api = c.api_versions(version=0)
+                    if api["error_code"] != 0:
+                        raise RuntimeError(f"ApiVersions error {api['error_code']}")
+                    md = c.metadata_v1()
+                    if md["brokers"]:
+                        return
+                    last = "no brokers in metadata yet"
+            except (OSError, kafkawire.WireError, RuntimeError) as e:
+                last = repr(e)
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.kind} not ready after {timeout}s ({last})\n{self.log_tail()}")
+
+    def stop(self, graceful: bool = True, timeout: float = 60):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if graceful:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def restart(self, graceful: bool = True):
+        """Stops (SIGTERM and wait, or SIGKILL) and starts again on the same
+        port with the same data dir."""
+        self.stop(graceful=graceful)
+        self.start()
+
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 150) -> str:
+        try:
+            data = self.log_path.read_bytes()[-200_000:].decode(errors="replace")
+        except OSError:
+            return "(no broker log)"
+        return "\n".join(data.splitlines()[-lines:])
+
+    def close(self):
+        try:
+            self.stop(graceful=False)
+        finally:
+            _ACTIVE.discard(self)
+            if self._log_file is not None:
+                self._log_file.close()
+            if not os.environ.get("KLAMM_COMPAT_KEEP"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __repr__(self):
+        return f"Broker({self.kind}, {self.bootstrap}, {self.dir})"
+
+
+# ---------------------------------------------------------------------------
+# Client helpers (confluent-kafka / librdkafka).
+
+def admin(bootstrap: str):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, configs: dict | None = None,
+                 timeout: float = 30):
+    """Creates a topic with the admin API and waits until its metadata shows
+    every partition with a leader."""
+    from confluent_kafka.admin import NewTopic
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                   config={k: str(v) for k, v in (configs or {}).items()})],
+                         request_timeout=timeout, operation_timeout=timeout)
+    fs[name].result(timeout=timeout)
+    wait_topic(bootstrap, name, partitions, timeout)
+
+
+def wait_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30):
+    a = admin(bootstrap)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = a.list_topics(topic=name, timeout=10)
+        t = md.topics.get(name)
+        if t is not None and t.error is None and len(t.partitions) == partitions and \
+                all(p.leader >= 0 for p in t.partitions.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"topic {name} not ready with {partitions} partitions after {timeout}s")
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30, group: str | None = None,
+                extra: dict | None = None):
+    """Consumes from the beginning until `expected` messages (or timeout),
+    raising on any consumer error. Returns confluent_kafka Message objects."""
+    from confluent_kafka import Consumer, KafkaException
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group or unique("consume-all"),
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+        "session.timeout.ms": 10000,
+    }
+    conf.update(extra or {})
+    c = Consumer(conf)
+    out = []
+    try:
+        c.subscribe([topic])
+        deadline = time.monotonic() + timeout
+        while len(out) < expected and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                raise KafkaException(m.error())
+            out.append(m)
+        if group is not None and out:
+            c.commit(asynchronous=False)
+    finally:
+        c.close()
+    return out

@@ -1,0 +1,67 @@
+"""pytest fixtures for klamm's compatibility suite: the broker under test
+(chosen by KLAMM_COMPAT_BROKER=klamm|kafka, default klamm), a factory for
+fresh brokers with custom properties, and broker logs attached to failures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import compat
+
+# Properties of the shared session broker. Topics are always created
+# explicitly by the tests, so auto-creation is off; message.max.bytes is
+# Kafka's 1 MiB-ish default stated explicitly.
+SESSION_PROPS = {
+    "auto.create.topics.enable": "false",
+    "message.max.bytes": "1048588",
+}
+
+
+def pytest_report_header(config):
+    return f"klamm compat: broker under test = {compat.BROKER_KIND}"
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """The shared broker (session-scoped). Tests must use unique topic and
+    group names and must not restart it."""
+    b = compat.Broker(props=SESSION_PROPS, name="session broker")
+    try:
+        b.start()
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def bootstrap(broker) -> str:
+    return broker.bootstrap
+
+
+@pytest.fixture
+def broker_factory():
+    """Starts fresh brokers with custom properties for this test only:
+    `b = broker_factory({"log.flush.interval.messages": 1})`. The returned
+    Broker has restart(graceful=True|False). All are stopped at test end."""
+    made = []
+
+    def make(props: dict | None = None, start: bool = True) -> compat.Broker:
+        b = compat.Broker(props=props, name=f"fresh broker #{len(made) + 1}")
+        made.append(b)
+        if start:
+            b.start()
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for b in compat.active_brokers():
+            rep.sections.append((f"{b.name} log ({b.kind}, {b.log_path})", b.log_tail()))
