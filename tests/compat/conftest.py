@@ -40,11 +40,12 @@ def bootstrap(broker) -> str:
 
 
 @pytest.fixture
-def broker_factory():
+def broker_factory(request):
     """Starts fresh brokers with custom properties for this test only:
     `b = broker_factory({"log.flush.interval.messages": 1})`. The returned
     Broker has restart(graceful=True|False). All are stopped at test end."""
     made = []
+    request.node._compat_brokers = made
 
     def make(props: dict | None = None, start: bool = True) -> compat.Broker:
         b = compat.Broker(props=props, name=f"fresh broker #{len(made) + 1}")
@@ -63,5 +64,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed:
-        for b in compat.active_brokers():
+        # Logs of the brokers this test used: the session broker if it asked
+        # for it, and any fresh ones from broker_factory.
+        used = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, compat.Broker)]
+        used += getattr(item, "_compat_brokers", [])
+        for b in dict.fromkeys(used):
             rep.sections.append((f"{b.name} log ({b.kind}, {b.log_path})", b.log_tail()))

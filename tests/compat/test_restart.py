@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition as CTP
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition as CTP
 
 import compat
 
@@ -29,13 +29,36 @@ def produce(bootstrap, topic, values, partitions):
     assert errors == []
 
 
+# Errors a client retries; Kafka answers NOT_LEADER_OR_FOLLOWER (6) for a few
+# hundred milliseconds after a restart, until the partition leadership from
+# the metadata log is applied.
+TRANSIENT = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+             KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+             KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT}
+
+
+def retry_transient(fn, timeout=30):
+    """Calls fn() until it does not raise a transient KafkaException (as a
+    client would retry), for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if not isinstance(err, KafkaError) or err.code() not in TRANSIENT or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_all(bootstrap, topic, partitions, timeout=60) -> dict[tuple[int, int], bytes]:
     """Reads every partition from offset 0 up to its high watermark (CRC
     checks on; any consumer error fails). Returns {(partition, offset): value}."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": compat.unique("read-all"),
                   "enable.auto.commit": False, "check.crcs": True, "enable.partition.eof": False})
     try:
-        highs = {p: c.get_watermark_offsets(CTP(topic, p), timeout=15)[1] for p in range(partitions)}
+        highs = {p: retry_transient(lambda: c.get_watermark_offsets(CTP(topic, p), timeout=10))[1]
+                 for p in range(partitions)}
         c.assign([CTP(topic, p, 0) for p in range(partitions) if highs[p] > 0])
         out = {}
         deadline = time.monotonic() + timeout
@@ -63,7 +86,8 @@ def group_consumer(bootstrap, group):
 def committed(bootstrap, group, topic, partitions) -> dict[int, int]:
     c = group_consumer(bootstrap, group)
     try:
-        return {tp.partition: tp.offset for tp in c.committed([CTP(topic, p) for p in range(partitions)], timeout=15)}
+        tps = retry_transient(lambda: c.committed([CTP(topic, p) for p in range(partitions)], timeout=10))
+        return {tp.partition: tp.offset for tp in tps}
     finally:
         c.close()
 
@@ -73,7 +97,10 @@ def commit(bootstrap, group, topic, offsets: dict[int, int]):
     consumer: OffsetCommit with generation -1)."""
     c = group_consumer(bootstrap, group)
     try:
-        c.commit(offsets=[CTP(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+        # Right after a broker start, __consumer_offsets may still be created
+        # or loading: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS are retried.
+        retry_transient(lambda: c.commit(offsets=[CTP(topic, p, o) for p, o in offsets.items()],
+                                         asynchronous=False))
     finally:
         c.close()
 
