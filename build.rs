@@ -496,6 +496,19 @@ fn gen_write(f: &Field, nullable_now: bool, w: &str) -> String {
     }
 }
 
+/// The code `gen` produces for field `f`, split by a version test where
+/// the field is nullable in some of the versions it is present in.
+fn by_nullability(f: &Field, within: &Range, gen: impl Fn(bool) -> String) -> String {
+    let nullable_range = f.nullable.intersect(&f.versions);
+    if nullable_range.is_empty() {
+        gen(false)
+    } else if nullable_range.contains_range(&f.versions.intersect(within)) {
+        gen(true)
+    } else {
+        format!("if {} {{ {} }} else {{ {} }}", nullable_range.test(within), gen(true), gen(false))
+    }
+}
+
 fn gen_struct(out: &mut String, msg: &Message, name: &str, fields: &[Field], top: bool) {
     let within = msg.versions;
     let flex_test = msg.flexible.test(&within);
@@ -536,19 +549,7 @@ fn gen_struct(out: &mut String, msg: &Message, name: &str, fields: &[Field], top
         if present == "false" {
             continue;
         }
-        let nullable_range = f.nullable.intersect(&f.versions);
-        let body = if nullable_range.is_empty() {
-            gen_read(f, false, "r")
-        } else if nullable_range.contains_range(&f.versions.intersect(&within)) {
-            gen_read(f, true, "r")
-        } else {
-            format!(
-                "if {} {{ {} }} else {{ {} }}",
-                nullable_range.test(&within),
-                gen_read(f, true, "r"),
-                gen_read(f, false, "r")
-            )
-        };
+        let body = by_nullability(f, &within, |nullable| gen_read(f, nullable, "r"));
         writeln!(out, "            if {present} {{ {body} }}").unwrap();
     }
     writeln!(out, "            if flexible {{").unwrap();
@@ -581,19 +582,7 @@ fn gen_struct(out: &mut String, msg: &Message, name: &str, fields: &[Field], top
         if present == "false" {
             continue;
         }
-        let nullable_range = f.nullable.intersect(&f.versions);
-        let body = if nullable_range.is_empty() {
-            gen_write(f, false, "w")
-        } else if nullable_range.contains_range(&f.versions.intersect(&within)) {
-            gen_write(f, true, "w")
-        } else {
-            format!(
-                "if {} {{ {} }} else {{ {} }}",
-                nullable_range.test(&within),
-                gen_write(f, true, "w"),
-                gen_write(f, false, "w")
-            )
-        };
+        let body = by_nullability(f, &within, |nullable| gen_write(f, nullable, "w"));
         writeln!(out, "            if {present} {{ {body} }}").unwrap();
     }
     let mut tagged: Vec<&Field> = fields.iter().filter(|f| f.tag.is_some()).collect();
