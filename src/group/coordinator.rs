@@ -160,6 +160,27 @@ enum Outcome<T> {
     Wait(oneshot::Receiver<T>),
 }
 
+impl<T> Outcome<T> {
+    /// The response, waiting for it if the group must first complete a
+    /// rebalance: `dropped` if the waiter was abandoned, `cancelled` if the
+    /// coordinator shuts down meanwhile.
+    async fn settle(
+        self,
+        cancel: &CancellationToken,
+        dropped: impl FnOnce() -> T,
+        cancelled: impl FnOnce() -> T,
+    ) -> T {
+        match self {
+            Outcome::Done(r) => r,
+            Outcome::Wait(rx) => tokio::select! {
+                biased;
+                r = rx => r.unwrap_or_else(|_| dropped()),
+                _ = cancel.cancelled() => cancelled(),
+            },
+        }
+    }
+}
+
 /// Which join-phase timer fired.
 #[derive(Clone, Copy)]
 enum JoinTimer {
@@ -1215,16 +1236,13 @@ impl GroupCoordinator {
             }
             .join(&mut g, &req)
         };
-        match outcome {
-            Outcome::Done(r) => r,
-            Outcome::Wait(rx) => {
-                tokio::select! {
-                    biased;
-                    r = rx => r.unwrap_or_else(|_| JoinGroupResponse::error("", UNKNOWN_MEMBER_ID)),
-                    _ = self.inner.cancel.cancelled() => JoinGroupResponse::error(req.member_id, NOT_COORDINATOR),
-                }
-            }
-        }
+        outcome
+            .settle(
+                &self.inner.cancel,
+                || JoinGroupResponse::error("", UNKNOWN_MEMBER_ID),
+                || JoinGroupResponse::error(req.member_id, NOT_COORDINATOR),
+            )
+            .await
     }
 
     /// SyncGroup. Followers wait for the leader's assignment.
@@ -1246,16 +1264,13 @@ impl GroupCoordinator {
             }
             .sync(&mut g, &req)
         };
-        match outcome {
-            Outcome::Done(r) => r,
-            Outcome::Wait(rx) => {
-                tokio::select! {
-                    biased;
-                    r = rx => r.unwrap_or_else(|_| SyncGroupResponse::error(UNKNOWN_MEMBER_ID)),
-                    _ = self.inner.cancel.cancelled() => SyncGroupResponse::error(NOT_COORDINATOR),
-                }
-            }
-        }
+        outcome
+            .settle(
+                &self.inner.cancel,
+                || SyncGroupResponse::error(UNKNOWN_MEMBER_ID),
+                || SyncGroupResponse::error(NOT_COORDINATOR),
+            )
+            .await
     }
 
     /// Heartbeat: returns the error code (REBALANCE_IN_PROGRESS tells the
