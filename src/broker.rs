@@ -1,7 +1,9 @@
 //! The broker: the shared state every handler sees (settings, controller,
-//! limits) and its life cycle: `start` binds the client listeners and
-//! spawns them; `RunningBroker::shutdown` stops accepting, lets in-flight
-//! requests finish and closes everything.
+//! partition logs, group coordinator, limits) and its life cycle: `start`
+//! opens the data directory, binds the client listeners and spawns them
+//! with the housekeeping task; `RunningBroker::shutdown` stops accepting,
+//! lets in-flight requests finish, then flushes and closes the logs and
+//! writes the clean-shutdown marker.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,8 +16,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, NewTopic, TopicInfo};
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::protocol::ErrorCode;
+use crate::replica::{Partition, ReplicaManager};
 use crate::server::{Limits, Listener};
+use crate::types::{TimestampMs, TopicPartition};
 
 /// Request bytes held in memory at once, broker-wide (Kafka's
 /// `queued.max.request.bytes` is unbounded by default; we are not).
@@ -45,6 +50,8 @@ pub struct BrokerSettings {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub limits: Limits,
+    /// The full configuration (topic defaults, group and log settings).
+    pub config: Arc<BrokerConfig>,
 }
 
 impl BrokerSettings {
@@ -85,11 +92,14 @@ impl BrokerSettings {
                 connections_max_idle_ms: c.connections_max_idle_ms.max(1) as u64,
                 queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             },
+            config: Arc::new(c.clone()),
         })
     }
 
     /// Kafka's defaults, serving PLAINTEXT on `bind` with data in `log_dir`.
     pub fn new(bind: SocketAddr, log_dir: PathBuf) -> BrokerSettings {
+        let mut config = BrokerConfig::with_settings(&[]).expect("the embedded defaults are valid");
+        config.log_dir = log_dir.clone();
         BrokerSettings {
             node_id: 1,
             log_dir,
@@ -110,6 +120,7 @@ impl BrokerSettings {
                 connections_max_idle_ms: 600_000,
                 queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             },
+            config: Arc::new(config),
         }
     }
 }
@@ -118,11 +129,17 @@ pub struct Broker {
     settings: BrokerSettings,
     request_memory: Arc<Semaphore>,
     pub controller: Controller,
+    pub replicas: ReplicaManager,
+    pub groups: GroupCoordinator,
 }
 
 impl Broker {
     pub fn settings(&self) -> &BrokerSettings {
         &self.settings
+    }
+
+    pub fn config(&self) -> &Arc<BrokerConfig> {
+        &self.settings.config
     }
 
     pub fn limits(&self) -> &Limits {
@@ -144,8 +161,29 @@ impl Broker {
             .unwrap_or_else(|e| Err(ControllerError::new(ErrorCode::UnknownServerError, e.to_string())))
     }
 
+    /// Runs a blocking metadata change, then brings the logs in step with
+    /// the new image before returning.
+    async fn change_metadata<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Controller) -> Result<T, ControllerError> + Send + 'static,
+    ) -> Result<T, ControllerError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = f(&me.controller)?;
+            me.replicas
+                .reconcile(&me.controller.image())
+                .map_err(|e| ControllerError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+            Ok(out)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ControllerError::new(ErrorCode::UnknownServerError, e.to_string())))
+    }
+
     pub async fn create_topic(self: &Arc<Self>, t: NewTopic, validate_only: bool) -> Result<TopicInfo, ControllerError> {
-        self.with_controller(move |c| c.create_topic(t, validate_only)).await
+        if validate_only {
+            return self.with_controller(move |c| c.create_topic(t, true)).await;
+        }
+        self.change_metadata(move |c| c.create_topic(t, false)).await
     }
 
     /// Creates a topic with broker defaults; a concurrent creation of the
@@ -166,12 +204,55 @@ impl Broker {
 
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Arc<TopicInfo>, ControllerError> {
         let name = name.to_string();
-        self.with_controller(move |c| c.delete_topic(&name)).await
+        let deleted = self.change_metadata(move |c| c.delete_topic(&name)).await?;
+        if let Err(e) = self.groups.on_topics_deleted(std::slice::from_ref(&deleted.name)).await {
+            tracing::warn!(topic = %deleted.name, error = %e, "could not delete the committed offsets of a deleted topic");
+        }
+        Ok(deleted)
     }
 
     pub async fn create_partitions(self: &Arc<Self>, name: &str, count: i32, validate_only: bool) -> Result<(), ControllerError> {
         let name = name.to_string();
-        self.with_controller(move |c| c.create_partitions(&name, count, validate_only)).await
+        if validate_only {
+            return self.with_controller(move |c| c.create_partitions(&name, count, true)).await;
+        }
+        self.change_metadata(move |c| c.create_partitions(&name, count, false)).await
+    }
+
+    /// Replaces a topic's config overrides (validated by the caller) and
+    /// applies them to its logs.
+    pub async fn set_topic_configs(
+        self: &Arc<Self>,
+        name: &str,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        let name = name.to_string();
+        self.change_metadata(move |c| c.set_topic_configs(&name, configs)).await
+    }
+
+    /// The partition's log, if the topic and partition exist. A partition
+    /// the controller knows but whose log is not created yet (a concurrent
+    /// creation) is created here.
+    pub async fn partition(self: &Arc<Self>, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        if let Some(p) = self.replicas.get(tp) {
+            return Some(p);
+        }
+        let image = self.controller.image();
+        let topic = image.topic(&tp.topic)?;
+        if tp.partition < 0 || tp.partition >= topic.partitions {
+            return None;
+        }
+        let me = self.clone();
+        let tp2 = tp.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = me.replicas.reconcile(&me.controller.image()) {
+                tracing::warn!(error = %e, "could not create partition logs");
+            }
+            me.replicas.get(&tp2)
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     pub async fn allocate_producer_id(self: &Arc<Self>) -> Result<i64, ControllerError> {
@@ -210,20 +291,53 @@ impl RunningBroker {
     }
 
     /// Stops accepting, waits for connections to finish their in-flight
-    /// request, and returns.
+    /// request, stops the group coordinator, then closes the logs (flush,
+    /// checkpoints, clean-shutdown marker).
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.broker.groups.shutdown().await;
+        let broker = self.broker.clone();
+        let closed = tokio::task::spawn_blocking(move || broker.replicas.shutdown()).await;
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "closing the logs failed; the next start recovers them"),
+            Err(e) => tracing::error!(error = %e, "closing the logs failed; the next start recovers them"),
+        }
+    }
+}
+
+/// The group coordinator's settings from the broker configuration.
+fn group_config(c: &BrokerConfig) -> GroupConfig {
+    GroupConfig {
+        min_session_timeout_ms: c.group_min_session_timeout_ms,
+        max_session_timeout_ms: c.group_max_session_timeout_ms,
+        initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms,
+        max_size: usize::try_from(c.group_max_size).unwrap_or(0),
+        offsets_retention_ms: c.offsets_retention_ms,
+        offset_metadata_max_bytes: usize::try_from(c.offset_metadata_max_bytes).unwrap_or(0),
     }
 }
 
 /// Opens the data directory, binds every listener and starts serving.
 pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
-    let controller = {
+    let (controller, replicas, groups) = {
         let s = settings.clone();
-        tokio::task::spawn_blocking(move || {
-            Controller::open(&s.log_dir, s.node_id, s.cluster_id.as_deref(), s.num_partitions, s.default_replication_factor)
+        tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let controller = Controller::open(
+                &s.log_dir,
+                s.node_id,
+                s.cluster_id.as_deref(),
+                s.num_partitions,
+                s.default_replication_factor,
+            )?;
+            let mut config = (*s.config).clone();
+            config.log_dir = s.log_dir.clone();
+            let replicas = ReplicaManager::open(Arc::new(config), &controller.image()).map_err(std::io::Error::other)?;
+            let groups = GroupCoordinator::open(group_config(&s.config), &s.log_dir.join(".klamm").join("groups"))
+                .map_err(std::io::Error::other)?;
+            Ok((controller, replicas, groups))
         })
         .await
         .map_err(std::io::Error::other)??
@@ -242,10 +356,13 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
     let broker = Arc::new(Broker {
         request_memory: Arc::new(Semaphore::new(queued)),
         controller,
+        replicas,
+        groups,
         settings,
     });
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    tracker.spawn(housekeeping(broker.clone(), shutdown.clone()));
     let connections = Arc::new(Semaphore::new(broker.settings.limits.max_connections));
     let mut addrs = Vec::new();
     for ((tcp, addr), l) in bound.into_iter().zip(broker.settings.listeners.iter()) {
@@ -260,4 +377,56 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         tracker.spawn(listener.run(broker.clone(), connections.clone(), tracker.clone(), shutdown.clone()));
     }
     Ok(RunningBroker { broker, addrs, shutdown, tracker })
+}
+
+/// Periodic work, each on its Kafka-configured interval: flushing logs whose
+/// `flush.ms`/`flush.messages` are due, retention, offset checkpoints,
+/// producer-id expiry and committed-offset expiry. Runs until shutdown.
+async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let c = broker.config().clone();
+    let ms = |v: i64| std::time::Duration::from_millis(v.clamp(1, 86_400_000) as u64);
+    let mut flush = tokio::time::interval(ms(c.log_flush_scheduler_interval_ms.min(1_000)));
+    let mut retention = tokio::time::interval(ms(c.log_retention_check_interval_ms));
+    let mut checkpoint = tokio::time::interval(ms(c.log_flush_offset_checkpoint_interval_ms));
+    let mut producers = tokio::time::interval(ms(600_000));
+    let mut offsets = tokio::time::interval(ms(c.offsets_retention_check_interval_ms));
+    for i in [&mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i.reset();
+    }
+    loop {
+        let job: fn(&Broker) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = flush.tick() => |b| {
+                if let Err(e) = b.replicas.log_manager().flush_due(TimestampMs::now()) {
+                    tracing::error!(error = %e, "scheduled flush failed");
+                }
+            },
+            _ = retention.tick() => |b| match b.replicas.log_manager().enforce_retention_all(TimestampMs::now()) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(segments = n, "deleted segments past retention"),
+                Err(e) => tracing::error!(error = %e, "retention failed"),
+            },
+            _ = checkpoint.tick() => |b| {
+                if let Err(e) = b.replicas.log_manager().checkpoint_all() {
+                    tracing::error!(error = %e, "writing offset checkpoints failed");
+                }
+            },
+            _ = producers.tick() => |b| {
+                let expiry = i64::from(b.config().producer_id_expiration_ms);
+                b.replicas.log_manager().expire_producers_all(TimestampMs::now(), expiry);
+            },
+            _ = offsets.tick() => {
+                let n = broker.groups.cleanup_expired_offsets(TimestampMs::now()).await;
+                if n > 0 {
+                    tracing::info!(offsets = n, "expired committed offsets");
+                }
+                continue;
+            },
+        };
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || job(&b)).await {
+            tracing::error!(error = %e, "housekeeping task failed");
+        }
+    }
 }

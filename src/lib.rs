@@ -16,6 +16,7 @@ pub mod group;
 pub mod handlers;
 pub mod protocol;
 pub mod records;
+pub mod replica;
 pub mod server;
 pub mod storage;
 pub mod types;

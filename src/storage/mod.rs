@@ -22,6 +22,7 @@ pub use checkpoint::{
 };
 pub use config::{LogConfig, NEVER};
 pub use error::StorageError;
+pub use files::write_atomically;
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use loader::{LoadReport, OpenOptions};
 pub use log_manager::{
