@@ -15,6 +15,8 @@ pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod healthcheck;
+pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod records;
 pub mod replica;

@@ -11,6 +11,7 @@
 //! copy. With a single replica the high watermark is the log end offset
 //! and, without transactions, so is the last stable offset.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::fetch_request::FetchRequest;
 use crate::protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use crate::metrics::count_records;
 use crate::protocol::{ErrorCode, Uuid};
 use crate::replica::Partition;
 use crate::storage::StorageError;
@@ -112,6 +114,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
         };
         let done = bytes >= min_bytes || errors || wait.is_zero() || tokio::time::Instant::now() >= deadline;
         if done {
+            count_out(ctx, &responses);
             return FetchResponse {
                 throttle_time_ms: 0,
                 error_code: 0,
@@ -128,7 +131,24 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
                 Ok((r, _, _)) => r,
                 Err(_) => return top_level_error(ErrorCode::UnknownServerError),
             };
+            count_out(ctx, &responses);
             return FetchResponse { throttle_time_ms: 0, error_code: 0, session_id: 0, responses, node_endpoints: Vec::new() };
+        }
+    }
+}
+
+/// Adds what is about to be sent to the per-topic counters.
+fn count_out(ctx: &RequestContext<'_>, responses: &[FetchableTopicResponse]) {
+    for t in responses {
+        let (bytes, records) = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref())
+            .fold((0u64, 0u64), |(b, r), rec| (b + rec.len() as u64, r + count_records(rec)));
+        if bytes > 0 {
+            let c = ctx.broker.metrics.topic(&t.topic);
+            c.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+            c.records_out.fetch_add(records, Ordering::Relaxed);
         }
     }
 }

@@ -11,11 +11,13 @@
 //! process crash; fsync follows `flush.messages`/`flush.ms`).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
 use crate::protocol::messages::produce_request::ProduceRequest;
 use crate::protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
@@ -118,7 +120,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
         topics.push((t.name, parts));
     }
 
-    let responses = tokio::task::spawn_blocking(move || append_all(topics))
+    let broker = ctx.broker.clone();
+    let responses = tokio::task::spawn_blocking(move || append_all(&broker, topics))
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "produce task failed");
@@ -140,14 +143,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
 
 /// Appends every resolved partition (blocking: takes log locks, writes the
 /// memory map).
-fn append_all(topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<TopicProduceResponse> {
+fn append_all(broker: &Broker, topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<TopicProduceResponse> {
     let now = TimestampMs::now();
     let mut buf: Vec<u8> = Vec::new();
     topics
         .into_iter()
-        .map(|(name, parts)| TopicProduceResponse {
-            name,
-            partition_responses: parts
+        .map(|(name, parts)| {
+            let counters = broker.metrics.topic(&name);
+            let partition_responses = parts
                 .into_iter()
                 .map(|(index, input)| match input {
                     Input::Failed(code, msg) => failed(index, code.code(), msg),
@@ -158,14 +161,18 @@ fn append_all(topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<TopicProduceRespo
                         buf.extend_from_slice(&records);
                         let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
                         match log.append(&mut buf, now) {
-                            Ok(info) => PartitionProduceResponse {
-                                index,
-                                error_code: 0,
-                                base_offset: info.first_offset.0,
-                                log_append_time_ms: info.log_append_time.0,
-                                log_start_offset: info.log_start_offset.0,
-                                ..Default::default()
-                            },
+                            Ok(info) => {
+                                counters.bytes_in.fetch_add(info.size_bytes as u64, Ordering::Relaxed);
+                                counters.records_in.fetch_add(info.records_count, Ordering::Relaxed);
+                                PartitionProduceResponse {
+                                    index,
+                                    error_code: 0,
+                                    base_offset: info.first_offset.0,
+                                    log_append_time_ms: info.log_append_time.0,
+                                    log_start_offset: info.log_start_offset.0,
+                                    ..Default::default()
+                                }
+                            }
                             Err(e) => {
                                 tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
                                 failed(index, e.error_code(), Some(e.to_string()))
@@ -173,7 +180,8 @@ fn append_all(topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<TopicProduceRespo
                         }
                     }
                 })
-                .collect(),
+                .collect();
+            TopicProduceResponse { name, partition_responses }
         })
         .collect()
 }
