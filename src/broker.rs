@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, NewTopic, TopicInfo};
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
 use crate::replica::{Partition, ReplicaManager};
 use crate::server::{Limits, Listener};
@@ -52,6 +53,8 @@ pub struct BrokerSettings {
     pub limits: Limits,
     /// The full configuration (topic defaults, group and log settings).
     pub config: Arc<BrokerConfig>,
+    /// Where to serve `/health` and `/metrics` (`http.listener`), if at all.
+    pub http_listener: Option<SocketAddr>,
 }
 
 impl BrokerSettings {
@@ -92,6 +95,7 @@ impl BrokerSettings {
                 connections_max_idle_ms: c.connections_max_idle_ms.max(1) as u64,
                 queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             },
+            http_listener: c.http_listener.as_deref().map(crate::http::parse_listener).transpose()?,
             config: Arc::new(c.clone()),
         })
     }
@@ -120,6 +124,7 @@ impl BrokerSettings {
                 connections_max_idle_ms: 600_000,
                 queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             },
+            http_listener: None,
             config: Arc::new(config),
         }
     }
@@ -131,6 +136,7 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
+    pub metrics: Metrics,
 }
 
 impl Broker {
@@ -205,6 +211,7 @@ impl Broker {
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<Arc<TopicInfo>, ControllerError> {
         let name = name.to_string();
         let deleted = self.change_metadata(move |c| c.delete_topic(&name)).await?;
+        self.metrics.remove_topic(&deleted.name);
         if let Err(e) = self.groups.on_topics_deleted(std::slice::from_ref(&deleted.name)).await {
             tracing::warn!(topic = %deleted.name, error = %e, "could not delete the committed offsets of a deleted topic");
         }
@@ -270,6 +277,7 @@ impl Broker {
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
     addrs: Vec<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -278,6 +286,11 @@ impl RunningBroker {
     /// The addresses actually bound, in listener order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The address the HTTP listener is bound to, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// `host:port` of the first listener, for `bootstrap.servers`.
@@ -352,12 +365,17 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         }
         bound.push((tcp, addr));
     }
+    let http = match settings.http_listener {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
     let queued = settings.limits.queued_max_request_bytes.min(Semaphore::MAX_PERMITS);
     let broker = Arc::new(Broker {
         request_memory: Arc::new(Semaphore::new(queued)),
         controller,
         replicas,
         groups,
+        metrics: Metrics::default(),
         settings,
     });
     let shutdown = CancellationToken::new();
@@ -376,7 +394,15 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         tracing::info!(listener = %l.name, %addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");
         tracker.spawn(listener.run(broker.clone(), connections.clone(), tracker.clone(), shutdown.clone()));
     }
-    Ok(RunningBroker { broker, addrs, shutdown, tracker })
+    // Last, so that /health answers only once the Kafka listeners accept.
+    let mut http_addr = None;
+    if let Some(tcp) = http {
+        let addr = tcp.local_addr()?;
+        tracing::info!(%addr, "serving /health and /metrics");
+        http_addr = Some(addr);
+        tracker.spawn(crate::http::serve(tcp, broker.clone(), tracker.clone(), shutdown.clone()));
+    }
+    Ok(RunningBroker { broker, addrs, http_addr, shutdown, tracker })
 }
 
 /// Periodic work, each on its Kafka-configured interval: flushing logs whose

@@ -14,11 +14,17 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod healthcheck;
+pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod records;
 pub mod replica;
 pub mod server;
 pub mod storage;
+pub mod testing;
 pub mod types;
 pub mod util;
 pub mod broker;
+
+pub use testing::{TestBroker, TestBrokerBuilder};

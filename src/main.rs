@@ -1,32 +1,54 @@
 //! The `klamm` binary: parses the command line, resolves the configuration
 //! (file < `KAFKA_*` environment < `--override`), prints it with
-//! `--print-config`, and otherwise runs the broker until SIGINT/SIGTERM,
-//! then shuts down gracefully. Exits with code 1 on any configuration or
+//! `--print-config`, runs `klamm healthcheck`, and otherwise runs the
+//! broker until SIGINT/SIGTERM, then shuts down gracefully. `--ephemeral`
+//! runs on a temporary data directory (deleted at exit) and prints the
+//! bootstrap address on stdout. Exits with code 1 on any configuration or
 //! start-up error: nothing starts half-configured.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use klamm::broker::{self, BrokerSettings};
-use klamm::config::{cli::process_env, CliArgs};
+use klamm::config::cli::{process_env, Command};
+use klamm::config::{BrokerConfig, CliArgs};
+use klamm::testing::TempDir;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let args = CliArgs::parse();
-    let config = match args.resolve_config(process_env()) {
-        Ok(config) => config,
-        Err(e) => {
-            for error in e.errors() {
-                eprintln!("klamm: {error}");
-            }
-            return ExitCode::from(1);
-        }
+    let mut args = CliArgs::parse();
+    let mut config = match resolve(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
-    for warning in &config.warnings {
-        eprintln!("klamm: warning: {warning}");
+    if let Some(Command::Healthcheck { bootstrap, timeout_ms }) = &args.command {
+        return healthcheck(&config, bootstrap.as_deref(), *timeout_ms);
+    }
+    // Ephemeral: a temporary data directory, and a free local port unless
+    // the listeners are configured.
+    let mut ephemeral_dir = None;
+    if args.ephemeral {
+        let dir = match TempDir::new("klamm-ephemeral") {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("klamm: cannot create a temporary directory: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        args.overrides.push(format!("log.dirs={}", dir.path().display()));
+        if config.origin("listeners").is_none() && config.origin("advertised.listeners").is_none() {
+            args.overrides.push("listeners=PLAINTEXT://127.0.0.1:0".into());
+        }
+        config = match resolve(&args) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        ephemeral_dir = Some(dir);
     }
     if args.print_config {
         print!("{}", config.to_toml());
@@ -46,7 +68,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let ephemeral = ephemeral_dir.is_some();
+    let code = runtime.block_on(async move {
         let running = match broker::start(settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -55,6 +78,11 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(version = env!("CARGO_PKG_VERSION"), bootstrap = %running.bootstrap(), "klamm started");
+        if ephemeral {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "bootstrap.servers={}", running.bootstrap());
+            let _ = out.flush();
+        }
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(t) => t,
             Err(e) => {
@@ -69,5 +97,50 @@ fn main() -> ExitCode {
         tracing::info!("shutting down");
         running.shutdown().await;
         ExitCode::SUCCESS
-    })
+    });
+    // The runtime (and every log handle) goes first, then the directory.
+    drop(runtime);
+    drop(ephemeral_dir);
+    code
+}
+
+/// Resolves the configuration, printing every problem found.
+fn resolve(args: &CliArgs) -> Result<BrokerConfig, ExitCode> {
+    match args.resolve_config(process_env()) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("klamm: warning: {warning}");
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            for error in e.errors() {
+                eprintln!("klamm: {error}");
+            }
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+fn healthcheck(config: &BrokerConfig, bootstrap: Option<&str>, timeout_ms: u64) -> ExitCode {
+    let target = match bootstrap {
+        Some(b) => b.to_string(),
+        None => match config.client_listeners.first() {
+            Some(l) => klamm::healthcheck::local_target(l.bind_host(), l.port),
+            None => {
+                eprintln!("klamm healthcheck: no client listener is configured");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    match klamm::healthcheck::check(&target, Duration::from_millis(timeout_ms)) {
+        Ok(()) => {
+            println!("ok: {target}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("klamm healthcheck: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

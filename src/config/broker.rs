@@ -1077,7 +1077,7 @@ fn build(
     // klamm's HTTP endpoint
     let http_listener = match v.opt_string("http.listener")? {
         None | Some("") => None,
-        Some(addr) => match split_host_port(addr) {
+        Some(addr) => match split_host_port(addr.strip_prefix("http://").unwrap_or(addr).trim_end_matches('/')) {
             Ok((host, port)) => Some(host_port(
                 if host.is_empty() { "0.0.0.0" } else { &host },
                 port,
@@ -1086,7 +1086,7 @@ fn build(
                 errors.push(ConfigError::invalid_value(
                     "http.listener",
                     addr,
-                    format!("expected host:port, e.g. 0.0.0.0:8080 ({why})"),
+                    format!("expected http://host:port or host:port, e.g. http://0.0.0.0:9644 ({why})"),
                 ));
                 None
             }

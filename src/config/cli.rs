@@ -1,10 +1,10 @@
 //! The `klamm` command line (clap): `klamm [-c FILE] [--override k=v]...
-//! [--print-config]`, and the glue that turns it plus the process
+//! [--print-config] [--ephemeral]`, `klamm healthcheck`, and the glue that turns it plus the process
 //! environment into a [`BrokerConfig`]. The binary only calls this.
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use super::broker::BrokerConfig;
 use super::error::ConfigError;
@@ -33,6 +33,32 @@ pub struct CliArgs {
     /// Prints the effective configuration as TOML and exits.
     #[arg(long)]
     pub print_config: bool,
+
+    /// Runs with a temporary data directory that is deleted at exit, on
+    /// 127.0.0.1 with a free port unless `listeners` is configured, and
+    /// prints `bootstrap.servers=HOST:PORT` on stdout once it accepts
+    /// connections. For CI.
+    #[arg(long)]
+    pub ephemeral: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands of `klamm`.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Sends ApiVersions to this configuration's first listener (or
+    /// `--bootstrap`) and exits 0 if the broker answers without error, 1
+    /// otherwise. For docker HEALTHCHECK.
+    Healthcheck {
+        /// `host:port` to check instead of the configured listener.
+        #[arg(long, value_name = "HOST:PORT")]
+        bootstrap: Option<String>,
+        /// Gives up after this long.
+        #[arg(long, default_value_t = 5000, value_name = "MS")]
+        timeout_ms: u64,
+    },
 }
 
 impl CliArgs {

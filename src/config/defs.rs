@@ -106,7 +106,7 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
     def("broker.rack", Str, None, Validator::None, None, Used,
         "Rack of this broker, reported in metadata responses."),
     def("http.listener", Str, None, Validator::None, None, Used,
-        "klamm: host:port of the HTTP endpoint (health, metrics); unset disables it."),
+        "klamm: http://host:port (or host:port) of the HTTP endpoint serving /health and /metrics; unset disables it."),
     // --- network --------------------------------------------------------
     def("socket.send.buffer.bytes", Int, Some("102400"), Validator::None, None, Used,
         "SO_SNDBUF of client sockets; -1 keeps the OS default."),

@@ -29,6 +29,7 @@ pub struct RequestContext<'a> {
     pub peer: SocketAddr,
     pub header: &'a RequestHeader,
     suppress_response: AtomicBool,
+    close_connection: AtomicBool,
 }
 
 impl<'a> RequestContext<'a> {
@@ -38,7 +39,7 @@ impl<'a> RequestContext<'a> {
         peer: SocketAddr,
         header: &'a RequestHeader,
     ) -> Self {
-        RequestContext { broker, listener, peer, header, suppress_response: AtomicBool::new(false) }
+        RequestContext { broker, listener, peer, header, suppress_response: AtomicBool::new(false), close_connection: AtomicBool::new(false) }
     }
 
     pub fn version(&self) -> i16 {
@@ -56,6 +57,16 @@ impl<'a> RequestContext<'a> {
 
     pub fn response_suppressed(&self) -> bool {
         self.suppress_response.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection instead of responding: how Kafka tells an
+    /// acks=0 producer that its request failed.
+    pub fn close_connection(&self) {
+        self.close_connection.store(true, Ordering::Relaxed)
+    }
+
+    pub fn connection_closed(&self) -> bool {
+        self.close_connection.load(Ordering::Relaxed)
     }
 }
 
@@ -86,6 +97,10 @@ macro_rules! apis {
 }
 
 apis! {
+    produce: produce_request::ProduceRequest => produce_response::ProduceResponse,
+    fetch: fetch_request::FetchRequest => fetch_response::FetchResponse,
+    list_offsets: list_offsets_request::ListOffsetsRequest => list_offsets_response::ListOffsetsResponse,
+    offset_for_leader_epoch: offset_for_leader_epoch_request::OffsetForLeaderEpochRequest => offset_for_leader_epoch_response::OffsetForLeaderEpochResponse,
     metadata: metadata_request::MetadataRequest => metadata_response::MetadataResponse,
     api_versions: api_versions_request::ApiVersionsRequest => api_versions_response::ApiVersionsResponse,
     create_topics: create_topics_request::CreateTopicsRequest => create_topics_response::CreateTopicsResponse,

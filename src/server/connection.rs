@@ -7,8 +7,9 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -48,10 +49,14 @@ impl Connection {
 
     pub async fn run(self) {
         let peer = self.peer;
+        let broker = self.broker.clone();
+        broker.metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        broker.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
         match self.serve().await {
             Ok(()) => tracing::debug!(%peer, "connection closed"),
             Err(reason) => tracing::debug!(%peer, %reason, "connection closed"),
         }
+        broker.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
     async fn serve(self) -> Result<(), String> {
@@ -88,7 +93,10 @@ impl Connection {
                 Ok(Err(e)) => return Err(e.to_string()),
                 Ok(Ok(_)) => {}
             }
+            let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+            let started = Instant::now();
             let outcome = dispatch::handle_frame(&broker, &listener, peer, frame.freeze()).await;
+            broker.metrics.request(api_key, started.elapsed(), matches!(outcome, Outcome::Close(_)));
             drop(permit);
             match outcome {
                 Outcome::Respond(chunks) => write_frame(&mut wr, chunks).await.map_err(|e| e.to_string())?,

@@ -54,6 +54,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, listener: &Arc<ListenerInfo>, pe
     let mut w = Writer::with_capacity(512);
     encode_response_header(&mut w, api_key, correlation_id, flexible);
     match handlers::dispatch(&ctx, &mut reader, &mut w).await {
+        Ok(()) if ctx.connection_closed() => Outcome::Close(format!("{} failed with acks=0", spec.name)),
         Ok(()) if ctx.response_suppressed() => Outcome::NoResponse,
         Ok(()) => Outcome::Respond(w.finish()),
         Err(e) => Outcome::Close(format!("cannot decode {} v{version}: {e}", spec.name)),

@@ -1,0 +1,231 @@
+//! Fetch (key 1): reads record batches from partition logs, waiting up to
+//! `max_wait_ms` for `min_bytes` to accumulate (long poll).
+//!
+//! Fetch sessions (KIP-227) are declined: every answer carries session id
+//! 0, so clients keep sending full fetch requests, as the protocol allows.
+//! Topic ids replace names from v13. Response sizes follow KIP-74: the
+//! first batch of the first non-empty partition is returned whole even when
+//! it exceeds `max_bytes` or `partition_max_bytes`, so a consumer can always
+//! make progress; later partitions only get what fits. Record bytes are
+//! slices of the memory-mapped segments: they reach the socket without a
+//! copy. With a single replica the high watermark is the log end offset
+//! and, without transactions, so is the last stable offset.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{ApiSpec, RequestContext};
+use crate::protocol::messages::fetch_request::FetchRequest;
+use crate::protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use crate::metrics::count_records;
+use crate::protocol::{ErrorCode, Uuid};
+use crate::replica::Partition;
+use crate::storage::StorageError;
+use crate::types::{Offset, TopicPartition};
+
+pub const SPEC: ApiSpec = ApiSpec { api_key: 1, name: "Fetch", min_version: 4, max_version: 17 };
+
+/// The longest a fetch may wait, whatever the client asks.
+const MAX_WAIT_MS: i32 = 60_000;
+/// `isolation_level` READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved.
+struct Wanted {
+    partition: Option<Arc<Partition>>,
+    /// Set when the partition cannot be read at all.
+    error: ErrorCode,
+    index: i32,
+    fetch_offset: i64,
+    current_leader_epoch: i32,
+    partition_max_bytes: i32,
+}
+
+struct WantedTopic {
+    name: String,
+    id: Uuid,
+    partitions: Vec<Wanted>,
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
+    let version = ctx.version();
+    // Sessions: decline new ones (id 0), refuse ones we never created.
+    if req.session_id != 0 {
+        return top_level_error(ErrorCode::FetchSessionIdNotFound);
+    }
+    if req.session_epoch > 0 {
+        return top_level_error(ErrorCode::InvalidFetchSessionEpoch);
+    }
+    let image = ctx.broker.controller.image();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let info = if version >= 13 { image.topic_by_id(&t.topic_id) } else { image.topic(&t.topic) };
+        let (name, id) = match info {
+            Some(i) => (i.name.clone(), i.id),
+            None => (t.topic.clone(), t.topic_id),
+        };
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let (partition, error) = match info {
+                None if version >= 13 => (None, ErrorCode::UnknownTopicId),
+                None => (None, ErrorCode::UnknownTopicOrPartition),
+                Some(_) => match ctx.broker.partition(&TopicPartition::new(name.clone(), p.partition)).await {
+                    Some(part) => (Some(part), ErrorCode::None),
+                    None => (None, ErrorCode::UnknownTopicOrPartition),
+                },
+            };
+            partitions.push(Wanted {
+                partition,
+                error,
+                index: p.partition,
+                fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                partition_max_bytes: p.partition_max_bytes,
+            });
+        }
+        topics.push(WantedTopic { name, id, partitions });
+    }
+    let topics = Arc::new(topics);
+    let read_committed = req.isolation_level == READ_COMMITTED;
+    let max_bytes = req.max_bytes.max(0);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
+    let deadline = tokio::time::Instant::now() + wait;
+
+    let replicas = &ctx.broker.replicas;
+    loop {
+        // Register for wake-ups before reading, so an append between the
+        // read and the wait is not missed.
+        let appended = replicas.appended().notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+
+        let t = topics.clone();
+        let read = tokio::task::spawn_blocking(move || read_all(&t, max_bytes, read_committed)).await;
+        let (responses, bytes, errors) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "fetch task failed");
+                return top_level_error(ErrorCode::UnknownServerError);
+            }
+        };
+        let done = bytes >= min_bytes || errors || wait.is_zero() || tokio::time::Instant::now() >= deadline;
+        if done {
+            count_out(ctx, &responses);
+            return FetchResponse {
+                throttle_time_ms: 0,
+                error_code: 0,
+                session_id: 0,
+                responses,
+                node_endpoints: Vec::new(),
+            };
+        }
+        if tokio::time::timeout_at(deadline, appended).await.is_err() {
+            // Timed out: one last read answers with whatever is there.
+            let t = topics.clone();
+            let read = tokio::task::spawn_blocking(move || read_all(&t, max_bytes, read_committed)).await;
+            let responses = match read {
+                Ok((r, _, _)) => r,
+                Err(_) => return top_level_error(ErrorCode::UnknownServerError),
+            };
+            count_out(ctx, &responses);
+            return FetchResponse { throttle_time_ms: 0, error_code: 0, session_id: 0, responses, node_endpoints: Vec::new() };
+        }
+    }
+}
+
+/// Adds what is about to be sent to the per-topic counters.
+fn count_out(ctx: &RequestContext<'_>, responses: &[FetchableTopicResponse]) {
+    for t in responses {
+        let (bytes, records) = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref())
+            .fold((0u64, 0u64), |(b, r), rec| (b + rec.len() as u64, r + count_records(rec)));
+        if bytes > 0 {
+            let c = ctx.broker.metrics.topic(&t.topic);
+            c.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+            c.records_out.fetch_add(records, Ordering::Relaxed);
+        }
+    }
+}
+
+fn top_level_error(code: ErrorCode) -> FetchResponse {
+    FetchResponse { throttle_time_ms: 0, error_code: code.code(), session_id: 0, responses: Vec::new(), node_endpoints: Vec::new() }
+}
+
+/// Reads every partition (blocking: index lookups fault pages in). Returns
+/// the responses, the record bytes gathered and whether any partition
+/// failed.
+fn read_all(topics: &[WantedTopic], max_bytes: i32, read_committed: bool) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut remaining = max_bytes as usize;
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(topics.len());
+    for t in topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for w in &t.partitions {
+            let (data, error) = read_one(w, &mut remaining, total == 0, read_committed);
+            if error {
+                errors = true;
+            }
+            total += data.records.as_ref().map_or(0, Bytes::len);
+            partitions.push(data);
+        }
+        responses.push(FetchableTopicResponse { topic: t.name.clone(), topic_id: t.id, partitions });
+    }
+    (responses, total, errors)
+}
+
+fn read_one(w: &Wanted, remaining: &mut usize, first: bool, read_committed: bool) -> (PartitionData, bool) {
+    let mut data = PartitionData {
+        partition_index: w.index,
+        error_code: w.error.code(),
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        aborted_transactions: if read_committed { Some(Vec::new()) } else { None },
+        records: Some(Bytes::new()),
+        ..Default::default()
+    };
+    let Some(partition) = &w.partition else {
+        return (data, true);
+    };
+    let log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+    let epoch = log.leader_epoch();
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
+        let code = if w.current_leader_epoch < epoch { ErrorCode::FencedLeaderEpoch } else { ErrorCode::UnknownLeaderEpoch };
+        data.error_code = code.code();
+        return (data, true);
+    }
+    let end = log.log_end_offset().0;
+    data.high_watermark = end;
+    data.last_stable_offset = end;
+    data.log_start_offset = log.log_start_offset().0;
+    let limit = (w.partition_max_bytes.max(0) as usize).min(*remaining);
+    if limit == 0 && !first {
+        return (data, false);
+    }
+    match log.read(Offset(w.fetch_offset), limit.min(u32::MAX as usize) as u32, None) {
+        Ok(read) => {
+            let mut records = read.records;
+            // Only the very first batch of the response may exceed a limit.
+            if records.len() > limit && !first {
+                records = Bytes::new();
+            }
+            *remaining = remaining.saturating_sub(records.len());
+            data.records = Some(records);
+            (data, false)
+        }
+        Err(e) => {
+            data.error_code = match e {
+                StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange.code(),
+                ref other => other.error_code(),
+            };
+            (data, true)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! ListOffsets (key 2): the offset for a timestamp, or one of the special
+//! targets: -1 latest (the log end; the last stable offset is the same
+//! without transactions), -2 earliest (the log start), -3 the record with
+//! the largest timestamp (v7+), -4 earliest local (v8+; no tiered storage,
+//! so the log start) and -5 earliest pending upload (v9+; nothing is ever
+//! uploaded, so no offset).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{ApiSpec, RequestContext};
+use crate::protocol::messages::list_offsets_request::ListOffsetsRequest;
+use crate::protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use crate::protocol::ErrorCode;
+use crate::replica::Partition;
+use crate::types::{TimestampMs, TopicPartition};
+
+pub const SPEC: ApiSpec = ApiSpec { api_key: 2, name: "ListOffsets", min_version: 1, max_version: 10 };
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+struct Query {
+    partition: Result<Arc<Partition>, ErrorCode>,
+    index: i32,
+    current_leader_epoch: i32,
+    timestamp: i64,
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut seen = HashSet::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut queries = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+            let partition = if !seen.insert(tp.clone()) {
+                Err(ErrorCode::InvalidRequest)
+            } else {
+                ctx.broker.partition(&tp).await.ok_or(ErrorCode::UnknownTopicOrPartition)
+            };
+            queries.push(Query {
+                partition,
+                index: p.partition_index,
+                current_leader_epoch: p.current_leader_epoch,
+                timestamp: p.timestamp,
+            });
+        }
+        topics.push((t.name, queries));
+    }
+    let responses = tokio::task::spawn_blocking(move || {
+        topics
+            .into_iter()
+            .map(|(name, queries)| ListOffsetsTopicResponse {
+                name,
+                partitions: queries.iter().map(answer).collect(),
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    ListOffsetsResponse { throttle_time_ms: 0, topics: responses }
+}
+
+/// Answers one partition (blocking: may search the time index).
+fn answer(q: &Query) -> ListOffsetsPartitionResponse {
+    let mut r = ListOffsetsPartitionResponse {
+        partition_index: q.index,
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        ..Default::default()
+    };
+    let partition = match &q.partition {
+        Ok(p) => p,
+        Err(code) => {
+            r.error_code = code.code();
+            return r;
+        }
+    };
+    let log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+    let epoch = log.leader_epoch();
+    if q.current_leader_epoch >= 0 && q.current_leader_epoch != epoch {
+        let code = if q.current_leader_epoch < epoch { ErrorCode::FencedLeaderEpoch } else { ErrorCode::UnknownLeaderEpoch };
+        r.error_code = code.code();
+        return r;
+    }
+    let found = match q.timestamp {
+        LATEST => Ok(Some((-1, log.log_end_offset().0, epoch))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset().0, epoch))),
+        EARLIEST_PENDING_UPLOAD => Ok(None),
+        MAX_TIMESTAMP => log
+            .max_timestamp_and_offset()
+            .map(|t| t.map(|t| (t.timestamp.0, t.offset.0, t.leader_epoch))),
+        ts if ts >= 0 => log
+            .offset_for_timestamp(TimestampMs(ts))
+            .map(|t| t.map(|t| (t.timestamp.0, t.offset.0, t.leader_epoch))),
+        _ => {
+            r.error_code = ErrorCode::InvalidRequest.code();
+            return r;
+        }
+    };
+    match found {
+        Ok(Some((timestamp, offset, leader_epoch))) => {
+            r.timestamp = timestamp;
+            r.offset = offset;
+            r.leader_epoch = leader_epoch;
+        }
+        Ok(None) => {}
+        Err(e) => r.error_code = e.error_code(),
+    }
+    r
+}

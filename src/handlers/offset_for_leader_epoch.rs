@@ -1,0 +1,52 @@
+//! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, which
+//! consumers use to detect log truncation after a leader change.
+//!
+//! This node has led every partition since it was created, and a topic's
+//! leader epoch only changes through the controller, so each log is one
+//! epoch (the current one) starting at its log start offset. Answers follow
+//! Kafka's leader-epoch cache: the current epoch ends at the log end; an
+//! older epoch ends where the current one starts; a newer one is unknown.
+
+use super::{ApiSpec, RequestContext};
+use crate::protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
+use crate::protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+};
+use crate::protocol::ErrorCode;
+use crate::types::TopicPartition;
+
+pub const SPEC: ApiSpec = ApiSpec { api_key: 23, name: "OffsetForLeaderEpoch", min_version: 2, max_version: 4 };
+
+pub async fn handle(ctx: &RequestContext<'_>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let mut r = EpochEndOffset { partition: p.partition, leader_epoch: -1, end_offset: -1, ..Default::default() };
+            match ctx.broker.partition(&TopicPartition::new(t.topic.clone(), p.partition)).await {
+                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(part) => {
+                    // Reads in-memory state only: no disk access.
+                    let log = part.log.lock().unwrap_or_else(|e| e.into_inner());
+                    let epoch = log.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        r.error_code = if p.current_leader_epoch < epoch {
+                            ErrorCode::FencedLeaderEpoch.code()
+                        } else {
+                            ErrorCode::UnknownLeaderEpoch.code()
+                        };
+                    } else if p.leader_epoch == epoch {
+                        r.leader_epoch = epoch;
+                        r.end_offset = log.log_end_offset().0;
+                    } else if p.leader_epoch >= 0 && p.leader_epoch < epoch {
+                        r.leader_epoch = p.leader_epoch;
+                        r.end_offset = log.log_start_offset().0;
+                    }
+                }
+            }
+            partitions.push(r);
+        }
+        topics.push(OffsetForLeaderTopicResult { topic: t.topic, partitions });
+    }
+    OffsetForLeaderEpochResponse { throttle_time_ms: 0, topics }
+}

@@ -1,0 +1,218 @@
+//! Produce (key 0): appends each partition's record batch to its log.
+//!
+//! As in Kafka 4: versions 0-2 are advertised (librdkafka needs to see v0
+//! to enable compression) but answered with UNSUPPORTED_VERSION; exactly
+//! one v2 batch per partition; zstd needs v7+; acks must be -1, 0 or 1; an
+//! acks=0 request that fails closes the connection (the client gets no
+//! response to read the error from). Produce never creates topics.
+//!
+//! On a single node every replica is in sync, so acks=1 and acks=all both
+//! answer once the batch is in the log (the page cache: it survives a
+//! process crash; fsync follows `flush.messages`/`flush.ms`).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{ApiSpec, RequestContext};
+use crate::broker::Broker;
+use crate::protocol::messages::produce_request::ProduceRequest;
+use crate::protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use crate::protocol::ErrorCode;
+use crate::records::{CompressionType, RecordBatch, RECORD_BATCH_OVERHEAD_BYTES};
+use crate::replica::Partition;
+use crate::types::{TimestampMs, TopicPartition};
+
+pub const SPEC: ApiSpec = ApiSpec { api_key: 0, name: "Produce", min_version: 0, max_version: 11 };
+
+/// First version Kafka 4 accepts (message format v2).
+const MIN_ACCEPTED_VERSION: i16 = 3;
+/// First version that may carry zstd batches (KIP-110).
+const MIN_ZSTD_VERSION: i16 = 7;
+
+/// One partition's input, resolved before the blocking append.
+enum Input {
+    Append { partition: Arc<Partition>, records: Bytes },
+    Failed(ErrorCode, Option<String>),
+}
+
+fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        index,
+        error_code: code,
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        error_message: message,
+        ..Default::default()
+    }
+}
+
+/// Checks that `records` is exactly one v2 batch, in a codec this version
+/// may use.
+fn check_records(version: i16, records: Option<&Bytes>) -> Result<(), (ErrorCode, String)> {
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Err((ErrorCode::InvalidRecord, "Produce requests must contain exactly one record batch per partition".into()));
+    };
+    if records.len() < RECORD_BATCH_OVERHEAD_BYTES {
+        return Err((ErrorCode::CorruptMessage, "Record batch is truncated".into()));
+    }
+    // The magic byte is at offset 16; anything but v2 is refused.
+    if records[16] != 2 {
+        return Err((ErrorCode::UnsupportedForMessageFormat, "Produce requests must use message format v2".into()));
+    }
+    let batch_length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    let declared = 12i64 + i64::from(batch_length);
+    if declared < records.len() as i64 {
+        return Err((ErrorCode::InvalidRecord, "Produce requests must contain exactly one record batch per partition".into()));
+    }
+    if declared > records.len() as i64 {
+        return Err((ErrorCode::CorruptMessage, "Record batch is truncated".into()));
+    }
+    let batch = RecordBatch::new(records).map_err(|e| (ErrorCode::CorruptMessage, e.to_string()))?;
+    if batch.compression() == Some(CompressionType::Zstd) && version < MIN_ZSTD_VERSION {
+        return Err((
+            ErrorCode::UnsupportedCompressionType,
+            "Produce requests with version below 7 must not use zstd compression".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceResponse {
+    let version = ctx.version();
+    let acks = req.acks;
+    let mut any_error = false;
+    let request_error = if version < MIN_ACCEPTED_VERSION {
+        Some(ErrorCode::UnsupportedVersion)
+    } else if !matches!(acks, -1 | 0 | 1) {
+        Some(ErrorCode::InvalidRequiredAcks)
+    } else {
+        None
+    };
+
+    // Resolve every partition first (async: may create a log), then append
+    // them all in one blocking task.
+    let mut topics: Vec<(String, Vec<(i32, Input)>)> = Vec::with_capacity(req.topic_data.len());
+    let mut seen = HashSet::new();
+    for t in req.topic_data {
+        let mut parts = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let input = if let Some(code) = request_error {
+                Input::Failed(code, None)
+            } else if !seen.insert((t.name.clone(), p.index)) {
+                Input::Failed(ErrorCode::InvalidRequest, Some("Duplicate partition in the request".into()))
+            } else if let Err((code, msg)) = check_records(version, p.records.as_ref()) {
+                Input::Failed(code, Some(msg))
+            } else {
+                let tp = TopicPartition::new(t.name.clone(), p.index);
+                match ctx.broker.partition(&tp).await {
+                    Some(partition) => Input::Append { partition, records: p.records.unwrap_or_default() },
+                    None => Input::Failed(ErrorCode::UnknownTopicOrPartition, None),
+                }
+            };
+            parts.push((p.index, input));
+        }
+        topics.push((t.name, parts));
+    }
+
+    let broker = ctx.broker.clone();
+    let responses = tokio::task::spawn_blocking(move || append_all(&broker, topics))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "produce task failed");
+            Vec::new()
+        });
+    ctx.broker.replicas.notify_appended();
+    for t in &responses {
+        any_error |= t.partition_responses.iter().any(|p| p.error_code != 0);
+    }
+    if acks == 0 && request_error.is_none() {
+        if any_error {
+            ctx.close_connection();
+        } else {
+            ctx.suppress_response();
+        }
+    }
+    ProduceResponse { responses, throttle_time_ms: 0, node_endpoints: Vec::new() }
+}
+
+/// Appends every resolved partition (blocking: takes log locks, writes the
+/// memory map).
+fn append_all(broker: &Broker, topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<TopicProduceResponse> {
+    let now = TimestampMs::now();
+    let mut buf: Vec<u8> = Vec::new();
+    topics
+        .into_iter()
+        .map(|(name, parts)| {
+            let counters = broker.metrics.topic(&name);
+            let partition_responses = parts
+                .into_iter()
+                .map(|(index, input)| match input {
+                    Input::Failed(code, msg) => failed(index, code.code(), msg),
+                    Input::Append { partition, records } => {
+                        // The batch is patched in place (offsets, epoch,
+                        // CRC where needed), so it needs a private copy.
+                        buf.clear();
+                        buf.extend_from_slice(&records);
+                        let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+                        match log.append(&mut buf, now) {
+                            Ok(info) => {
+                                counters.bytes_in.fetch_add(info.size_bytes as u64, Ordering::Relaxed);
+                                counters.records_in.fetch_add(info.records_count, Ordering::Relaxed);
+                                PartitionProduceResponse {
+                                    index,
+                                    error_code: 0,
+                                    base_offset: info.first_offset.0,
+                                    log_append_time_ms: info.log_append_time.0,
+                                    log_start_offset: info.log_start_offset.0,
+                                    ..Default::default()
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
+                                failed(index, e.error_code(), Some(e.to_string()))
+                            }
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse { name, partition_responses }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::builder::test_batch;
+
+    #[test]
+    fn exactly_one_v2_batch_is_accepted() {
+        let one = Bytes::from(test_batch(3, 1_000, None));
+        assert!(check_records(11, Some(&one)).is_ok());
+        let mut two = one.to_vec();
+        two.extend_from_slice(&one);
+        assert_eq!(check_records(11, Some(&Bytes::from(two))).unwrap_err().0, ErrorCode::InvalidRecord);
+        assert_eq!(check_records(11, None).unwrap_err().0, ErrorCode::InvalidRecord);
+        assert_eq!(check_records(11, Some(&one.slice(..one.len() - 1))).unwrap_err().0, ErrorCode::CorruptMessage);
+        assert_eq!(check_records(11, Some(&one.slice(..20))).unwrap_err().0, ErrorCode::CorruptMessage);
+        let mut v1 = one.to_vec();
+        v1[16] = 1;
+        assert_eq!(check_records(11, Some(&Bytes::from(v1))).unwrap_err().0, ErrorCode::UnsupportedForMessageFormat);
+    }
+
+    #[test]
+    fn zstd_needs_version_7() {
+        let mut zstd = test_batch(1, 1_000, None);
+        // attributes are at offset 21..23; codec in the low 3 bits.
+        zstd[22] = (zstd[22] & !7) | 4;
+        let zstd = Bytes::from(zstd);
+        assert_eq!(check_records(6, Some(&zstd)).unwrap_err().0, ErrorCode::UnsupportedCompressionType);
+        assert!(check_records(7, Some(&zstd)).is_ok());
+    }
+}
