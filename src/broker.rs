@@ -137,6 +137,9 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
     pub metrics: Metrics,
+    /// Cancelled when the broker begins to shut down; long waits (fetch
+    /// long polls) end early on it.
+    shutdown: CancellationToken,
 }
 
 impl Broker {
@@ -146,6 +149,11 @@ impl Broker {
 
     pub fn config(&self) -> &Arc<BrokerConfig> {
         &self.settings.config
+    }
+
+    /// Cancelled when shutdown begins.
+    pub fn shutting_down(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     pub fn limits(&self) -> &Limits {
@@ -309,8 +317,10 @@ impl RunningBroker {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.tracker.close();
-        self.tracker.wait().await;
+        // Parked JoinGroup/SyncGroup requests are answered now, so their
+        // connections can finish.
         self.broker.groups.shutdown().await;
+        self.tracker.wait().await;
         let broker = self.broker.clone();
         let closed = tokio::task::spawn_blocking(move || broker.replicas.shutdown()).await;
         match closed {
@@ -370,15 +380,16 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         None => None,
     };
     let queued = settings.limits.queued_max_request_bytes.min(Semaphore::MAX_PERMITS);
+    let shutdown = CancellationToken::new();
     let broker = Arc::new(Broker {
         request_memory: Arc::new(Semaphore::new(queued)),
         controller,
         replicas,
         groups,
         metrics: Metrics::default(),
+        shutdown: shutdown.clone(),
         settings,
     });
-    let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(broker.clone(), shutdown.clone()));
     let connections = Arc::new(Semaphore::new(broker.settings.limits.max_connections));

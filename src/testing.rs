@@ -129,6 +129,12 @@ impl TestBroker {
         self.running.as_ref().map(|r| r.local_addrs()[0]).unwrap_or_else(|| ([127, 0, 0, 1], 0).into())
     }
 
+    /// The HTTP listener's address, when `http.listener` was configured
+    /// (use `127.0.0.1:0` for a free port).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(|r| r.http_addr())
+    }
+
     /// The broker's data directory (removed when the broker goes away).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()

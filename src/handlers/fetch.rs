@@ -123,8 +123,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
                 node_endpoints: Vec::new(),
             };
         }
-        if tokio::time::timeout_at(deadline, appended).await.is_err() {
-            // Timed out: one last read answers with whatever is there.
+        let woken = tokio::select! {
+            r = tokio::time::timeout_at(deadline, appended) => r.is_ok(),
+            _ = ctx.broker.shutting_down().cancelled() => false,
+        };
+        if !woken {
+            // Timed out (or shutting down): one last read answers with
+            // whatever is there.
             let t = topics.clone();
             let read = tokio::task::spawn_blocking(move || read_all(&t, max_bytes, read_committed)).await;
             let responses = match read {
