@@ -273,7 +273,7 @@ async fn one_version(c: &mut Client, jv: i16) {
     let lv = jv.min(5);
     let mut list = ListGroupsRequest::default();
     if lv >= 4 {
-        list = list.with_states_filter(vec![s("stable")]);
+        list = list.with_states_filter(vec![s(" stable ")]);
     }
     let r: ListGroupsResponse = c.call(ApiKey::ListGroups, lv, &list).await;
     assert_eq!(r.error_code, 0);

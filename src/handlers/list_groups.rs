@@ -10,10 +10,12 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 16, name: "ListGroups", min_version
 
 pub async fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsResponse {
     let version = ctx.version();
-    // The codec leaves absent filters empty; be explicit anyway.
-    let states: &[String] = if version >= 4 { &req.states_filter } else { &[] };
+    // The codec leaves absent filters empty; be explicit anyway. Kafka
+    // trims the state names (and compares them case-insensitively).
+    let states: Vec<String> =
+        if version >= 4 { req.states_filter.iter().map(|s| s.trim().to_string()).collect() } else { Vec::new() };
     let types: &[String] = if version >= 5 { &req.types_filter } else { &[] };
-    let r = ctx.broker.groups.list_groups(states, types).await;
+    let r = ctx.broker.groups.list_groups(&states, types).await;
     ListGroupsResponse {
         throttle_time_ms: 0,
         error_code: r.error_code,
