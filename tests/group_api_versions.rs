@@ -10,12 +10,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_delete_request::{
-    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
-};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
@@ -46,11 +42,8 @@ impl Client {
             .with_correlation_id(self.correlation_id)
             .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
         let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .expect("header encodes");
-        req.encode(&mut body, version)
-            .unwrap_or_else(|e| panic!("{api_key:?} v{version} encodes: {e}"));
+        header.encode(&mut body, Req::header_version(version)).expect("header encodes");
+        req.encode(&mut body, version).unwrap_or_else(|e| panic!("{api_key:?} v{version} encodes: {e}"));
         let mut frame = BytesMut::new();
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
@@ -58,16 +51,11 @@ impl Client {
         let n = self.stream.read_i32().await.expect("response length");
         assert!((0..16 << 20).contains(&n), "response length {n}");
         let mut buf = vec![0u8; n as usize];
-        self.stream
-            .read_exact(&mut buf)
-            .await
-            .expect("response body");
+        self.stream.read_exact(&mut buf).await.expect("response body");
         let mut buf = Bytes::from(buf);
-        let rh = ResponseHeader::decode(&mut buf, Resp::header_version(version))
-            .expect("response header");
+        let rh = ResponseHeader::decode(&mut buf, Resp::header_version(version)).expect("response header");
         assert_eq!(rh.correlation_id, self.correlation_id);
-        let resp = Resp::decode(&mut buf, version)
-            .unwrap_or_else(|e| panic!("{api_key:?} v{version} decodes: {e}"));
+        let resp = Resp::decode(&mut buf, version).unwrap_or_else(|e| panic!("{api_key:?} v{version} decodes: {e}"));
         assert_eq!(buf.remaining(), 0, "{api_key:?} v{version}: trailing bytes");
         resp
     }
@@ -102,9 +90,7 @@ async fn join(c: &mut Client, group: &str, v: i16, member_id: &str) -> JoinGroup
         .with_session_timeout_ms(10_000)
         .with_member_id(s(member_id))
         .with_protocol_type(s("consumer"))
-        .with_protocols(vec![JoinGroupRequestProtocol::default()
-            .with_name(s("range"))
-            .with_metadata(subscription())]);
+        .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(subscription())]);
     if v >= 1 {
         req = req.with_rebalance_timeout_ms(10_000);
     }
@@ -128,10 +114,7 @@ async fn one_version(c: &mut Client, jv: i16) {
     assert_eq!(r.leader, r.member_id);
     assert_eq!(r.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
     if jv >= 7 {
-        assert_eq!(
-            r.protocol_type.as_ref().map(|p| p.as_str()),
-            Some("consumer")
-        );
+        assert_eq!(r.protocol_type.as_ref().map(|p| p.as_str()), Some("consumer"));
     }
     assert_eq!(r.members.len(), 1);
     assert_eq!(r.members[0].metadata, subscription());
@@ -147,26 +130,17 @@ async fn one_version(c: &mut Client, jv: i16) {
             .with_member_id(s(&member))
             .with_assignment(Bytes::from_static(b"assigned"))]);
     if sv >= 5 {
-        sync = sync
-            .with_protocol_type(Some(s("consumer")))
-            .with_protocol_name(Some(s("range")));
+        sync = sync.with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s("range")));
     }
     let r: SyncGroupResponse = c.call(ApiKey::SyncGroup, sv, &sync).await;
-    assert_eq!(
-        (r.error_code, &r.assignment[..]),
-        (0, &b"assigned"[..]),
-        "SyncGroup v{sv}"
-    );
+    assert_eq!((r.error_code, &r.assignment[..]), (0, &b"assigned"[..]), "SyncGroup v{sv}");
     if sv >= 5 {
         assert_eq!(r.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
     }
 
     // Heartbeat.
     let hv = jv.min(4);
-    let hb = HeartbeatRequest::default()
-        .with_group_id(gid(g))
-        .with_generation_id(1)
-        .with_member_id(s(&member));
+    let hb = HeartbeatRequest::default().with_group_id(gid(g)).with_generation_id(1).with_member_id(s(&member));
     let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, hv, &hb).await;
     assert_eq!(r.error_code, 0, "Heartbeat v{hv}");
 
@@ -176,37 +150,22 @@ async fn one_version(c: &mut Client, jv: i16) {
         .with_group_id(gid(g))
         .with_generation_id_or_member_epoch(1)
         .with_member_id(s(&member))
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(tname(TOPIC))
-            .with_partitions(vec![
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(0)
-                    .with_committed_offset(5),
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(7)
-                    .with_committed_offset(1),
-            ])]);
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(tname(TOPIC)).with_partitions(vec![
+            OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(5),
+            OffsetCommitRequestPartition::default().with_partition_index(7).with_committed_offset(1),
+        ])]);
     let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, cv, &commit).await;
-    let mut errors: Vec<(i32, i16)> = r
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (p.partition_index, p.error_code))
-        })
-        .collect();
+    let mut errors: Vec<(i32, i16)> =
+        r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.error_code))).collect();
     errors.sort();
     assert_eq!(errors, vec![(0, 0), (7, 3)], "OffsetCommit v{cv}");
 
     // OffsetFetch: top-level shape before v8, batched groups from v8.
     let fv = jv.clamp(1, 9);
     let fetch = if fv < 8 {
-        OffsetFetchRequest::default()
-            .with_group_id(gid(g))
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(tname(TOPIC))
-                .with_partition_indexes(vec![0, 1])]))
+        OffsetFetchRequest::default().with_group_id(gid(g)).with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(tname(TOPIC))
+            .with_partition_indexes(vec![0, 1])]))
     } else {
         OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
             .with_group_id(gid(g))
@@ -219,26 +178,15 @@ async fn one_version(c: &mut Client, jv: i16) {
         assert_eq!(r.error_code, 0);
         r.topics
             .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| (p.partition_index, p.committed_offset, p.error_code))
-            })
+            .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.committed_offset, p.error_code)))
             .collect()
     } else {
         assert_eq!(r.groups.len(), 1);
-        assert_eq!(
-            (r.groups[0].group_id.as_str(), r.groups[0].error_code),
-            (g, 0)
-        );
+        assert_eq!((r.groups[0].group_id.as_str(), r.groups[0].error_code), (g, 0));
         r.groups[0]
             .topics
             .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|p| (p.partition_index, p.committed_offset, p.error_code))
-            })
+            .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.committed_offset, p.error_code)))
             .collect()
     };
     assert_eq!(offsets, vec![(0, 5, 0), (1, -1, 0)], "OffsetFetch v{fv}");
@@ -251,15 +199,7 @@ async fn one_version(c: &mut Client, jv: i16) {
     }
     let r: DescribeGroupsResponse = c.call(ApiKey::DescribeGroups, dv, &describe).await;
     let d = &r.groups[0];
-    assert_eq!(
-        (
-            d.error_code,
-            d.group_state.as_str(),
-            d.protocol_data.as_str()
-        ),
-        (0, "Stable", "range"),
-        "v{dv}"
-    );
+    assert_eq!((d.error_code, d.group_state.as_str(), d.protocol_data.as_str()), (0, "Stable", "range"), "v{dv}");
     assert_eq!(d.members.len(), 1);
     assert_eq!(d.members[0].member_id.as_str(), member);
     assert_eq!(d.members[0].client_id.as_str(), CLIENT_ID);
@@ -277,11 +217,7 @@ async fn one_version(c: &mut Client, jv: i16) {
     }
     let r: ListGroupsResponse = c.call(ApiKey::ListGroups, lv, &list).await;
     assert_eq!(r.error_code, 0);
-    let listed = r
-        .groups
-        .iter()
-        .find(|l| l.group_id.as_str() == g)
-        .expect("group listed");
+    let listed = r.groups.iter().find(|l| l.group_id.as_str() == g).expect("group listed");
     assert_eq!(listed.protocol_type.as_str(), "consumer");
     if lv >= 4 {
         assert_eq!(listed.group_state.as_str(), "Stable");
@@ -294,9 +230,7 @@ async fn one_version(c: &mut Client, jv: i16) {
     // LeaveGroup (single member before v3, batched from v3).
     let lgv = jv.min(5);
     let leave = if lgv < 3 {
-        LeaveGroupRequest::default()
-            .with_group_id(gid(g))
-            .with_member_id(s(&member))
+        LeaveGroupRequest::default().with_group_id(gid(g)).with_member_id(s(&member))
     } else {
         LeaveGroupRequest::default()
             .with_group_id(gid(g))
@@ -306,27 +240,17 @@ async fn one_version(c: &mut Client, jv: i16) {
     assert_eq!(r.error_code, 0, "LeaveGroup v{lgv}");
     if lgv >= 3 {
         assert_eq!(r.members.len(), 1);
-        assert_eq!(
-            (r.members[0].member_id.as_str(), r.members[0].error_code),
-            (member.as_str(), 0)
-        );
+        assert_eq!((r.members[0].member_id.as_str(), r.members[0].error_code), (member.as_str(), 0));
     }
     let r: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, lgv, &leave).await;
-    let again = if lgv < 3 {
-        r.error_code
-    } else {
-        r.members[0].error_code
-    };
+    let again = if lgv < 3 { r.error_code } else { r.members[0].error_code };
     assert_eq!(again, 25, "LeaveGroup v{lgv} of a member that left");
 
     // OffsetDelete (v0 only) on the now Empty group.
-    let del = OffsetDeleteRequest::default()
-        .with_group_id(gid(g))
-        .with_topics(vec![OffsetDeleteRequestTopic::default()
+    let del =
+        OffsetDeleteRequest::default().with_group_id(gid(g)).with_topics(vec![OffsetDeleteRequestTopic::default()
             .with_name(tname(TOPIC))
-            .with_partitions(vec![
-                OffsetDeleteRequestPartition::default().with_partition_index(0)
-            ])]);
+            .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)])]);
     let r: OffsetDeleteResponse = c.call(ApiKey::OffsetDelete, 0, &del).await;
     assert_eq!(r.error_code, 0);
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
@@ -334,42 +258,25 @@ async fn one_version(c: &mut Client, jv: i16) {
     // DeleteGroups.
     let dgv = jv.min(2);
     let r: DeleteGroupsResponse = c
-        .call(
-            ApiKey::DeleteGroups,
-            dgv,
-            &DeleteGroupsRequest::default().with_groups_names(vec![gid(g), gid(g)]),
-        )
+        .call(ApiKey::DeleteGroups, dgv, &DeleteGroupsRequest::default().with_groups_names(vec![gid(g), gid(g)]))
         .await;
     assert_eq!(r.results.len(), 1, "repeated names are answered once");
     assert_eq!(r.results[0].error_code, 0);
-    let r: DeleteGroupsResponse = c
-        .call(
-            ApiKey::DeleteGroups,
-            dgv,
-            &DeleteGroupsRequest::default().with_groups_names(vec![gid(g)]),
-        )
-        .await;
-    assert_eq!(
-        r.results[0].error_code, 69,
-        "GROUP_ID_NOT_FOUND after deletion"
-    );
+    let r: DeleteGroupsResponse =
+        c.call(ApiKey::DeleteGroups, dgv, &DeleteGroupsRequest::default().with_groups_names(vec![gid(g)])).await;
+    assert_eq!(r.results[0].error_code, 69, "GROUP_ID_NOT_FOUND after deletion");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_group_api_version_round_trips() {
     let broker = klamm::TestBroker::start().await.expect("broker starts");
     let stream = TcpStream::connect(broker.addr()).await.expect("connect");
-    let mut c = Client {
-        stream,
-        correlation_id: 0,
-    };
+    let mut c = Client { stream, correlation_id: 0 };
 
-    let create = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(tname(TOPIC))
-            .with_num_partitions(2)
-            .with_replication_factor(1)]);
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
+        .with_name(tname(TOPIC))
+        .with_num_partitions(2)
+        .with_replication_factor(1)]);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 5, &create).await;
     assert_eq!(r.topics[0].error_code, 0);
 
