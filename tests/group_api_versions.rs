@@ -84,9 +84,10 @@ fn subscription() -> Bytes {
     b.freeze()
 }
 
-async fn join(c: &mut Client, group: &str, v: i16, member_id: &str) -> JoinGroupResponse {
+async fn join(c: &mut Client, group: &str, v: i16, member_id: &str, instance: Option<&str>) -> JoinGroupResponse {
     let mut req = JoinGroupRequest::default()
         .with_group_id(gid(group))
+        .with_group_instance_id(instance.map(s))
         .with_session_timeout_ms(10_000)
         .with_member_id(s(member_id))
         .with_protocol_type(s("consumer"))
@@ -101,13 +102,17 @@ async fn one_version(c: &mut Client, jv: i16) {
     let group = format!("versions-g{jv}");
     let g = group.as_str();
 
-    // JoinGroup (v4+: MEMBER_ID_REQUIRED first, then rejoin with the id).
-    let mut r = join(c, g, jv, "").await;
-    if jv >= 4 {
+    // From v5 the member is static (group.instance.id): it gets its id at
+    // once. A dynamic member from v4 gets MEMBER_ID_REQUIRED first, then
+    // rejoins with the id.
+    let instance_id = format!("instance-{jv}");
+    let instance = (jv >= 5).then_some(instance_id.as_str());
+    let mut r = join(c, g, jv, "", instance).await;
+    if jv == 4 {
         assert_eq!(r.error_code, 79, "v{jv}");
         assert!(!r.member_id.is_empty());
         let id = r.member_id.to_string();
-        r = join(c, g, jv, &id).await;
+        r = join(c, g, jv, &id, None).await;
     }
     assert_eq!(r.error_code, 0, "JoinGroup v{jv}");
     assert_eq!(r.generation_id, 1);
@@ -118,6 +123,7 @@ async fn one_version(c: &mut Client, jv: i16) {
     }
     assert_eq!(r.members.len(), 1);
     assert_eq!(r.members[0].metadata, subscription());
+    assert_eq!(r.members[0].group_instance_id.as_ref().map(|i| i.as_str()), instance);
     let member = r.member_id.to_string();
 
     // SyncGroup.
@@ -130,7 +136,10 @@ async fn one_version(c: &mut Client, jv: i16) {
             .with_member_id(s(&member))
             .with_assignment(Bytes::from_static(b"assigned"))]);
     if sv >= 5 {
-        sync = sync.with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s("range")));
+        sync = sync
+            .with_protocol_type(Some(s("consumer")))
+            .with_protocol_name(Some(s("range")))
+            .with_group_instance_id(instance.map(s));
     }
     let r: SyncGroupResponse = c.call(ApiKey::SyncGroup, sv, &sync).await;
     assert_eq!((r.error_code, &r.assignment[..]), (0, &b"assigned"[..]), "SyncGroup v{sv}");
@@ -205,6 +214,9 @@ async fn one_version(c: &mut Client, jv: i16) {
     assert_eq!(d.members[0].client_id.as_str(), CLIENT_ID);
     assert_eq!(d.members[0].client_host.as_str(), "/127.0.0.1");
     assert_eq!(&d.members[0].member_assignment[..], b"assigned");
+    if dv >= 4 {
+        assert_eq!(d.members[0].group_instance_id.as_ref().map(|i| i.as_str()), instance);
+    }
     if dv >= 3 {
         assert_eq!(d.authorized_operations, 3400);
     }
@@ -232,9 +244,9 @@ async fn one_version(c: &mut Client, jv: i16) {
     let leave = if lgv < 3 {
         LeaveGroupRequest::default().with_group_id(gid(g)).with_member_id(s(&member))
     } else {
-        LeaveGroupRequest::default()
-            .with_group_id(gid(g))
-            .with_members(vec![MemberIdentity::default().with_member_id(s(&member))])
+        LeaveGroupRequest::default().with_group_id(gid(g)).with_members(vec![MemberIdentity::default()
+            .with_member_id(s(&member))
+            .with_group_instance_id(instance.map(s))])
     };
     let r: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, lgv, &leave).await;
     assert_eq!(r.error_code, 0, "LeaveGroup v{lgv}");
@@ -285,7 +297,7 @@ async fn every_group_api_version_round_trips() {
     }
 
     // An empty group id is refused where Kafka refuses it.
-    let r = join(&mut c, "", 5, "").await;
+    let r = join(&mut c, "", 5, "", None).await;
     assert_eq!(r.error_code, 24);
     drop(c);
     broker.shutdown().await;
