@@ -4,7 +4,8 @@
 group; two kafka-python members rebalancing a topic between them and back;
 and raw old-version requests whose answer shapes differ per version
 (JoinGroup/SyncGroup/DescribeGroups/LeaveGroup v0, OffsetCommit v2 for
-unknown partitions, OffsetFetch v1 and v2 with all topics)."""
+unknown partitions, OffsetFetch v1 and v2 with all topics); a static
+member (group.instance.id) replaced by a successor."""
 
 from __future__ import annotations
 
@@ -362,3 +363,42 @@ def test_join_sync_describe_leave_v0(bootstrap):
         assert r.i16() == NONE
         r = conn.request(API_LEAVE_GROUP, 0, kw.string(group) + kw.string(member))
         assert r.i16() == UNKNOWN_MEMBER_ID
+
+
+def test_confluent_static_member_rejoins(bootstrap):
+    """A static member (confluent-kafka with group.instance.id) that closes
+    stays in the group (no LeaveGroup for static members): kafka-consumer-
+    groups still lists it with its partitions; a new consumer with the same
+    instance id takes its place and gets the same partitions."""
+    topic = compat.unique("grp-static")
+    group = compat.unique("grp-static-g")
+    compat.create_topic(bootstrap, topic, partitions=2)
+
+    def static_consumer():
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "group.instance.id": "static-one",
+                      "client.id": "static-client", "session.timeout.ms": 30000,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            c.poll(0.2)
+            if {tp.partition for tp in c.assignment()} == {0, 1}:
+                return c
+        c.close()
+        raise AssertionError("static member got no assignment")
+
+    c = static_consumer()
+    c.close()
+
+    members = groups_tool(bootstrap, "--describe", "--group", group, "--members").stdout
+    rows = [l.split() for l in members.splitlines() if l.split()[:1] == [group]]
+    # GROUP CONSUMER-ID GROUP-INSTANCE-ID HOST CLIENT-ID #PARTITIONS
+    assert len(rows) == 1 and rows[0][2:] == ["static-one", "/127.0.0.1", "static-client", "2"], members
+
+    c = static_consumer()
+    try:
+        members = groups_tool(bootstrap, "--describe", "--group", group, "--members").stdout
+        rows = [l.split() for l in members.splitlines() if l.split()[:1] == [group]]
+        assert len(rows) == 1 and rows[0][2:] == ["static-one", "/127.0.0.1", "static-client", "2"], members
+    finally:
+        c.close()
