@@ -346,7 +346,10 @@ impl BrokerConfig {
         for name in chain {
             let configured = match *name {
                 // Kafka copies node.id into broker.id.
-                "broker.id" if self.configured_value("broker.id").is_none() && self.explicit.contains_key("node.id") => {
+                "broker.id"
+                    if self.configured_value("broker.id").is_none()
+                        && self.explicit.contains_key("node.id") =>
+                {
                     Some(self.node_id.to_string())
                 }
                 _ => self.configured_value(name),
@@ -389,7 +392,9 @@ impl BrokerConfig {
             } else {
                 self.value(def.name)
             },
-            source: synonyms.first().map_or(ConfigSource::DefaultConfig, |s| s.source),
+            source: synonyms
+                .first()
+                .map_or(ConfigSource::DefaultConfig, |s| s.source),
             config_type: def.ty,
             is_sensitive: def.ty.is_sensitive(),
             read_only: true,
@@ -1822,8 +1827,11 @@ mod tests {
         let hours = c.describe_config("log.retention.hours").unwrap();
         assert_eq!(hours.value.as_deref(), Some("24"));
         assert_eq!(hours.source, ConfigSource::StaticBrokerConfig);
-        let names: Vec<(&str, ConfigSource)> =
-            hours.synonyms.iter().map(|s| (s.name.as_str(), s.source)).collect();
+        let names: Vec<(&str, ConfigSource)> = hours
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.source))
+            .collect();
         assert_eq!(
             names,
             vec![

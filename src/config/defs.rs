@@ -289,7 +289,11 @@ pub fn broker_synonyms_of_topic_config(topic_config: &str) -> Vec<&'static str> 
 /// thing as `name`, highest priority first (`name` need not be first; the
 /// describer drops the entries before `name`).
 pub fn broker_config_synonyms(name: &str) -> Vec<&'static str> {
-    const RETENTION: &[&str] = &["log.retention.ms", "log.retention.minutes", "log.retention.hours"];
+    const RETENTION: &[&str] = &[
+        "log.retention.ms",
+        "log.retention.minutes",
+        "log.retention.hours",
+    ];
     const ROLL: &[&str] = &["log.roll.ms", "log.roll.hours"];
     const JITTER: &[&str] = &["log.roll.jitter.ms", "log.roll.jitter.hours"];
     let chain: &[&'static str] = match name {

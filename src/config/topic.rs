@@ -571,8 +571,14 @@ pub fn effective_topic_configs(
                     .and_then(|v| v.to_kafka_string())
                     .or_else(|| def.fixed_default.map(str::to_string)),
             };
-            let synonyms = topic_synonyms(broker, def.name, overridden.is_some().then(|| value.clone()));
-            let source = synonyms.first().map_or(ConfigSource::DefaultConfig, |s| s.source);
+            let synonyms = topic_synonyms(
+                broker,
+                def.name,
+                overridden.is_some().then(|| value.clone()),
+            );
+            let source = synonyms
+                .first()
+                .map_or(ConfigSource::DefaultConfig, |s| s.source);
             TopicConfigEntry {
                 name: def.name,
                 value,
@@ -642,7 +648,10 @@ pub fn kafka_check_topic_configs(
     }
     for name in configs.keys() {
         if TopicConfigDefs::get(name).is_none() {
-            return Err(format!("Unknown topic config name: {}", super::error::shorten(name)));
+            return Err(format!(
+                "Unknown topic config name: {}",
+                super::error::shorten(name)
+            ));
         }
     }
     for (name, raw) in configs {
@@ -659,7 +668,10 @@ pub fn kafka_check_topic_configs(
     }
     let defaults = broker.topic_defaults();
     let lag = |name: &str, default: i64| {
-        configs.get(name).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(default)
+        configs
+            .get(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
     };
     let min_lag_ms = lag("min.compaction.lag.ms", defaults.min_compaction_lag_ms);
     let max_lag_ms = lag("max.compaction.lag.ms", defaults.max_compaction_lag_ms);
@@ -669,7 +681,9 @@ pub fn kafka_check_topic_configs(
         ));
     }
     // Anything else klamm's own typed check rejects (it should not).
-    TopicConfig::resolve(broker, configs).map(|_| ()).map_err(|e| e.to_string())
+    TopicConfig::resolve(broker, configs)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// One value checked the way Kafka's `ConfigDef.parseType` and the
@@ -677,9 +691,19 @@ pub fn kafka_check_topic_configs(
 fn kafka_check_value(def: &TopicConfigDef, raw: &str) -> Result<(), String> {
     let name = def.name;
     let shown = super::error::shorten(raw);
-    let bad = |value: &str, why: &str| Err(format!("Invalid value {value} for configuration {name}: {why}"));
+    let bad = |value: &str, why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
     if raw.len() > super::MAX_CONFIG_VALUE_BYTES {
-        return bad(&shown, &format!("values are limited to {} bytes", super::MAX_CONFIG_VALUE_BYTES));
+        return bad(
+            &shown,
+            &format!(
+                "values are limited to {} bytes",
+                super::MAX_CONFIG_VALUE_BYTES
+            ),
+        );
     }
     let trimmed = raw.trim();
     let number: Option<f64> = match def.ty {
@@ -727,25 +751,45 @@ fn kafka_check_value(def: &TopicConfigDef, raw: &str) -> Result<(), String> {
         },
         Validator::Between(min, max) => match number {
             Some(n) if n < min as f64 => bad(&rendered(), &format!("Value must be at least {min}")),
-            Some(n) if n > max as f64 => bad(&rendered(), &format!("Value must be no more than {max}")),
+            Some(n) if n > max as f64 => {
+                bad(&rendered(), &format!("Value must be no more than {max}"))
+            }
             _ => Ok(()),
         },
         Validator::DoubleBetween(min, max) => match number {
-            Some(n) if n < min => bad(&rendered(), &format!("Value must be at least {}", super::value::format_double(min))),
-            Some(n) if n > max => bad(&rendered(), &format!("Value must be no more than {}", super::value::format_double(max))),
+            Some(n) if n < min => bad(
+                &rendered(),
+                &format!(
+                    "Value must be at least {}",
+                    super::value::format_double(min)
+                ),
+            ),
+            Some(n) if n > max => bad(
+                &rendered(),
+                &format!(
+                    "Value must be no more than {}",
+                    super::value::format_double(max)
+                ),
+            ),
             _ => Ok(()),
         },
         Validator::OneOf(allowed) => {
             if allowed.contains(&trimmed) {
                 Ok(())
             } else {
-                bad(&super::error::shorten(trimmed), &format!("String must be one of: {}", allowed.join(", ")))
+                bad(
+                    &super::error::shorten(trimmed),
+                    &format!("String must be one of: {}", allowed.join(", ")),
+                )
             }
         }
         Validator::ListOf(allowed) => {
             for item in items() {
                 if !allowed.contains(&item) {
-                    return bad(&super::error::shorten(item), &format!("String must be one of: {}", allowed.join(", ")));
+                    return bad(
+                        &super::error::shorten(item),
+                        &format!("String must be one of: {}", allowed.join(", ")),
+                    );
                 }
             }
             Ok(())
@@ -979,7 +1023,10 @@ mod tests {
 
         let b2 = broker(&["message.max.bytes=2000"]);
         let entries2 = effective_topic_configs(&b2, &map(&[("max.message.bytes", "1000")]));
-        let max = entries2.iter().find(|e| e.name == "max.message.bytes").unwrap();
+        let max = entries2
+            .iter()
+            .find(|e| e.name == "max.message.bytes")
+            .unwrap();
         let names: Vec<(&str, Option<&str>, ConfigSource)> = max
             .synonyms
             .iter()
@@ -988,9 +1035,21 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                ("max.message.bytes", Some("1000"), ConfigSource::DynamicTopicConfig),
-                ("message.max.bytes", Some("2000"), ConfigSource::StaticBrokerConfig),
-                ("message.max.bytes", Some("1048588"), ConfigSource::DefaultConfig),
+                (
+                    "max.message.bytes",
+                    Some("1000"),
+                    ConfigSource::DynamicTopicConfig
+                ),
+                (
+                    "message.max.bytes",
+                    Some("2000"),
+                    ConfigSource::StaticBrokerConfig
+                ),
+                (
+                    "message.max.bytes",
+                    Some("1048588"),
+                    ConfigSource::DefaultConfig
+                ),
             ]
         );
         let max2 = effective_topic_configs(&b2, &BTreeMap::new())
@@ -1026,9 +1085,16 @@ mod tests {
     fn kafka_messages_for_bad_topic_configs() {
         let b = BrokerConfig::default();
         let check = |pairs: &[(&str, &str)]| kafka_check_topic_configs(&b, &map(pairs));
-        assert!(check(&[("retention.ms", "1000"), ("cleanup.policy", "compact,delete")]).is_ok());
+        assert!(check(&[
+            ("retention.ms", "1000"),
+            ("cleanup.policy", "compact,delete")
+        ])
+        .is_ok());
         let err = |pairs: &[(&str, &str)]| check(pairs).unwrap_err();
-        assert_eq!(err(&[("foo.bar", "1")]), "Unknown topic config name: foo.bar");
+        assert_eq!(
+            err(&[("foo.bar", "1")]),
+            "Unknown topic config name: foo.bar"
+        );
         assert_eq!(
             err(&[("retention.ms", "abc")]),
             "Invalid value abc for configuration retention.ms: Not a number of type LONG"
@@ -1054,13 +1120,18 @@ mod tests {
             "Invalid value 2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1.0"
         );
         assert_eq!(
-            err(&[("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")]),
+            err(&[
+                ("min.compaction.lag.ms", "10"),
+                ("max.compaction.lag.ms", "5")
+            ]),
             "conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)"
         );
-        assert!(err(&[("remote.storage.enable", "true")]).starts_with("Tiered Storage functionality is disabled"));
+        assert!(err(&[("remote.storage.enable", "true")])
+            .starts_with("Tiered Storage functionality is disabled"));
         assert!(check(&[("leader.replication.throttled.replicas", "0:1,1:1")]).is_ok());
         assert!(check(&[("leader.replication.throttled.replicas", "*")]).is_ok());
-        assert!(err(&[("leader.replication.throttled.replicas", "x")]).contains("must be the literal '*'"));
+        assert!(err(&[("leader.replication.throttled.replicas", "x")])
+            .contains("must be the literal '*'"));
     }
 
     #[test]

@@ -278,26 +278,23 @@ pub fn alter_broker_logger(node_id: i32, name: &str, entries: &[AlterEntry]) -> 
             "Unexpected node id. Expected {node_id}, but received {node_id}"
         )));
     }
-    for e in entries {
-        match OpType::from_code(e.op) {
-            Some(OpType::Set | OpType::Delete) => {
-                return Err(ApiError::invalid_config(format!("Logger {} does not exist!", e.name)));
-            }
-            Some(op) => {
-                return Err(ApiError::invalid_request(format!(
-                    "{} operation is not allowed for the BROKER_LOGGER resource",
-                    op.name()
-                )));
-            }
-            None => {
-                return Err(ApiError::invalid_request(format!(
-                    "Unknown operation type {} is not allowed for the BROKER_LOGGER resource",
-                    e.op
-                )));
-            }
+    // Every logger name is unknown, so the first entry decides.
+    let Some(e) = entries.first() else {
+        return Ok(());
+    };
+    match OpType::from_code(e.op) {
+        Some(OpType::Set | OpType::Delete) => {
+            Err(ApiError::invalid_config(format!("Logger {} does not exist!", e.name)))
         }
+        Some(op) => Err(ApiError::invalid_request(format!(
+            "{} operation is not allowed for the BROKER_LOGGER resource",
+            op.name()
+        ))),
+        None => Err(ApiError::invalid_request(format!(
+            "Unknown operation type {} is not allowed for the BROKER_LOGGER resource",
+            e.op
+        ))),
     }
-    Ok(())
 }
 
 /// Serialises read-modify-write changes of topic overrides, so two
