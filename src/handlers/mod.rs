@@ -110,7 +110,12 @@ apis! {
     init_producer_id: init_producer_id_request::InitProducerIdRequest => init_producer_id_response::InitProducerIdResponse,
     delete_records: delete_records_request::DeleteRecordsRequest => delete_records_response::DeleteRecordsResponse,
     describe_cluster: describe_cluster_request::DescribeClusterRequest => describe_cluster_response::DescribeClusterResponse,
+    describe_configs: describe_configs_request::DescribeConfigsRequest => describe_configs_response::DescribeConfigsResponse,
+    alter_configs: alter_configs_request::AlterConfigsRequest => alter_configs_response::AlterConfigsResponse,
+    incremental_alter_configs: incremental_alter_configs_request::IncrementalAlterConfigsRequest => incremental_alter_configs_response::IncrementalAlterConfigsResponse,
 }
+
+pub mod config_ops;
 
 /// The spec of an implemented API.
 pub fn spec(api_key: i16) -> Option<&'static ApiSpec> {
