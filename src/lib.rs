@@ -22,3 +22,6 @@ pub mod storage;
 pub mod types;
 pub mod util;
 pub mod broker;
+
+#[cfg(test)]
+mod fuzz_seeds;

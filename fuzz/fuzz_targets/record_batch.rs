@@ -2,8 +2,11 @@
 //! broker sees it — `ProduceBatches` with every check, `BatchIter` at both
 //! validation levels, `RecordBatch::new`, and the records and headers of
 //! uncompressed batches — plus the in-place patches an append applies,
-//! which must leave a CRC-valid batch.
+//! which must leave a CRC-valid batch. Each input runs twice: as given,
+//! and with the CRC of every batch recomputed so mutations get past it.
 #![no_main]
+
+mod common;
 
 use klamm::records::{
     check_produce_batch, set_base_offset, set_log_append_time, set_max_timestamp,
@@ -57,6 +60,15 @@ fn accessors(batch: &RecordBatch<'_>) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    check(data);
+    let mut fixed = data.to_vec();
+    common::fix_batch_crcs(&mut fixed);
+    if fixed != data {
+        check(&fixed);
+    }
+});
+
+fn check(data: &[u8]) {
     // Produce validation, as PartitionLog::append runs it.
     let mut accepted = 0usize;
     let mut iter = ProduceBatches::new(data);
@@ -117,4 +129,4 @@ fuzz_target!(|data: &[u8]| {
     let _ = update_crc(&mut copy);
     let _ = set_log_append_time(&mut copy, TimestampMs(5));
     let _ = set_base_offset(&mut copy, Offset(1));
-});
+}

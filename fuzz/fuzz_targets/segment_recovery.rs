@@ -8,7 +8,8 @@
 //! u8, snapshot offset u8, then u16-BE-length sections: log 0, index 0,
 //! time index 0, log 1, snapshot. Flags: bit 0 write index 0, bit 1 write
 //! time index 0, bit 2 write segment 1, bit 3 write the snapshot, bit 4
-//! claim a clean shutdown, bit 5 LogAppendTime topic.
+//! claim a clean shutdown, bit 5 LogAppendTime topic, bit 6 recompute
+//! the CRCs of the batches and of the snapshot (so mutations get past them).
 #![no_main]
 
 mod common;
@@ -49,16 +50,21 @@ fuzz_target!(|data: &[u8]| {
     let log_start = i64::from(input.u8());
     let second_base = i64::from(input.u8());
     let snapshot_offset = i64::from(input.u8());
-    let log0 = input.section();
+    let mut log0 = input.section().to_vec();
     let index0 = input.section();
     let time_index0 = input.section();
-    let log1 = input.section();
-    let snapshot = input.rest();
+    let mut log1 = input.section().to_vec();
+    let mut snapshot = input.rest().to_vec();
+    if flags & 64 != 0 {
+        common::fix_batch_crcs(&mut log0);
+        common::fix_batch_crcs(&mut log1);
+        common::fix_snapshot_crc(&mut snapshot);
+    }
     let clean_shutdown = flags & 16 != 0;
     let config = config(flags & 32 != 0);
 
     let dir = common::scratch_dir("partition");
-    std::fs::write(file(&dir, 0, ".log"), log0).unwrap();
+    std::fs::write(file(&dir, 0, ".log"), &log0).unwrap();
     if flags & 1 != 0 {
         std::fs::write(file(&dir, 0, ".index"), index0).unwrap();
     }
@@ -66,10 +72,10 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(file(&dir, 0, ".timeindex"), time_index0).unwrap();
     }
     if flags & 4 != 0 && second_base != 0 {
-        std::fs::write(file(&dir, second_base, ".log"), log1).unwrap();
+        std::fs::write(file(&dir, second_base, ".log"), &log1).unwrap();
     }
     if flags & 8 != 0 {
-        std::fs::write(file(&dir, snapshot_offset, ".snapshot"), snapshot).unwrap();
+        std::fs::write(file(&dir, snapshot_offset, ".snapshot"), &snapshot).unwrap();
     }
 
     let opts = OpenOptions {

@@ -3,8 +3,10 @@
 //! 0 metadata log replay (`records`), 1 metadata snapshot + records,
 //! 2 group offsets store replay, 3 offset checkpoint file, 4 consumer
 //! protocol subscription, 5 producer snapshot, 6 topic and partition
-//! directory names. Every parser must return an error or a value, never
-//! panic; what replays must replay the same way again.
+//! directory names. Selector bit 7 recomputes the CRCs of the metadata,
+//! offsets and producer-snapshot framing first, so mutations get past them.
+//! Every parser must return an error or a value, never panic; what
+//! replays must replay the same way again.
 #![no_main]
 
 mod common;
@@ -63,14 +65,32 @@ fn checkpoint(file: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else { return };
-    match selector % 7 {
-        0 => metadata_log(None, rest),
+    let fix = selector & 0x80 != 0;
+    match (selector & 0x7f) % 7 {
+        0 => {
+            let mut records = rest.to_vec();
+            if fix {
+                common::fix_frame_crcs(&mut records, 0);
+            }
+            metadata_log(None, &records)
+        }
         1 => {
             let mut input = common::Input::new(rest);
-            let snapshot = input.section();
-            metadata_log(Some(snapshot), input.rest());
+            let mut snapshot = input.section().to_vec();
+            let mut records = input.rest().to_vec();
+            if fix {
+                common::fix_frame_crcs(&mut snapshot, 0);
+                common::fix_frame_crcs(&mut records, 0);
+            }
+            metadata_log(Some(&snapshot), &records);
         }
-        2 => offsets_store(rest),
+        2 => {
+            let mut file = rest.to_vec();
+            if fix {
+                common::fix_frame_crcs(&mut file, 8);
+            }
+            offsets_store(&file)
+        }
         3 => checkpoint(rest),
         4 => {
             if let Ok(topics) = parse_subscription_topics(rest) {
@@ -79,7 +99,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         5 => {
-            let _ = ProducerStateManager::decode_snapshot(rest);
+            let mut snapshot = rest.to_vec();
+            if fix {
+                common::fix_snapshot_crc(&mut snapshot);
+            }
+            let _ = ProducerStateManager::decode_snapshot(&snapshot);
         }
         _ => {
             if let Ok(name) = std::str::from_utf8(rest) {

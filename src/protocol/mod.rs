@@ -132,7 +132,7 @@ pub(crate) mod sample {
 }
 
 #[cfg(test)]
-mod fuzz_entry_tests {
+pub(crate) mod fuzz_entry_tests {
     use super::*;
 
     /// A request frame (header + body, no size prefix) around `body`.
