@@ -11,7 +11,7 @@ use crate::protocol::messages::metadata_response::{
 };
 use crate::protocol::{ErrorCode, Uuid};
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 3, name: "Metadata", min_version: 0, max_version: 12 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 3, name: "Metadata", min_version: 0, max_version: 13 };
 
 fn topic_entry(t: &TopicInfo, node_id: i32) -> MetadataResponseTopic {
     MetadataResponseTopic {

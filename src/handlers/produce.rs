@@ -22,17 +22,19 @@ use crate::protocol::messages::produce_request::ProduceRequest;
 use crate::protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Uuid};
 use crate::records::{CompressionType, RecordBatch, RECORD_BATCH_OVERHEAD_BYTES};
 use crate::replica::Partition;
 use crate::types::{TimestampMs, TopicPartition};
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 0, name: "Produce", min_version: 0, max_version: 11 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 0, name: "Produce", min_version: 0, max_version: 13 };
 
 /// First version Kafka 4 accepts (message format v2).
 const MIN_ACCEPTED_VERSION: i16 = 3;
 /// First version that may carry zstd batches (KIP-110).
 const MIN_ZSTD_VERSION: i16 = 7;
+/// First version that names topics by id (KIP-516).
+const MIN_TOPIC_ID_VERSION: i16 = 13;
 
 /// One partition's input, resolved before the blocking append.
 enum Input {
@@ -97,13 +99,24 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
 
     // Resolve every partition first (async: may create a log), then append
     // them all in one blocking task.
-    let mut topics: Vec<(String, Vec<(i32, Input)>)> = Vec::with_capacity(req.topic_data.len());
+    let mut topics: Vec<(String, Uuid, Vec<(i32, Input)>)> = Vec::with_capacity(req.topic_data.len());
     let mut seen = HashSet::new();
-    for t in req.topic_data {
+    let image = ctx.broker.controller.image();
+    for mut t in req.topic_data {
+        // v13+ name topics by id only.
+        let mut unknown_id = false;
+        if version >= MIN_TOPIC_ID_VERSION {
+            match image.topic_by_id(&t.topic_id) {
+                Some(info) => t.name = info.name.clone(),
+                None => unknown_id = true,
+            }
+        }
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let input = if let Some(code) = request_error {
                 Input::Failed(code, None)
+            } else if unknown_id {
+                Input::Failed(ErrorCode::UnknownTopicId, None)
             } else if !seen.insert((t.name.clone(), p.index)) {
                 Input::Failed(ErrorCode::InvalidRequest, Some("Duplicate partition in the request".into()))
             } else if let Err((code, msg)) = check_records(version, p.records.as_ref()) {
@@ -117,7 +130,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             };
             parts.push((p.index, input));
         }
-        topics.push((t.name, parts));
+        topics.push((t.name, t.topic_id, parts));
     }
 
     let broker = ctx.broker.clone();
@@ -145,12 +158,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
 
 /// Appends every resolved partition (blocking: takes log locks, writes the
 /// memory map).
-fn append_all(broker: &Broker, topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<TopicProduceResponse> {
+fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -> Vec<TopicProduceResponse> {
     let now = TimestampMs::now();
     let mut buf: Vec<u8> = Vec::new();
     topics
         .into_iter()
-        .map(|(name, parts)| {
+        .map(|(name, topic_id, parts)| {
             let counters = broker.metrics.topic(&name);
             let partition_responses = parts
                 .into_iter()
@@ -183,7 +196,7 @@ fn append_all(broker: &Broker, topics: Vec<(String, Vec<(i32, Input)>)>) -> Vec<
                     }
                 })
                 .collect();
-            TopicProduceResponse { name, partition_responses }
+            TopicProduceResponse { name, topic_id, partition_responses }
         })
         .collect()
 }

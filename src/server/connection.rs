@@ -94,9 +94,11 @@ impl Connection {
                 Ok(Ok(_)) => {}
             }
             let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+            let api_version = i16::from_be_bytes([frame[2], frame[3]]);
             let started = Instant::now();
             let outcome = dispatch::handle_frame(&broker, &listener, peer, frame.freeze()).await;
             broker.metrics.request(api_key, started.elapsed(), matches!(outcome, Outcome::Close(_)));
+            tracing::trace!(%peer, api_key, api_version, elapsed_us = started.elapsed().as_micros() as u64, "request");
             drop(permit);
             match outcome {
                 Outcome::Respond(chunks) => write_frame(&mut wr, chunks).await.map_err(|e| e.to_string())?,
