@@ -1,16 +1,18 @@
-//! DescribeGroups (key 15): state, protocol and members of classic groups
-//! (unknown groups are described as Dead without error, as in Kafka).
+//! DescribeGroups (key 15): state, protocol and members of classic groups.
+//! Unknown groups are described as Dead: without error up to v5, with
+//! GROUP_ID_NOT_FOUND from v6 (KIP-1043), as in Kafka.
 //! With `include_authorized_operations` (v3+) a described group reports
 //! every group operation, since klamm has no authorizer.
 
 use super::{ApiSpec, RequestContext};
 use crate::group;
+use crate::protocol::ErrorCode;
 use crate::protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use crate::protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 15, name: "DescribeGroups", min_version: 0, max_version: 5 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 15, name: "DescribeGroups", min_version: 0, max_version: 6 };
 
 /// "Not requested": the schema's default for `authorized_operations`.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -23,7 +25,21 @@ const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 
 pub async fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let include_operations = ctx.version() >= 3 && req.include_authorized_operations;
     let described = ctx.broker.groups.describe_groups(&req.groups).await;
-    to_wire(described, include_operations)
+    let mut response = to_wire(described, include_operations);
+    if ctx.version() >= 6 {
+        mark_not_found(&mut response);
+    }
+    response
+}
+
+/// v6+: a group that does not exist is an error, not an empty Dead group.
+fn mark_not_found(response: &mut DescribeGroupsResponse) {
+    for g in &mut response.groups {
+        if g.error_code == group::errors::NONE && g.group_state == "Dead" && g.members.is_empty() {
+            g.error_code = ErrorCode::GroupIdNotFound.code();
+            g.error_message = Some(format!("Group {} not found.", g.group_id));
+        }
+    }
 }
 
 fn to_wire(described: Vec<group::DescribedGroup>, include_operations: bool) -> DescribeGroupsResponse {
@@ -36,6 +52,7 @@ fn to_wire(described: Vec<group::DescribedGroup>, include_operations: bool) -> D
                 AUTHORIZED_OPERATIONS_OMITTED
             },
             error_code: g.error_code,
+            error_message: None,
             group_id: g.group_id,
             group_state: g.group_state,
             protocol_type: g.protocol_type,
@@ -81,5 +98,16 @@ mod tests {
         let w = to_wire(vec![described(0)], false);
         assert_eq!(w.groups[0].authorized_operations, i32::MIN);
         assert_eq!(w.groups[0].group_state, "Empty");
+    }
+
+    #[test]
+    fn v6_reports_unknown_groups_as_not_found() {
+        let mut dead = described(0);
+        dead.group_state = "Dead".into();
+        let mut w = to_wire(vec![dead, described(0)], false);
+        mark_not_found(&mut w);
+        assert_eq!(w.groups[0].error_code, ErrorCode::GroupIdNotFound.code());
+        assert_eq!(w.groups[0].error_message.as_deref(), Some("Group g not found."));
+        assert_eq!(w.groups[1].error_code, 0);
     }
 }
