@@ -1,11 +1,12 @@
-//! DescribeCluster (key 60): this node as the only broker and controller.
+//! DescribeCluster (key 60): this node as the only broker and controller
+//! (never fenced, so `include_fenced_brokers`, v2+, changes nothing).
 
 use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::describe_cluster_request::DescribeClusterRequest;
 use crate::protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
 use crate::protocol::ErrorCode;
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 60, name: "DescribeCluster", min_version: 0, max_version: 1 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 60, name: "DescribeCluster", min_version: 0, max_version: 2 };
 
 /// Kafka's `endpoint_type` for brokers (2 = controllers).
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
@@ -27,6 +28,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeClusterRequest) -> De
         host: ctx.listener.advertised_host.clone(),
         port: ctx.listener.advertised_port as i32,
         rack: None,
+        is_fenced: false,
     }];
     resp
 }
