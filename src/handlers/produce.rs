@@ -1,7 +1,9 @@
 //! Produce (key 0): appends each partition's record batch to its log.
 //!
 //! As in Kafka 4: versions 0-2 are advertised (librdkafka needs to see v0
-//! to enable compression) but answered with UNSUPPORTED_VERSION; exactly
+//! to enable compression) but rejected as unsupported: Kafka 4.1 closes the
+//! connection without a response (its log says UnsupportedVersionException),
+//! and so do we; exactly
 //! one v2 batch per partition; zstd needs v7+; acks must be -1, 0 or 1; an
 //! acks=0 request that fails closes the connection (the client gets no
 //! response to read the error from). Produce never creates topics.
@@ -144,7 +146,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     for t in &responses {
         any_error |= t.partition_responses.iter().any(|p| p.error_code != 0);
     }
-    if acks == 0 {
+    if version < MIN_ACCEPTED_VERSION {
+        tracing::debug!(peer = %ctx.peer, version, "Produce v0-2 is not supported: closing the connection");
+        ctx.close_connection();
+    } else if acks == 0 {
         // The client reads no response: an error can only be signalled by
         // closing the connection.
         if any_error {

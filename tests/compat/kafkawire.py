@@ -326,8 +326,9 @@ class Connection:
         return parse_produce_response(r, version)
 
     def send_produce_only(self, topic: str, partition: int, records_blob: bytes, version: int, acks: int = -1):
-        """Sends a Produce request and does not read the answer."""
-        body = (string(None) + i16(acks) + i32(10_000)
+        """Sends a Produce request and does not read the answer (v0-2 have
+        no transactional id)."""
+        body = ((string(None) if version >= 3 else b"") + i16(acks) + i32(10_000)
                 + i32(1) + string(topic) + i32(1) + i32(partition) + nbytes(records_blob))
         self.send_frame(self.request_header(API_PRODUCE, version) + body)
 
