@@ -13,12 +13,14 @@ import base64
 import os
 import socket
 import struct
+import time
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 API_PRODUCE = 0
 API_METADATA = 3
 API_API_VERSIONS = 18
+API_INIT_PRODUCER_ID = 22
 
 
 class WireError(Exception):
@@ -126,9 +128,11 @@ assert crc32c(b"123456789") == 0xE3069283  # the standard check value
 # Record batch v2.
 
 def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp_ms: int = 1_700_000_000_000,
-                 corrupt_crc: bool = False) -> bytes:
+                 corrupt_crc: bool = False, producer: tuple[int, int, int] | None = None) -> bytes:
     """An uncompressed, non-transactional record batch (magic 2) of
-    (key, value) records. With corrupt_crc the stored CRC is flipped."""
+    (key, value) records. With corrupt_crc the stored CRC is flipped;
+    producer = (producer id, epoch, base sequence) makes it idempotent."""
+    producer_id, producer_epoch, base_sequence = producer or (-1, -1, -1)
     body = bytearray()
     for i, (k, v) in enumerate(records):
         rec = i8(0) + varint(0) + varint(i) + varbytes(k) + varbytes(v) + uvarint(0)
@@ -138,9 +142,9 @@ def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestam
         + i32(len(records) - 1)     # lastOffsetDelta
         + i64(base_timestamp_ms)    # baseTimestamp
         + i64(base_timestamp_ms)    # maxTimestamp
-        + i64(-1)                   # producerId
-        + i16(-1)                   # producerEpoch
-        + i32(-1)                   # baseSequence
+        + i64(producer_id)          # producerId
+        + i16(producer_epoch)       # producerEpoch
+        + i32(base_sequence)        # baseSequence
         + i32(len(records))         # records count
         + bytes(body)
     )
@@ -324,6 +328,21 @@ class Connection:
                 + i32(1) + string(topic) + i32(1) + i32(partition) + nbytes(records_blob))
         r = self.request(API_PRODUCE, version, body)
         return parse_produce_response(r, version)
+
+    def init_producer_id(self, timeout: float = 30) -> tuple[int, int]:
+        """InitProducerId v0 without a transactional id: (producer id,
+        epoch), retrying while the broker says its coordinator is loading
+        or not available (14, 15) as a starting Kafka does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.request(API_INIT_PRODUCER_ID, 0, string(None) + i32(60_000))
+            r.i32()  # throttle_time_ms
+            err = r.i16()
+            if err == 0:
+                return r.i64(), r.i16()
+            if err not in (14, 15) or time.monotonic() > deadline:
+                raise WireError(f"InitProducerId failed with error {err}")
+            time.sleep(0.2)
 
     def send_produce_only(self, topic: str, partition: int, records_blob: bytes, version: int, acks: int = -1):
         """Sends a Produce request and does not read the answer (v0-2 have
