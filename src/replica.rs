@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::config::topic::{MessageTimestampType, TopicConfig};
 use crate::config::BrokerConfig;
 use crate::controller::{MetadataImage, TopicInfo};
-use crate::protocol::Uuid;
+use crate::protocol::{ErrorCode, Uuid};
 use crate::records::TimestampType;
 use crate::storage::{partition_dir_name, write_atomically, LogConfig, LogManager, SharedLog, StorageError, NEVER};
 use crate::types::TopicPartition;
@@ -66,6 +66,19 @@ pub fn log_config(t: &TopicConfig) -> LogConfig {
             MessageTimestampType::LogAppendTime => TimestampType::LogAppendTime,
         },
         preallocate: t.preallocate,
+    }
+}
+
+/// Checks a client's `current_leader_epoch` against the partition's (-1:
+/// the client does not say): older is FENCED_LEADER_EPOCH, newer is
+/// UNKNOWN_LEADER_EPOCH, as in Kafka.
+pub fn check_leader_epoch(requested: i32, current: i32) -> Result<(), ErrorCode> {
+    if requested < 0 || requested == current {
+        Ok(())
+    } else if requested < current {
+        Err(ErrorCode::FencedLeaderEpoch)
+    } else {
+        Err(ErrorCode::UnknownLeaderEpoch)
     }
 }
 
@@ -206,5 +219,67 @@ impl ReplicaManager {
     pub fn shutdown(&self) -> Result<(), StorageError> {
         let _guard = lock(&self.changes);
         self.logs.shutdown()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epoch_checks_follow_kafka() {
+        assert_eq!(check_leader_epoch(-1, 5), Ok(()));
+        assert_eq!(check_leader_epoch(5, 5), Ok(()));
+        assert_eq!(check_leader_epoch(4, 5), Err(ErrorCode::FencedLeaderEpoch));
+        assert_eq!(check_leader_epoch(6, 5), Err(ErrorCode::UnknownLeaderEpoch));
+    }
+
+    #[test]
+    fn topic_config_maps_to_log_config() {
+        let mut t = TopicConfig::default();
+        assert_eq!(log_config(&t).flush_interval_messages, NEVER);
+        t.flush_messages = 1;
+        t.message_timestamp_type = MessageTimestampType::LogAppendTime;
+        t.retention_ms = 1000;
+        let l = log_config(&t);
+        assert_eq!(l.flush_interval_messages, 1);
+        assert_eq!(l.message_timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(l.retention_ms, 1000);
+    }
+
+    #[test]
+    fn reconcile_creates_deletes_and_never_adopts_another_topics_log() {
+        use crate::controller::TopicInfo;
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(BrokerConfig::with_settings(&[("log.dirs", dir.path().to_str().unwrap())]).unwrap());
+        let topic = |id: u8, partitions| {
+            Arc::new(TopicInfo { name: "t".into(), id: Uuid([id; 16]), partitions, leader_epoch: 0, configs: Default::default() })
+        };
+        let image = |t: Option<Arc<TopicInfo>>| {
+            let mut i = MetadataImage::default();
+            if let Some(t) = t {
+                i.ids.insert(t.id, t.name.clone());
+                i.topics.insert(t.name.clone(), t);
+            }
+            i
+        };
+        let rm = ReplicaManager::open(config.clone(), &image(Some(topic(1, 2)))).unwrap();
+        assert_eq!(rm.all().len(), 2);
+        let tp = TopicPartition::new("t", 0);
+        let mut b = crate::records::builder::test_batch(3, 1_000, None);
+        rm.get(&tp).unwrap().log.lock().unwrap().append(&mut b, crate::types::TimestampMs(1_000)).unwrap();
+        rm.reconcile(&image(Some(topic(1, 3)))).unwrap();
+        assert_eq!(rm.all().len(), 3);
+        assert_eq!(rm.get(&tp).unwrap().log.lock().unwrap().log_end_offset().0, 3, "kept");
+        rm.shutdown().unwrap();
+
+        // The topic was deleted and recreated (new id) while we were down.
+        let rm = ReplicaManager::open(config, &image(Some(topic(2, 1)))).unwrap();
+        assert_eq!(rm.all().len(), 1);
+        assert_eq!(rm.get(&tp).unwrap().topic_id, Uuid([2; 16]));
+        assert_eq!(rm.get(&tp).unwrap().log.lock().unwrap().log_end_offset().0, 0, "the old log is gone");
+        rm.reconcile(&image(None)).unwrap();
+        assert!(rm.all().is_empty());
+        assert!(!dir.path().join("t-0").exists());
     }
 }

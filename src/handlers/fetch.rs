@@ -22,7 +22,7 @@ use crate::protocol::messages::fetch_request::FetchRequest;
 use crate::protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use crate::metrics::count_records;
 use crate::protocol::{ErrorCode, Uuid};
-use crate::replica::Partition;
+use crate::replica::{check_leader_epoch, Partition};
 use crate::storage::StorageError;
 use crate::types::{Offset, TopicPartition};
 
@@ -200,9 +200,7 @@ fn read_one(w: &Wanted, remaining: &mut usize, first: bool, read_committed: bool
         return (data, true);
     };
     let log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-    let epoch = log.leader_epoch();
-    if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
-        let code = if w.current_leader_epoch < epoch { ErrorCode::FencedLeaderEpoch } else { ErrorCode::UnknownLeaderEpoch };
+    if let Err(code) = check_leader_epoch(w.current_leader_epoch, log.leader_epoch()) {
         data.error_code = code.code();
         return (data, true);
     }

@@ -14,7 +14,7 @@ use crate::protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
 use crate::protocol::ErrorCode;
-use crate::replica::Partition;
+use crate::replica::{check_leader_epoch, Partition};
 use crate::types::{TimestampMs, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 2, name: "ListOffsets", min_version: 1, max_version: 10 };
@@ -85,8 +85,7 @@ fn answer(q: &Query) -> ListOffsetsPartitionResponse {
     };
     let log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
     let epoch = log.leader_epoch();
-    if q.current_leader_epoch >= 0 && q.current_leader_epoch != epoch {
-        let code = if q.current_leader_epoch < epoch { ErrorCode::FencedLeaderEpoch } else { ErrorCode::UnknownLeaderEpoch };
+    if let Err(code) = check_leader_epoch(q.current_leader_epoch, epoch) {
         r.error_code = code.code();
         return r;
     }

@@ -108,6 +108,7 @@ apis! {
     create_partitions: create_partitions_request::CreatePartitionsRequest => create_partitions_response::CreatePartitionsResponse,
     find_coordinator: find_coordinator_request::FindCoordinatorRequest => find_coordinator_response::FindCoordinatorResponse,
     init_producer_id: init_producer_id_request::InitProducerIdRequest => init_producer_id_response::InitProducerIdResponse,
+    delete_records: delete_records_request::DeleteRecordsRequest => delete_records_response::DeleteRecordsResponse,
     describe_cluster: describe_cluster_request::DescribeClusterRequest => describe_cluster_response::DescribeClusterResponse,
 }
 

@@ -13,6 +13,7 @@ use crate::protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
 };
 use crate::protocol::ErrorCode;
+use crate::replica::check_leader_epoch;
 use crate::types::TopicPartition;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 23, name: "OffsetForLeaderEpoch", min_version: 2, max_version: 4 };
@@ -29,12 +30,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetForLeaderEpochRequest) 
                     // Reads in-memory state only: no disk access.
                     let log = part.log.lock().unwrap_or_else(|e| e.into_inner());
                     let epoch = log.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        r.error_code = if p.current_leader_epoch < epoch {
-                            ErrorCode::FencedLeaderEpoch.code()
-                        } else {
-                            ErrorCode::UnknownLeaderEpoch.code()
-                        };
+                    if let Err(code) = check_leader_epoch(p.current_leader_epoch, epoch) {
+                        r.error_code = code.code();
                     } else if p.leader_epoch == epoch {
                         r.leader_epoch = epoch;
                         r.end_offset = log.log_end_offset().0;

@@ -131,7 +131,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     for t in &responses {
         any_error |= t.partition_responses.iter().any(|p| p.error_code != 0);
     }
-    if acks == 0 && request_error.is_none() {
+    if acks == 0 {
+        // The client reads no response: an error can only be signalled by
+        // closing the connection.
         if any_error {
             ctx.close_connection();
         } else {
