@@ -273,11 +273,6 @@ impl Broker {
     pub async fn allocate_producer_id(self: &Arc<Self>) -> Result<i64, ControllerError> {
         self.with_controller(|c| c.allocate_producer_id()).await
     }
-
-    /// Checks a topic-level config name and value (INVALID_CONFIG otherwise).
-    pub fn validate_topic_config(&self, name: &str, value: &str) -> Result<(), String> {
-        crate::config::validate_topic_config(name, value).map_err(|e| e.to_string())
-    }
 }
 
 /// A started broker. Dropping it without `shutdown` leaves it running

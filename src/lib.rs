@@ -28,3 +28,6 @@ pub mod util;
 pub mod broker;
 
 pub use testing::{TestBroker, TestBrokerBuilder};
+
+#[cfg(test)]
+mod fuzz_seeds;

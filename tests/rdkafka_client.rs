@@ -267,3 +267,47 @@ async fn docker_style_environment_with_two_listeners() {
     assert!(wait_exit(&mut child.0).success());
     assert!(data.path().join(".kafka_cleanshutdown").exists(), "clean shutdown marker");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_group_commits_and_resumes() {
+    use rdkafka::consumer::CommitMode;
+    let broker = klamm::TestBroker::builder().config("num.partitions", "3").start().await.unwrap();
+    let p = producer(broker.bootstrap_servers(), "none");
+    for i in 0..30 {
+        p.send(FutureRecord::to("grouped").key(&format!("k{i}")).payload(&format!("v{i}")), TIMEOUT).await.unwrap();
+    }
+    let bootstrap = broker.bootstrap_servers().to_string();
+    let consume = move |n: usize| -> Vec<String> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "resumers")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["grouped"]).unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                let m = m.expect("no consumer error");
+                got.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+            }
+        }
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        got
+    };
+    let c = consume.clone();
+    let first = tokio::task::spawn_blocking(move || c(30)).await.unwrap();
+    assert_eq!(first.len(), 30);
+    for i in 30..40 {
+        p.send(FutureRecord::to("grouped").key(&format!("k{i}")).payload(&format!("v{i}")), TIMEOUT).await.unwrap();
+    }
+    // A new member of the same group starts after the committed offsets.
+    let mut second = tokio::task::spawn_blocking(move || consume(10)).await.unwrap();
+    second.sort();
+    let mut expected: Vec<String> = (30..40).map(|i| format!("v{i}")).collect();
+    expected.sort();
+    assert_eq!(second, expected);
+    broker.shutdown().await;
+}

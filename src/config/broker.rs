@@ -336,31 +336,53 @@ impl BrokerConfig {
         broker_config_def(name).map(|def| self.describe_def(def))
     }
 
-    fn describe_def(&self, def: &'static BrokerConfigDef) -> BrokerConfigEntry {
-        let chain = broker_config_synonyms(def.name);
-        let explicit = match def.name {
-            "node.id" | "broker.id" => {
-                self.explicit.contains_key("node.id") || self.explicit.contains_key("broker.id")
-            }
-            name => self.explicit.contains_key(name),
-        };
-        let mut synonyms = Vec::new();
-        for name in &chain {
-            if let Some(v) = self.configured_value(name) {
-                synonyms.push(ConfigSynonym {
+    /// Kafka's `configSynonyms` (ConfigHelper): for each name of `chain` in
+    /// order the explicit (static) settings, then for each name its
+    /// non-null default; everything before the first entry named `primary`
+    /// is dropped. klamm has no dynamic broker configs, so those sources
+    /// never appear.
+    pub fn synonyms(&self, primary: &str, chain: &[&str]) -> Vec<ConfigSynonym> {
+        let mut all = Vec::new();
+        for name in chain {
+            let configured = match *name {
+                // Kafka copies node.id into broker.id.
+                "broker.id"
+                    if self.configured_value("broker.id").is_none()
+                        && self.explicit.contains_key("node.id") =>
+                {
+                    Some(self.node_id.to_string())
+                }
+                _ => self.configured_value(name),
+            };
+            if let Some(v) = configured {
+                all.push(ConfigSynonym {
                     name: (*name).to_string(),
                     value: Some(v),
                     source: ConfigSource::StaticBrokerConfig,
                 });
             }
         }
-        for name in &chain {
+        for name in chain {
             if let Some(d) = broker_config_def(name).and_then(|d| d.default) {
-                synonyms.push(ConfigSynonym {
+                all.push(ConfigSynonym {
                     name: (*name).to_string(),
                     value: Some(d.to_string()),
                     source: ConfigSource::DefaultConfig,
                 });
+            }
+        }
+        match all.iter().position(|s| s.name == primary) {
+            Some(i) => all.split_off(i),
+            None => Vec::new(),
+        }
+    }
+
+    fn describe_def(&self, def: &'static BrokerConfigDef) -> BrokerConfigEntry {
+        let chain = broker_config_synonyms(def.name);
+        let mut synonyms = self.synonyms(def.name, &chain);
+        if def.ty.is_sensitive() {
+            for s in &mut synonyms {
+                s.value = None;
             }
         }
         BrokerConfigEntry {
@@ -370,11 +392,9 @@ impl BrokerConfig {
             } else {
                 self.value(def.name)
             },
-            source: if explicit {
-                ConfigSource::StaticBrokerConfig
-            } else {
-                ConfigSource::DefaultConfig
-            },
+            source: synonyms
+                .first()
+                .map_or(ConfigSource::DefaultConfig, |s| s.source),
             config_type: def.ty,
             is_sensitive: def.ty.is_sensitive(),
             read_only: true,
@@ -1797,17 +1817,30 @@ mod tests {
         assert_eq!(all.len(), BROKER_CONFIG_DEFS.len());
         assert!(all.windows(2).all(|w| w[0].name < w[1].name));
         assert!(all.iter().all(|e| e.read_only && !e.is_sensitive));
+        // As Kafka: log.retention.ms is unset (null) and its synonym list
+        // starts at its own name, so the hours entries are dropped.
         let ms = c.describe_config("log.retention.ms").unwrap();
         assert_eq!(ms.value, None);
         assert_eq!(ms.source, ConfigSource::DefaultConfig);
         assert_eq!(ms.config_type.code(), 5);
-        assert_eq!(ms.synonyms[0].name, "log.retention.hours");
-        assert_eq!(ms.synonyms[0].value.as_deref(), Some("24"));
-        assert_eq!(ms.synonyms[0].source, ConfigSource::StaticBrokerConfig);
-        assert_eq!(ms.synonyms[1].source, ConfigSource::DefaultConfig);
+        assert!(ms.synonyms.is_empty(), "{:?}", ms.synonyms);
         let hours = c.describe_config("log.retention.hours").unwrap();
         assert_eq!(hours.value.as_deref(), Some("24"));
         assert_eq!(hours.source, ConfigSource::StaticBrokerConfig);
+        let names: Vec<(&str, ConfigSource)> = hours
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.source))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("log.retention.hours", ConfigSource::StaticBrokerConfig),
+                ("log.retention.hours", ConfigSource::DefaultConfig)
+            ]
+        );
+        let minutes = c.describe_config("log.retention.minutes").unwrap();
+        assert!(minutes.synonyms.is_empty());
         let listeners = c.describe_config("listeners").unwrap();
         assert_eq!(listeners.value.as_deref(), Some("PLAINTEXT://:9092"));
         assert_eq!(listeners.config_type, ConfigType::String);

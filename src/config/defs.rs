@@ -285,22 +285,22 @@ pub fn broker_synonyms_of_topic_config(topic_config: &str) -> Vec<&'static str> 
         .collect()
 }
 
-/// Broker configs that stand in for `name` when it is unset, `name` first
-/// (Kafka's `brokerConfigSynonyms`).
+/// Kafka's `brokerConfigSynonyms`: the broker configs that set the same
+/// thing as `name`, highest priority first (`name` need not be first; the
+/// describer drops the entries before `name`).
 pub fn broker_config_synonyms(name: &str) -> Vec<&'static str> {
+    const RETENTION: &[&str] = &[
+        "log.retention.ms",
+        "log.retention.minutes",
+        "log.retention.hours",
+    ];
+    const ROLL: &[&str] = &["log.roll.ms", "log.roll.hours"];
+    const JITTER: &[&str] = &["log.roll.jitter.ms", "log.roll.jitter.hours"];
     let chain: &[&'static str] = match name {
-        "log.retention.ms" => &[
-            "log.retention.ms",
-            "log.retention.minutes",
-            "log.retention.hours",
-        ],
-        "log.retention.minutes" => &["log.retention.minutes", "log.retention.hours"],
-        "log.roll.ms" => &["log.roll.ms", "log.roll.hours"],
-        "log.roll.jitter.ms" => &["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => RETENTION,
+        "log.roll.ms" | "log.roll.hours" => ROLL,
+        "log.roll.jitter.ms" | "log.roll.jitter.hours" => JITTER,
         "log.flush.interval.ms" => &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-        "node.id" => &["node.id", "broker.id"],
-        "broker.id" => &["broker.id", "node.id"],
-        "log.dirs" => &["log.dirs", "log.dir"],
         _ => {
             return broker_config_def(name)
                 .map(|d| vec![d.name])

@@ -33,9 +33,9 @@ pub use error::ConfigError;
 pub use listener::{Listener, SecurityProtocol};
 pub use sources::{env_var_to_config_name, Origin, RawConfig, Setting};
 pub use topic::{
-    effective_topic_configs, validate_topic_config, validate_topic_configs, CleanupPolicy,
-    CompressionType, MessageTimestampType, TopicConfig, TopicConfigDef, TopicConfigDefs,
-    TopicConfigEntry, TOPIC_CONFIG_DEFS,
+    effective_topic_configs, kafka_check_topic_configs, topic_synonyms, validate_topic_config,
+    validate_topic_configs, CleanupPolicy, CompressionType, MessageTimestampType, TopicConfig,
+    TopicConfigDef, TopicConfigDefs, TopicConfigEntry, TOPIC_CONFIG_DEFS,
 };
 pub use value::{ConfigType, ConfigValue, Validator};
 

@@ -571,42 +571,14 @@ pub fn effective_topic_configs(
                     .and_then(|v| v.to_kafka_string())
                     .or_else(|| def.fixed_default.map(str::to_string)),
             };
-            let mut synonyms = Vec::new();
-            if overridden.is_some() {
-                synonyms.push(ConfigSynonym {
-                    name: def.name.to_string(),
-                    value: value.clone(),
-                    source: ConfigSource::DynamicTopicConfig,
-                });
-            }
-            let broker_names = broker_synonyms_of_topic_config(def.name);
-            let mut explicit_broker = false;
-            for name in &broker_names {
-                if let Some(v) = broker.configured_value(name) {
-                    explicit_broker = true;
-                    synonyms.push(ConfigSynonym {
-                        name: (*name).to_string(),
-                        value: Some(v),
-                        source: ConfigSource::StaticBrokerConfig,
-                    });
-                }
-            }
-            for name in &broker_names {
-                if let Some(default) = broker_config_def(name).and_then(|d| d.default) {
-                    synonyms.push(ConfigSynonym {
-                        name: (*name).to_string(),
-                        value: Some(default.to_string()),
-                        source: ConfigSource::DefaultConfig,
-                    });
-                }
-            }
-            let source = if overridden.is_some() {
-                ConfigSource::DynamicTopicConfig
-            } else if explicit_broker {
-                ConfigSource::StaticBrokerConfig
-            } else {
-                ConfigSource::DefaultConfig
-            };
+            let synonyms = topic_synonyms(
+                broker,
+                def.name,
+                overridden.is_some().then(|| value.clone()),
+            );
+            let source = synonyms
+                .first()
+                .map_or(ConfigSource::DefaultConfig, |s| s.source);
             TopicConfigEntry {
                 name: def.name,
                 value,
@@ -619,6 +591,235 @@ pub fn effective_topic_configs(
             }
         })
         .collect()
+}
+
+/// Broker-level defaults of topic configs that klamm's broker table does
+/// not carry (tiered storage), as Kafka lists them among the synonyms.
+const EXTRA_DEFAULT_SYNONYMS: &[(&str, &str, &str)] = &[
+    ("local.retention.bytes", "log.local.retention.bytes", "-2"),
+    ("local.retention.ms", "log.local.retention.ms", "-2"),
+];
+
+/// Kafka's synonym list of topic config `name` (ConfigHelper
+/// `createTopicConfigEntry`): the topic override (if `override_value` is
+/// given), then the broker synonyms of its primary broker config (e.g.
+/// `retention.ms` -> `log.retention.ms`), starting at that primary name.
+/// The first entry's source is the config's source.
+pub fn topic_synonyms(
+    broker: &BrokerConfig,
+    name: &str,
+    override_value: Option<Option<String>>,
+) -> Vec<ConfigSynonym> {
+    let mut synonyms = Vec::new();
+    if let Some(value) = override_value {
+        synonyms.push(ConfigSynonym {
+            name: name.to_string(),
+            value,
+            source: ConfigSource::DynamicTopicConfig,
+        });
+    }
+    if let Some(primary) = broker_synonyms_of_topic_config(name).first() {
+        let chain = super::defs::broker_config_synonyms(primary);
+        synonyms.extend(broker.synonyms(primary, &chain));
+    } else if let Some((_, broker_name, default)) =
+        EXTRA_DEFAULT_SYNONYMS.iter().find(|(t, _, _)| *t == name)
+    {
+        synonyms.push(ConfigSynonym {
+            name: (*broker_name).to_string(),
+            value: Some((*default).to_string()),
+            source: ConfigSource::DefaultConfig,
+        });
+    }
+    synonyms
+}
+
+/// The INVALID_CONFIG message Kafka's controller gives for a topic's
+/// complete set of overrides (`LogConfig.validate`): unknown names first,
+/// then each value's type and range (`ConfigDef` wording), then the
+/// cross-field and tiered-storage checks. `Ok` if Kafka would accept it.
+pub fn kafka_check_topic_configs(
+    broker: &BrokerConfig,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if configs.len() > MAX_SETTINGS_PER_SOURCE {
+        return Err(format!(
+            "Too many topic configs: at most {MAX_SETTINGS_PER_SOURCE} are allowed"
+        ));
+    }
+    for name in configs.keys() {
+        if TopicConfigDefs::get(name).is_none() {
+            return Err(format!(
+                "Unknown topic config name: {}",
+                super::error::shorten(name)
+            ));
+        }
+    }
+    for (name, raw) in configs {
+        if let Some(def) = TopicConfigDefs::get(name) {
+            kafka_check_value(def, raw)?;
+        }
+    }
+    if let Some(raw) = configs.get("remote.storage.enable") {
+        if raw.trim().eq_ignore_ascii_case("true") {
+            return Err("Tiered Storage functionality is disabled in the broker. \
+                 Topic cannot be configured with remote log storage."
+                .into());
+        }
+    }
+    let defaults = broker.topic_defaults();
+    let lag = |name: &str, default: i64| {
+        configs
+            .get(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let min_lag_ms = lag("min.compaction.lag.ms", defaults.min_compaction_lag_ms);
+    let max_lag_ms = lag("max.compaction.lag.ms", defaults.max_compaction_lag_ms);
+    if min_lag_ms > max_lag_ms {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min_lag_ms}) > max.compaction.lag.ms ({max_lag_ms})"
+        ));
+    }
+    // Anything else klamm's own typed check rejects (it should not).
+    TopicConfig::resolve(broker, configs)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// One value checked the way Kafka's `ConfigDef.parseType` and the
+/// config's validator do, with their messages.
+fn kafka_check_value(def: &TopicConfigDef, raw: &str) -> Result<(), String> {
+    let name = def.name;
+    let shown = super::error::shorten(raw);
+    let bad = |value: &str, why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
+    if raw.len() > super::MAX_CONFIG_VALUE_BYTES {
+        return bad(
+            &shown,
+            &format!(
+                "values are limited to {} bytes",
+                super::MAX_CONFIG_VALUE_BYTES
+            ),
+        );
+    }
+    let trimmed = raw.trim();
+    let number: Option<f64> = match def.ty {
+        ConfigType::Boolean => {
+            if !trimmed.eq_ignore_ascii_case("true") && !trimmed.eq_ignore_ascii_case("false") {
+                return bad(&shown, "Expected value to be either true or false");
+            }
+            None
+        }
+        ConfigType::Int => match trimmed.parse::<i32>() {
+            Ok(v) => Some(f64::from(v)),
+            Err(_) => return bad(&shown, "Not a number of type INT"),
+        },
+        ConfigType::Short => match trimmed.parse::<i16>() {
+            Ok(v) => Some(f64::from(v)),
+            Err(_) => return bad(&shown, "Not a number of type SHORT"),
+        },
+        ConfigType::Long => match trimmed.parse::<i64>() {
+            // The range checks below compare as Kafka does (doubleValue).
+            Ok(v) => Some(v as f64),
+            Err(_) => return bad(&shown, "Not a number of type LONG"),
+        },
+        ConfigType::Double => match trimmed.parse::<f64>() {
+            Ok(v) => Some(v),
+            Err(_) => return bad(&shown, "Not a number of type DOUBLE"),
+        },
+        _ => None,
+    };
+    let rendered = || match def.ty {
+        ConfigType::Double => number.map(super::value::format_double).unwrap_or_default(),
+        _ => trimmed.to_string(),
+    };
+    let items = || -> Vec<&str> {
+        if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            trimmed.split(',').map(str::trim).collect()
+        }
+    };
+    match def.validator {
+        Validator::None => Ok(()),
+        Validator::AtLeast(min) => match number {
+            Some(n) if n < min as f64 => bad(&rendered(), &format!("Value must be at least {min}")),
+            _ => Ok(()),
+        },
+        Validator::Between(min, max) => match number {
+            Some(n) if n < min as f64 => bad(&rendered(), &format!("Value must be at least {min}")),
+            Some(n) if n > max as f64 => {
+                bad(&rendered(), &format!("Value must be no more than {max}"))
+            }
+            _ => Ok(()),
+        },
+        Validator::DoubleBetween(min, max) => match number {
+            Some(n) if n < min => bad(
+                &rendered(),
+                &format!(
+                    "Value must be at least {}",
+                    super::value::format_double(min)
+                ),
+            ),
+            Some(n) if n > max => bad(
+                &rendered(),
+                &format!(
+                    "Value must be no more than {}",
+                    super::value::format_double(max)
+                ),
+            ),
+            _ => Ok(()),
+        },
+        Validator::OneOf(allowed) => {
+            if allowed.contains(&trimmed) {
+                Ok(())
+            } else {
+                bad(
+                    &super::error::shorten(trimmed),
+                    &format!("String must be one of: {}", allowed.join(", ")),
+                )
+            }
+        }
+        Validator::ListOf(allowed) => {
+            for item in items() {
+                if !allowed.contains(&item) {
+                    return bad(
+                        &super::error::shorten(item),
+                        &format!("String must be one of: {}", allowed.join(", ")),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Validator::GzipLevel => match number {
+            Some(n) if (1.0..=9.0).contains(&n) || n == -1.0 => Ok(()),
+            Some(_) => bad(&rendered(), "Value must be between 1 and 9 or equal to -1"),
+            None => Ok(()),
+        },
+        Validator::ThrottledReplicas => {
+            let list = items();
+            let pair = |s: &str| {
+                s.is_empty()
+                    || s.split_once(':').is_some_and(|(p, b)| {
+                        !p.is_empty()
+                            && !b.is_empty()
+                            && p.bytes().all(|c| c.is_ascii_digit())
+                            && b.bytes().all(|c| c.is_ascii_digit())
+                    })
+            };
+            if list.iter().all(|s| pair(s)) || list.concat() == "*" {
+                Ok(())
+            } else {
+                bad(
+                    &format!("[{}]", super::error::shorten(&list.join(", "))),
+                    &format!("{name} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."),
+                )
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -801,30 +1002,62 @@ mod tests {
         assert_eq!(seg.synonyms[1].name, "log.segment.bytes");
         assert_eq!(seg.synonyms[1].source, ConfigSource::DefaultConfig);
 
+        // As Kafka 4.1 answers with log.retention.hours=24: the value
+        // follows the broker setting, but the synonym list starts at the
+        // primary broker name (log.retention.ms, unset), so it is empty and
+        // the source is DEFAULT_CONFIG.
         let ret = get("retention.ms");
         assert_eq!(ret.value.as_deref(), Some("86400000"));
-        assert_eq!(ret.source, ConfigSource::StaticBrokerConfig);
+        assert_eq!(ret.source, ConfigSource::DefaultConfig);
         assert_eq!(ret.config_type, ConfigType::Long);
-        assert_eq!(
-            ret.synonyms,
-            vec![
-                ConfigSynonym {
-                    name: "log.retention.hours".into(),
-                    value: Some("24".into()),
-                    source: ConfigSource::StaticBrokerConfig
-                },
-                ConfigSynonym {
-                    name: "log.retention.hours".into(),
-                    value: Some("168".into()),
-                    source: ConfigSource::DefaultConfig
-                },
-            ]
-        );
+        assert!(ret.synonyms.is_empty(), "{:?}", ret.synonyms);
 
         let flush = get("flush.ms");
         assert_eq!(flush.value.as_deref(), Some("9223372036854775807"));
         assert_eq!(flush.source, ConfigSource::DefaultConfig);
-        assert_eq!(flush.synonyms[0].name, "log.flush.scheduler.interval.ms");
+        assert!(flush.synonyms.is_empty());
+
+        let local = get("local.retention.bytes");
+        assert_eq!(local.synonyms[0].name, "log.local.retention.bytes");
+        assert_eq!(local.synonyms[0].value.as_deref(), Some("-2"));
+
+        let b2 = broker(&["message.max.bytes=2000"]);
+        let entries2 = effective_topic_configs(&b2, &map(&[("max.message.bytes", "1000")]));
+        let max = entries2
+            .iter()
+            .find(|e| e.name == "max.message.bytes")
+            .unwrap();
+        let names: Vec<(&str, Option<&str>, ConfigSource)> = max
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (
+                    "max.message.bytes",
+                    Some("1000"),
+                    ConfigSource::DynamicTopicConfig
+                ),
+                (
+                    "message.max.bytes",
+                    Some("2000"),
+                    ConfigSource::StaticBrokerConfig
+                ),
+                (
+                    "message.max.bytes",
+                    Some("1048588"),
+                    ConfigSource::DefaultConfig
+                ),
+            ]
+        );
+        let max2 = effective_topic_configs(&b2, &BTreeMap::new())
+            .into_iter()
+            .find(|e| e.name == "max.message.bytes")
+            .unwrap();
+        assert_eq!(max2.source, ConfigSource::StaticBrokerConfig);
+        assert_eq!(max2.value.as_deref(), Some("2000"));
 
         let ratio = get("min.cleanable.dirty.ratio");
         assert_eq!(ratio.value.as_deref(), Some("0.5"));
@@ -846,6 +1079,59 @@ mod tests {
                 .as_deref(),
             Some("")
         );
+    }
+
+    #[test]
+    fn kafka_messages_for_bad_topic_configs() {
+        let b = BrokerConfig::default();
+        let check = |pairs: &[(&str, &str)]| kafka_check_topic_configs(&b, &map(pairs));
+        assert!(check(&[
+            ("retention.ms", "1000"),
+            ("cleanup.policy", "compact,delete")
+        ])
+        .is_ok());
+        let err = |pairs: &[(&str, &str)]| check(pairs).unwrap_err();
+        assert_eq!(
+            err(&[("foo.bar", "1")]),
+            "Unknown topic config name: foo.bar"
+        );
+        assert_eq!(
+            err(&[("retention.ms", "abc")]),
+            "Invalid value abc for configuration retention.ms: Not a number of type LONG"
+        );
+        assert_eq!(
+            err(&[("segment.bytes", "10")]),
+            "Invalid value 10 for configuration segment.bytes: Value must be at least 1048576"
+        );
+        assert_eq!(
+            err(&[("cleanup.policy", "compact,nope")]),
+            "Invalid value nope for configuration cleanup.policy: String must be one of: compact, delete"
+        );
+        assert_eq!(
+            err(&[("compression.type", "brotli")]),
+            "Invalid value brotli for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"
+        );
+        assert_eq!(
+            err(&[("preallocate", "maybe")]),
+            "Invalid value maybe for configuration preallocate: Expected value to be either true or false"
+        );
+        assert_eq!(
+            err(&[("min.cleanable.dirty.ratio", "2")]),
+            "Invalid value 2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1.0"
+        );
+        assert_eq!(
+            err(&[
+                ("min.compaction.lag.ms", "10"),
+                ("max.compaction.lag.ms", "5")
+            ]),
+            "conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)"
+        );
+        assert!(err(&[("remote.storage.enable", "true")])
+            .starts_with("Tiered Storage functionality is disabled"));
+        assert!(check(&[("leader.replication.throttled.replicas", "0:1,1:1")]).is_ok());
+        assert!(check(&[("leader.replication.throttled.replicas", "*")]).is_ok());
+        assert!(err(&[("leader.replication.throttled.replicas", "x")])
+            .contains("must be the literal '*'"));
     }
 
     #[test]

@@ -72,7 +72,13 @@ impl MetadataRecord {
 
     fn decode(payload: Bytes) -> Result<(u64, MetadataRecord), DecodeError> {
         let mut r = Reader::new(payload);
-        let seq = r.i64()? as u64;
+        // Written from a u64 counter that starts at 1; a negative value
+        // is corruption (and would overflow `seq + 1` on replay).
+        let seq = r.i64()?;
+        if seq < 0 {
+            return Err(DecodeError::InvalidLength(seq));
+        }
+        let seq = seq as u64;
         let rec = match r.i8()? as u8 {
             TYPE_TOPIC => {
                 let name = r.string(false)?;
@@ -231,6 +237,24 @@ impl MetadataLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sequence_number_beyond_i64_is_corruption_not_an_overflow() {
+        // Found by the state_files fuzz target: seq u64::MAX overflowed
+        // `seq + 1` in `open`.
+        let bad = frame(&MetadataRecord::ProducerIds { next_block_start: 5 }.encode(u64::MAX));
+        let good = frame(&MetadataRecord::ProducerIds { next_block_start: 7 }.encode(3));
+        let mut data = good.clone();
+        data.extend_from_slice(&bad);
+        let (recs, valid) = parse_frames(&data);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(valid, good.len());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RECORDS_FILE), &data).unwrap();
+        let replay = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(replay.records, vec![MetadataRecord::ProducerIds { next_block_start: 7 }]);
+        assert_eq!(replay.log.next_seq, 4);
+    }
 
     fn topic(name: &str, partitions: i32) -> MetadataRecord {
         MetadataRecord::Topic {

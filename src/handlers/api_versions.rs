@@ -15,10 +15,12 @@ fn api_keys() -> Vec<ApiVersion> {
 }
 
 /// KIP-511: the v0 body sent for an ApiVersions version we do not know.
+/// As Kafka (`ApiVersionsRequest.getErrorResponse`), it lists only
+/// ApiVersions itself, so the client can retry with a version we serve.
 pub fn unsupported_version_response() -> ApiVersionsResponse {
     ApiVersionsResponse {
         error_code: ErrorCode::UnsupportedVersion.code(),
-        api_keys: api_keys(),
+        api_keys: vec![ApiVersion { api_key: SPEC.api_key, min_version: SPEC.min_version, max_version: SPEC.max_version }],
         ..Default::default()
     }
 }
@@ -45,6 +47,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsupported_version_lists_only_api_versions() {
+        let r = unsupported_version_response();
+        assert_eq!(r.error_code, 35);
+        assert_eq!(r.api_keys, vec![ApiVersion { api_key: 18, min_version: 0, max_version: 4 }]);
+    }
 
     #[test]
     fn software_names() {

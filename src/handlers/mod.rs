@@ -110,7 +110,22 @@ apis! {
     init_producer_id: init_producer_id_request::InitProducerIdRequest => init_producer_id_response::InitProducerIdResponse,
     delete_records: delete_records_request::DeleteRecordsRequest => delete_records_response::DeleteRecordsResponse,
     describe_cluster: describe_cluster_request::DescribeClusterRequest => describe_cluster_response::DescribeClusterResponse,
+    offset_commit: offset_commit_request::OffsetCommitRequest => offset_commit_response::OffsetCommitResponse,
+    offset_fetch: offset_fetch_request::OffsetFetchRequest => offset_fetch_response::OffsetFetchResponse,
+    join_group: join_group_request::JoinGroupRequest => join_group_response::JoinGroupResponse,
+    heartbeat: heartbeat_request::HeartbeatRequest => heartbeat_response::HeartbeatResponse,
+    leave_group: leave_group_request::LeaveGroupRequest => leave_group_response::LeaveGroupResponse,
+    sync_group: sync_group_request::SyncGroupRequest => sync_group_response::SyncGroupResponse,
+    describe_groups: describe_groups_request::DescribeGroupsRequest => describe_groups_response::DescribeGroupsResponse,
+    list_groups: list_groups_request::ListGroupsRequest => list_groups_response::ListGroupsResponse,
+    delete_groups: delete_groups_request::DeleteGroupsRequest => delete_groups_response::DeleteGroupsResponse,
+    offset_delete: offset_delete_request::OffsetDeleteRequest => offset_delete_response::OffsetDeleteResponse,
+    describe_configs: describe_configs_request::DescribeConfigsRequest => describe_configs_response::DescribeConfigsResponse,
+    alter_configs: alter_configs_request::AlterConfigsRequest => alter_configs_response::AlterConfigsResponse,
+    incremental_alter_configs: incremental_alter_configs_request::IncrementalAlterConfigsRequest => incremental_alter_configs_response::IncrementalAlterConfigsResponse,
 }
+
+pub mod config_ops;
 
 /// The spec of an implemented API.
 pub fn spec(api_key: i16) -> Option<&'static ApiSpec> {

@@ -63,6 +63,14 @@ fn parse_checkpoint(text: &str) -> Result<HashMap<TopicPartition, Offset>, Strin
             "entry count {expected} exceeds {MAX_CHECKPOINT_ENTRIES}"
         ));
     }
+    // Each entry line takes at least 5 bytes ("t 0 0"): a count the text
+    // cannot hold is rejected before the map is sized by it.
+    if expected > text.len() / 5 {
+        return Err(format!(
+            "entry count {expected} cannot fit in {} bytes",
+            text.len()
+        ));
+    }
     let mut out = HashMap::with_capacity(expected);
     let mut found = 0usize;
     for line in lines {
@@ -110,6 +118,17 @@ pub fn write_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_is_checked_against_the_text_before_allocating() {
+        // A 10-byte file announcing a million entries must not size a map
+        // for them (the state_files fuzz target's allocation limit).
+        let e = parse_checkpoint("0\n1000000\n").unwrap_err();
+        assert!(e.contains("cannot fit"), "{e}");
+        // The shortest possible entries still fit.
+        let m = parse_checkpoint("0\n2\na 0 0\nb 1 2").unwrap();
+        assert_eq!(m.len(), 2);
+    }
 
     #[test]
     fn round_trip() {

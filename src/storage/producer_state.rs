@@ -364,6 +364,10 @@ impl ProducerStateManager {
         if offset.0 < 0 || count > MAX_PRODUCERS {
             return Err("snapshot header out of range");
         }
+        // Checked before allocating: the map is sized by the count.
+        if count > (bytes.len() - r.pos) / ENTRY_HEADER_BYTES {
+            return Err("snapshot count exceeds its bytes");
+        }
         let mut state = ProducerStateManager {
             producers: HashMap::with_capacity(count),
             map_end_offset: offset,
@@ -649,6 +653,21 @@ mod tests {
         }
         // Offsets at or beyond the snapshot offset are rejected.
         assert!(ProducerStateManager::decode_snapshot(&s.encode_snapshot(Offset(10))).is_err());
+    }
+
+    #[test]
+    fn snapshot_count_is_checked_against_its_bytes_before_allocating() {
+        // Found by the state_files fuzz target: a 70-byte snapshot with a
+        // valid CRC claiming 100,000 producers sized a 25 MB map.
+        let mut bytes = ProducerStateManager::new().encode_snapshot(Offset(10));
+        bytes[16..20].copy_from_slice(&(MAX_PRODUCERS as u32).to_be_bytes());
+        bytes.extend_from_slice(&[0xf9; 50]);
+        let crc = crc32c::crc32c(&bytes[8..]);
+        bytes[4..8].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            ProducerStateManager::decode_snapshot(&bytes).err(),
+            Some("snapshot count exceeds its bytes")
+        );
     }
 
     #[test]

@@ -1,0 +1,33 @@
+//! ListGroups (key 16): the groups this coordinator knows, filtered by
+//! state (v4+) and type (v5+); older versions send no filters and get
+//! neither state nor type back (the codec drops those fields).
+
+use super::{ApiSpec, RequestContext};
+use crate::protocol::messages::list_groups_request::ListGroupsRequest;
+use crate::protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+
+pub const SPEC: ApiSpec = ApiSpec { api_key: 16, name: "ListGroups", min_version: 0, max_version: 5 };
+
+pub async fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGroupsResponse {
+    let version = ctx.version();
+    // The codec leaves absent filters empty; be explicit anyway. Kafka
+    // trims the state names (and compares them case-insensitively).
+    let states: Vec<String> =
+        if version >= 4 { req.states_filter.iter().map(|s| s.trim().to_string()).collect() } else { Vec::new() };
+    let types: &[String] = if version >= 5 { &req.types_filter } else { &[] };
+    let r = ctx.broker.groups.list_groups(&states, types).await;
+    ListGroupsResponse {
+        throttle_time_ms: 0,
+        error_code: r.error_code,
+        groups: r
+            .groups
+            .into_iter()
+            .map(|g| ListedGroup {
+                group_id: g.group_id,
+                protocol_type: g.protocol_type,
+                group_state: g.group_state,
+                group_type: g.group_type,
+            })
+            .collect(),
+    }
+}

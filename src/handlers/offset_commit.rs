@@ -1,0 +1,178 @@
+//! OffsetCommit (key 8): stores a group's committed offsets. As Kafka's
+//! KafkaApis does, partitions of topics (or partition numbers) unknown to
+//! the metadata answer UNKNOWN_TOPIC_OR_PARTITION without reaching the
+//! coordinator; the rest are committed and both answers are merged.
+//! Also owns `PartitionErrors`, the per-topic result builder OffsetDelete
+//! shares.
+
+use super::{ApiSpec, RequestContext};
+use crate::controller::MetadataImage;
+use crate::group;
+use crate::group::errors::UNKNOWN_TOPIC_OR_PARTITION;
+use crate::protocol::messages::offset_commit_request::OffsetCommitRequest;
+use crate::protocol::messages::offset_commit_response::{
+    OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+
+/// Versions 0-1 were removed in Kafka 4.0 (KIP-896).
+pub const SPEC: ApiSpec = ApiSpec { api_key: 8, name: "OffsetCommit", min_version: 2, max_version: 9 };
+
+pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let version = ctx.version();
+    let (request, mut errors) = split_known(req, version, &ctx.broker.controller.image());
+    if !request.topics.is_empty() {
+        let response = ctx.broker.groups.offset_commit(request).await;
+        for t in response.topics {
+            errors.extend(&t.name, t.partitions.into_iter().map(|p| (p.partition_index, p.error_code)));
+        }
+    }
+    OffsetCommitResponse {
+        throttle_time_ms: 0,
+        topics: errors
+            .into_topics()
+            .into_iter()
+            .map(|(name, parts)| OffsetCommitResponseTopic {
+                name,
+                partitions: parts
+                    .into_iter()
+                    .map(|(partition_index, error_code)| OffsetCommitResponsePartition { partition_index, error_code })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The coordinator's request holding only partitions that exist, and the
+/// UNKNOWN_TOPIC_OR_PARTITION answers for the others.
+fn split_known(
+    req: OffsetCommitRequest,
+    version: i16,
+    image: &MetadataImage,
+) -> (group::OffsetCommitRequest, PartitionErrors) {
+    let mut errors = PartitionErrors::default();
+    let mut topics = Vec::new();
+    for t in req.topics {
+        let known_partitions = image.topic(&t.name).map_or(0, |info| info.partitions);
+        let mut partitions = Vec::new();
+        for p in t.partitions {
+            if p.partition_index >= 0 && p.partition_index < known_partitions {
+                partitions.push(group::OffsetCommitPartition {
+                    partition_index: p.partition_index,
+                    committed_offset: p.committed_offset,
+                    committed_leader_epoch: p.committed_leader_epoch,
+                    committed_metadata: p.committed_metadata,
+                });
+            } else {
+                errors.push(&t.name, p.partition_index, UNKNOWN_TOPIC_OR_PARTITION);
+            }
+        }
+        if !partitions.is_empty() {
+            topics.push(group::OffsetCommitTopic { name: t.name, partitions });
+        }
+    }
+    let request = group::OffsetCommitRequest {
+        group_id: req.group_id,
+        generation_id_or_member_epoch: req.generation_id_or_member_epoch,
+        member_id: req.member_id,
+        group_instance_id: req.group_instance_id,
+        // Only v2-v4 carry a retention; the codec's default is -1.
+        retention_time_ms: if (2..=4).contains(&version) { req.retention_time_ms } else { -1 },
+        topics,
+        api_version: version,
+    };
+    (request, errors)
+}
+
+/// Per-topic partition results in the order Kafka's response builders keep:
+/// topics in order of first appearance, partitions appended.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionErrors {
+    topics: Vec<(String, Vec<(i32, i16)>)>,
+}
+
+impl PartitionErrors {
+    pub(crate) fn push(&mut self, topic: &str, partition: i32, error_code: i16) {
+        self.extend(topic, std::iter::once((partition, error_code)));
+    }
+
+    pub(crate) fn extend(&mut self, topic: &str, parts: impl IntoIterator<Item = (i32, i16)>) {
+        // Requests are small (bounded by the frame size); a linear lookup
+        // over the few topics of one request is fine.
+        let idx = match self.topics.iter().position(|(name, _)| name == topic) {
+            Some(i) => i,
+            None => {
+                self.topics.push((topic.to_string(), Vec::new()));
+                self.topics.len() - 1
+            }
+        };
+        self.topics[idx].1.extend(parts);
+    }
+
+    pub(crate) fn into_topics(self) -> Vec<(String, Vec<(i32, i16)>)> {
+        self.topics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+
+    fn image_with(topic: &str, partitions: i32) -> MetadataImage {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::controller::Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+        c.create_topic(
+            crate::controller::NewTopic {
+                name: topic.into(),
+                partitions,
+                replication_factor: 1,
+                assignments: Vec::new(),
+                configs: Default::default(),
+            },
+            false,
+        )
+        .unwrap();
+        (*c.image()).clone()
+    }
+
+    fn part(p: i32) -> OffsetCommitRequestPartition {
+        OffsetCommitRequestPartition { partition_index: p, committed_offset: 5, ..Default::default() }
+    }
+
+    #[test]
+    fn unknown_topics_and_partitions_are_answered_here() {
+        let image = image_with("t", 2);
+        let req = OffsetCommitRequest {
+            group_id: "g".into(),
+            retention_time_ms: 1000,
+            topics: vec![
+                OffsetCommitRequestTopic { name: "nope".into(), partitions: vec![part(0)] },
+                OffsetCommitRequestTopic { name: "t".into(), partitions: vec![part(0), part(2), part(-1), part(1)] },
+            ],
+            ..Default::default()
+        };
+        let (r, errors) = split_known(req.clone(), 2, &image);
+        assert_eq!(r.retention_time_ms, 1000);
+        assert_eq!(r.api_version, 2);
+        assert_eq!(r.topics.len(), 1);
+        assert_eq!(r.topics[0].partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            errors.into_topics(),
+            vec![
+                ("nope".to_string(), vec![(0, UNKNOWN_TOPIC_OR_PARTITION)]),
+                ("t".to_string(), vec![(2, UNKNOWN_TOPIC_OR_PARTITION), (-1, UNKNOWN_TOPIC_OR_PARTITION)]),
+            ]
+        );
+        let (r, _) = split_known(req, 5, &image);
+        assert_eq!(r.retention_time_ms, -1);
+    }
+
+    #[test]
+    fn results_merge_by_topic() {
+        let mut e = PartitionErrors::default();
+        e.push("a", 3, 3);
+        e.extend("b", [(0, 0)]);
+        e.extend("a", [(0, 0), (1, 0)]);
+        assert_eq!(e.into_topics(), vec![("a".into(), vec![(3, 3), (0, 0), (1, 0)]), ("b".into(), vec![(0, 0)])]);
+    }
+}

@@ -1,0 +1,197 @@
+//! OffsetFetch (key 9): reads committed offsets. v1-7 ask for one group
+//! (top-level group id and topics, topics = null from v2 meaning every
+//! committed offset) and answer at the top level; v8+ batch groups. v1
+//! has no top-level error: a group error goes on each partition, as Kafka
+//! does. Unknown topics are not filtered: they answer offset -1.
+
+use super::{ApiSpec, RequestContext};
+use crate::group;
+use crate::protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use crate::protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+
+/// Version 0 (ZooKeeper offsets) was removed in Kafka 4.0 (KIP-896).
+pub const SPEC: ApiSpec = ApiSpec { api_key: 9, name: "OffsetFetch", min_version: 1, max_version: 9 };
+
+pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let version = ctx.version();
+    let mut responses = Vec::new();
+    for request in to_group_requests(req, version) {
+        responses.push(ctx.broker.groups.offset_fetch(request).await);
+    }
+    to_wire(responses, version)
+}
+
+/// One coordinator request per group asked for.
+fn to_group_requests(req: OffsetFetchRequest, version: i16) -> Vec<group::OffsetFetchRequest> {
+    let require_stable = req.require_stable;
+    if version < 8 {
+        return vec![group::OffsetFetchRequest {
+            group_id: req.group_id,
+            topics: req.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect()),
+            require_stable,
+        }];
+    }
+    req.groups
+        .into_iter()
+        .map(|g| group::OffsetFetchRequest {
+            group_id: g.group_id,
+            topics: g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect()),
+            require_stable,
+        })
+        .collect()
+}
+
+fn to_wire(responses: Vec<group::OffsetFetchResponse>, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = responses
+            .into_iter()
+            .map(|g| OffsetFetchResponseGroup {
+                group_id: g.group_id,
+                error_code: g.error_code,
+                topics: g
+                    .topics
+                    .into_iter()
+                    .map(|t| OffsetFetchResponseTopics {
+                        name: t.name,
+                        partitions: t
+                            .partitions
+                            .into_iter()
+                            .map(|p| OffsetFetchResponsePartitions {
+                                partition_index: p.partition_index,
+                                committed_offset: p.committed_offset,
+                                committed_leader_epoch: p.committed_leader_epoch,
+                                metadata: p.metadata,
+                                error_code: p.error_code,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        return OffsetFetchResponse { groups, ..Default::default() };
+    }
+    debug_assert!(responses.len() == 1, "v0-7 ask for exactly one group");
+    let Some(g) = responses.into_iter().next() else {
+        return OffsetFetchResponse::default();
+    };
+    let group_error = g.error_code;
+    let topics = g
+        .topics
+        .into_iter()
+        .map(|t| OffsetFetchResponseTopic {
+            name: t.name,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    if version < 2 && group_error != group::errors::NONE {
+                        // No top-level error before v2: put it on the partition.
+                        OffsetFetchResponsePartition {
+                            partition_index: p.partition_index,
+                            committed_offset: -1,
+                            committed_leader_epoch: -1,
+                            metadata: Some(String::new()),
+                            error_code: group_error,
+                        }
+                    } else {
+                        OffsetFetchResponsePartition {
+                            partition_index: p.partition_index,
+                            committed_offset: p.committed_offset,
+                            committed_leader_epoch: p.committed_leader_epoch,
+                            metadata: p.metadata,
+                            error_code: p.error_code,
+                        }
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    OffsetFetchResponse { throttle_time_ms: 0, topics, error_code: group_error, groups: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use crate::protocol::Writer;
+
+    fn fetched(group_id: &str, error_code: i16) -> group::OffsetFetchResponse {
+        group::OffsetFetchResponse {
+            group_id: group_id.into(),
+            error_code,
+            topics: vec![group::OffsetFetchTopicResponse {
+                name: "t".into(),
+                partitions: vec![group::OffsetFetchPartitionResponse {
+                    partition_index: 0,
+                    committed_offset: 42,
+                    committed_leader_epoch: 3,
+                    metadata: Some("m".into()),
+                    error_code: 0,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn old_versions_ask_for_the_top_level_group() {
+        let req = OffsetFetchRequest {
+            group_id: "g".into(),
+            topics: Some(vec![OffsetFetchRequestTopic { name: "t".into(), partition_indexes: vec![0, 1] }]),
+            require_stable: true,
+            ..Default::default()
+        };
+        let rs = to_group_requests(req, 7);
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].group_id, "g");
+        assert_eq!(rs[0].topics, Some(vec![("t".to_string(), vec![0, 1])]));
+        assert!(rs[0].require_stable);
+        let all = OffsetFetchRequest { group_id: "g".into(), topics: None, ..Default::default() };
+        assert_eq!(to_group_requests(all, 2)[0].topics, None);
+    }
+
+    #[test]
+    fn v8_batches_groups() {
+        let req = OffsetFetchRequest {
+            groups: vec![
+                OffsetFetchRequestGroup { group_id: "a".into(), topics: None, ..Default::default() },
+                OffsetFetchRequestGroup {
+                    group_id: "b".into(),
+                    topics: Some(vec![OffsetFetchRequestTopics { name: "t".into(), partition_indexes: vec![2] }]),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let rs = to_group_requests(req, 8);
+        assert_eq!(rs.iter().map(|r| r.group_id.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(rs[0].topics, None);
+        assert_eq!(rs[1].topics, Some(vec![("t".to_string(), vec![2])]));
+
+        let w = to_wire(vec![fetched("a", 0), fetched("b", 15)], 8);
+        assert!(w.topics.is_empty());
+        assert_eq!(w.groups.len(), 2);
+        assert_eq!(w.groups[1].error_code, 15);
+        assert_eq!(w.groups[0].topics[0].partitions[0].committed_offset, 42);
+        let mut out = Writer::new();
+        w.encode(&mut out, 9);
+    }
+
+    #[test]
+    fn group_errors_per_version() {
+        let w = to_wire(vec![fetched("g", 15)], 2);
+        assert_eq!(w.error_code, 15);
+        assert_eq!(w.topics[0].partitions[0].committed_offset, 42);
+        let w = to_wire(vec![fetched("g", 15)], 1);
+        let p = &w.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.committed_offset, p.metadata.as_deref()), (15, -1, Some("")));
+        let w = to_wire(vec![fetched("g", 0)], 5);
+        let p = &w.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.committed_offset, p.committed_leader_epoch), (0, 42, 3));
+        assert!(w.groups.is_empty());
+    }
+}
