@@ -12,16 +12,18 @@ use std::time::Duration;
 
 use clap::Parser;
 use klamm::broker::{self, BrokerSettings};
-use klamm::config::cli::{process_env, Command};
+use klamm::config::cli::{process_env, Command, LogFormat};
 use klamm::config::{BrokerConfig, CliArgs};
 use klamm::testing::TempDir;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let mut args = CliArgs::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let mut config = match resolve(&args) {
         Ok(c) => c,
         Err(code) => return code,

@@ -311,3 +311,31 @@ async fn consumer_group_commits_and_resumes() {
     assert_eq!(second, expected);
     broker.shutdown().await;
 }
+
+#[test]
+fn json_log_lines_and_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_klamm")).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("klamm {}", env!("CARGO_PKG_VERSION")));
+
+    let child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .args(["--ephemeral", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Broker(child);
+    let mut address = String::new();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut address).unwrap();
+    assert!(address.starts_with("bootstrap.servers="));
+    sigterm(&child.0);
+    assert!(wait_exit(&mut child.0).success());
+    let mut logs = String::new();
+    child.0.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(lines.len() >= 3, "{logs}");
+    for line in lines {
+        assert!(line.starts_with("{\"timestamp\":") && line.ends_with('}'), "not a JSON line: {line}");
+        assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    }
+}

@@ -41,8 +41,21 @@ pub struct CliArgs {
     #[arg(long)]
     pub ephemeral: bool,
 
+    /// Log line format on stderr: `text` (default) or `json` (one JSON
+    /// object per line). Filter with RUST_LOG, e.g. `RUST_LOG=klamm=debug`.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "KLAMM_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Subcommands of `klamm`.
