@@ -61,9 +61,13 @@ impl AsRef<[u8]> for MapSlice {
 }
 
 /// A memory-mapped file with an append-only writer and zero-copy readers.
+///
+/// No file descriptor is kept open: the mapping stays valid after its file
+/// is closed (as Kafka closes index files once mapped), so thousands of
+/// partitions do not run into the open-files limit. The rare operations
+/// that need one (trim, fsync) reopen the file.
 pub struct MappedFile {
     path: PathBuf,
-    file: File,
     shared: Arc<SharedMap>,
     /// Writes may go up to here; `<=` mapping length and file length.
     capacity: usize,
@@ -135,7 +139,6 @@ impl MappedFile {
         debug_assert!(map.len() >= capacity);
         Ok(MappedFile {
             path: path.to_path_buf(),
-            file,
             shared: Arc::new(SharedMap {
                 map,
                 published_len: AtomicUsize::new(logical_len),
@@ -168,7 +171,6 @@ impl MappedFile {
             .map_err(StorageError::io("mmap", path))?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            file,
             shared: Arc::new(SharedMap {
                 map,
                 published_len: AtomicUsize::new(len),
@@ -323,11 +325,10 @@ impl MappedFile {
         }
         self.flush()?;
         if self.writable {
-            self.file
-                .set_len(len as u64)
+            let file = self.reopen()?;
+            file.set_len(len as u64)
                 .map_err(StorageError::io("trim", &self.path))?;
-            self.file
-                .sync_all()
+            file.sync_all()
                 .map_err(StorageError::io("fsync", &self.path))?;
         }
         self.capacity = len;
@@ -336,15 +337,52 @@ impl MappedFile {
 
     /// fsyncs the file's data and metadata (its length).
     pub fn sync_all(&self) -> Result<(), StorageError> {
-        self.file
+        self.reopen()?
             .sync_all()
             .map_err(StorageError::io("fsync", &self.path))
+    }
+
+    /// Opens the mapped file again, for the operations a mapping cannot do.
+    fn reopen(&self) -> Result<File, StorageError> {
+        OpenOptions::new()
+            .write(self.writable)
+            .read(true)
+            .open(&self.path)
+            .map_err(StorageError::io("open", &self.path))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Open descriptors that point at files under `dir`.
+    fn fds_under(dir: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    #[test]
+    fn no_descriptor_stays_open_per_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut maps = Vec::new();
+        for i in 0..50 {
+            let mut m = MappedFile::create(&dir.path().join(format!("w{i}")), 4096).unwrap();
+            m.append(b"data").unwrap();
+            maps.push(m);
+            maps.push(MappedFile::open_read_only(&dir.path().join(format!("w{i}"))).unwrap());
+        }
+        assert_eq!(fds_under(dir.path()), 0);
+        // What needs a descriptor reopens the file.
+        maps[0].trim_to(4).unwrap();
+        maps[0].sync_all().unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("w0")).unwrap().len(), 4);
+        assert_eq!(&maps[1].as_slice()[..4], b"data");
+        assert_eq!(fds_under(dir.path()), 0);
+    }
 
     #[test]
     fn append_publish_and_read_back() {
