@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
+    raise_open_files_limit();
     let settings = match BrokerSettings::from_config(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -104,6 +105,24 @@ fn main() -> ExitCode {
     drop(runtime);
     drop(ephemeral_dir);
     code
+}
+
+/// Raises the soft open-files limit to the hard one, as Kafka's
+/// documentation asks operators to: every active segment keeps its log
+/// open for writing, so a broker with thousands of partitions needs
+/// thousands of descriptors. Failure is not fatal (descriptors then run
+/// out later, as an I/O error on the partition that needs one).
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit.clone()) {
+            Ok(()) => tracing::debug!(?from, to = ?limit.maximum, "raised the open-files limit"),
+            Err(e) => tracing::warn!(error = %e, ?from, "cannot raise the open-files limit"),
+        }
+    }
 }
 
 /// Resolves the configuration, printing every problem found.

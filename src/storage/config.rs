@@ -30,9 +30,9 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
-    /// `preallocate`. Active segments are always preallocated sparsely (they
-    /// are written through a fixed-size memory map), so this is accepted for
-    /// compatibility and has no further effect.
+    /// `preallocate`. Accepted for compatibility, no effect: the active log
+    /// grows by positioned writes, and Kafka's preallocation (a sparse
+    /// `setLength` on Linux) would only change the file's apparent size.
     pub preallocate: bool,
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::error::StorageError;
-use super::mmap::MappedFile;
+use super::mmap::{MappedFile, WriteMode};
 use crate::types::{FilePosition, Offset, TimestampMs};
 
 /// One `.index` entry.
@@ -65,7 +65,7 @@ fn open_index_file(
                 .map_err(StorageError::io("stat", path))?
                 .len() as usize;
             let logical = len / entry_bytes * entry_bytes;
-            MappedFile::open_writable(path, logical, capacity.max(logical))
+            MappedFile::open_writable(path, logical, capacity.max(logical), WriteMode::Map)
         }
     }
 }
@@ -97,7 +97,7 @@ impl OffsetIndex {
         capacity_bytes: usize,
     ) -> Result<OffsetIndex, StorageError> {
         Ok(OffsetIndex {
-            file: MappedFile::create(path, capacity_bytes)?,
+            file: MappedFile::create(path, capacity_bytes, WriteMode::Map)?,
             base_offset,
         })
     }
@@ -235,7 +235,7 @@ impl TimeIndex {
         capacity_bytes: usize,
     ) -> Result<TimeIndex, StorageError> {
         Ok(TimeIndex {
-            file: MappedFile::create(path, capacity_bytes)?,
+            file: MappedFile::create(path, capacity_bytes, WriteMode::Map)?,
             base_offset,
         })
     }

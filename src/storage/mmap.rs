@@ -1,13 +1,26 @@
-//! `MappedFile`: a file mapped once, written append-only by a single writer
-//! through the map, and read zero-copy by many readers. This is the only
-//! file in the crate that contains `unsafe`.
+//! `MappedFile`: a file mapped once, written append-only by a single writer,
+//! and read zero-copy by many readers. This is the only file in the crate
+//! that contains `unsafe`.
+//!
+//! Two ways to write, chosen at creation ([`WriteMode`]):
+//! - **`Pwrite`** (segment logs): positioned writes through a descriptor
+//!   held while the file is writable; the mapping is read-only and may
+//!   reach past the end of the file, which grows with each write. A full
+//!   disk is an `ENOSPC` error from the write, the pages written never enter
+//!   this process's page tables, and nothing is zeroed first.
+//! - **`Map`** (the small sparse indexes): the file is sized to its
+//!   capacity and written through a read-write mapping; no descriptor is
+//!   kept (as Kafka closes index files once mapped), so thousands of
+//!   partitions do not run into the open-files limit.
 //!
 //! Soundness rests on three invariants, upheld by this type alone:
-//! 1. **Bounds**: the mapping is at least `capacity` bytes long, the file is
-//!    at least `capacity` bytes long while writable (and exactly the mapped
-//!    prefix that is readable when read-only), and
-//!    `published_len <= capacity`. Every pointer access stays below
-//!    `capacity`; every shared slice stays below `published_len`.
+//! 1. **Bounds**: the mapping is at least `capacity` bytes long and
+//!    `published_len <= capacity`. The file is at least `published_len`
+//!    bytes long (with `Pwrite`, bytes are published only after their write
+//!    returned), at least `capacity` bytes long while written through the
+//!    map, and exactly the mapped length when read-only. Reads stay below
+//!    `published_len`, map writes below `capacity`: no access reaches a
+//!    page past the end of the file.
 //! 2. **Aliasing**: bytes below `published_len` are never written again (the
 //!    file only grows, `trim_to` never cuts below `published_len`). Writes
 //!    go only to `[published_len, capacity)`, which no slice covers, and only
@@ -17,9 +30,11 @@
 //!    its file deleted.
 //!
 //! What the code cannot rule out is another process truncating the file
-//! under us, or the file system failing to allocate a block for a sparse
-//! page on first write (disk full); both raise SIGBUS. klamm owns its log
-//! directory, and operators should keep free space above `segment.bytes`.
+//! under us, or (for `Map` files) the file system failing to allocate a
+//! block for a sparse page on first write (disk full); both raise SIGBUS.
+//! klamm owns its log directory; the index pages at risk are a few per
+//! segment, and the log write that precedes each index entry fails first
+//! with `ENOSPC` on a full disk.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -28,7 +43,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use memmap2::{MmapOptions, MmapRaw};
+use std::os::unix::fs::FileExt;
+
+use memmap2::{Advice, MmapOptions, MmapRaw, UncheckedAdvice};
 
 use super::error::StorageError;
 
@@ -60,19 +77,64 @@ impl AsRef<[u8]> for MapSlice {
     }
 }
 
+/// How a writable [`MappedFile`] is written (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Positioned writes through a kept descriptor; read-only mapping.
+    Pwrite,
+    /// Through a read-write mapping of the preallocated file; no descriptor.
+    Map,
+}
+
+/// Who may write the file.
+enum Writer {
+    /// Sealed or opened read-only.
+    ReadOnly,
+    Map,
+    Pwrite(File),
+}
+
+impl Drop for MapSlice {
+    /// Drops the page-table entries of the whole pages this slice covered,
+    /// once nothing holds it any more (its bytes were sent). The data stays
+    /// in the page cache; this process just stops mapping it, so serving a
+    /// log does not grow the broker's RSS by everything it served, and the
+    /// kernel reclaims those pages as it would after Kafka's `sendfile`.
+    /// Partial pages at either end are left: they are shared with the
+    /// neighbouring batches, which are likely read next.
+    fn drop(&mut self) {
+        let page = page_size();
+        let first = self.start.div_ceil(page) * page;
+        let end = (self.start + self.len) / page * page;
+        if end > first {
+            // SAFETY: the range lies inside the mapping (invariant 1), which
+            // is a shared mapping of a regular file. MADV_DONTNEED on such a
+            // mapping only removes this process's page-table entries: the
+            // bytes stay in the page cache (dirty state is kept) and the
+            // next access, through any slice still alive, faults the same
+            // bytes back in. No reader can observe a change, unlike
+            // DONTNEED on a private or anonymous mapping, which is why
+            // memmap2 makes this an unchecked advice.
+            let _ = unsafe {
+                self.shared
+                    .map
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, first, end - first)
+            };
+        }
+    }
+}
+
 /// A memory-mapped file with an append-only writer and zero-copy readers.
 ///
-/// No file descriptor is kept open: the mapping stays valid after its file
-/// is closed (as Kafka closes index files once mapped), so thousands of
-/// partitions do not run into the open-files limit. The rare operations
-/// that need one (trim, fsync) reopen the file.
+/// Only a `Pwrite` file keeps its descriptor, and only while writable. The
+/// rare operations that need one otherwise (trim, fsync) reopen the file.
 pub struct MappedFile {
     path: PathBuf,
     shared: Arc<SharedMap>,
-    /// Writes may go up to here; `<=` mapping length and file length.
+    /// Writes may go up to here; `<=` the mapping length.
     capacity: usize,
-    writable: bool,
-    /// Everything below this has been msync'ed.
+    writer: Writer,
+    /// Everything below this has been synced to disk.
     flushed_len: usize,
 }
 
@@ -80,10 +142,14 @@ fn io_error(kind: io::ErrorKind, msg: &'static str) -> io::Error {
     io::Error::new(kind, msg)
 }
 
+fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
 impl MappedFile {
-    /// Creates (or empties) `path`, sizes it to `capacity` bytes (sparse) and
-    /// maps it read-write with nothing published.
-    pub fn create(path: &Path, capacity: usize) -> Result<MappedFile, StorageError> {
+    /// Creates (or empties) `path` for up to `capacity` bytes of appends,
+    /// with nothing published. `Map` sizes the file to `capacity` (sparse).
+    pub fn create(path: &Path, capacity: usize, mode: WriteMode) -> Result<MappedFile, StorageError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -91,16 +157,17 @@ impl MappedFile {
             .truncate(true)
             .open(path)
             .map_err(StorageError::io("create", path))?;
-        Self::map_writable(path, file, 0, capacity)
+        Self::map_writable(path, file, 0, capacity, mode)
     }
 
     /// Opens an existing file whose first `logical_len` bytes are valid,
-    /// zeroes anything after them, sizes it to `max(capacity, logical_len)`
-    /// and maps it read-write with `logical_len` bytes published.
+    /// cuts anything after them, and maps it for appends up to
+    /// `max(capacity, logical_len)` with `logical_len` bytes published.
     pub fn open_writable(
         path: &Path,
         logical_len: usize,
         capacity: usize,
+        mode: WriteMode,
     ) -> Result<MappedFile, StorageError> {
         let file = OpenOptions::new()
             .read(true)
@@ -117,10 +184,11 @@ impl MappedFile {
                 "file is shorter than its logical length",
             )));
         }
-        // Cut any torn tail first so that the growth below reads as zeros.
+        // Cut any torn tail first so that growth (by write or by the
+        // preallocation below) reads as zeros.
         file.set_len(logical_len as u64)
             .map_err(StorageError::io("truncate", path))?;
-        Self::map_writable(path, file, logical_len, capacity.max(logical_len))
+        Self::map_writable(path, file, logical_len, capacity.max(logical_len), mode)
     }
 
     fn map_writable(
@@ -128,14 +196,29 @@ impl MappedFile {
         file: File,
         logical_len: usize,
         capacity: usize,
+        mode: WriteMode,
     ) -> Result<MappedFile, StorageError> {
         debug_assert!(logical_len <= capacity);
-        file.set_len(capacity as u64)
-            .map_err(StorageError::io("preallocate", path))?;
-        let map = MmapOptions::new()
-            .len(capacity)
-            .map_raw(&file)
-            .map_err(StorageError::io("mmap", path))?;
+        let (map, writer) = match mode {
+            WriteMode::Map => {
+                file.set_len(capacity as u64)
+                    .map_err(StorageError::io("preallocate", path))?;
+                let map = MmapOptions::new()
+                    .len(capacity)
+                    .map_raw(&file)
+                    .map_err(StorageError::io("mmap", path))?;
+                (map, Writer::Map)
+            }
+            WriteMode::Pwrite => {
+                // The mapping reaches past the end of the file; only the
+                // published prefix, which the file covers, is ever read.
+                let map = MmapOptions::new()
+                    .len(capacity)
+                    .map_raw_read_only(&file)
+                    .map_err(StorageError::io("mmap", path))?;
+                (map, Writer::Pwrite(file))
+            }
+        };
         debug_assert!(map.len() >= capacity);
         Ok(MappedFile {
             path: path.to_path_buf(),
@@ -144,7 +227,7 @@ impl MappedFile {
                 published_len: AtomicUsize::new(logical_len),
             }),
             capacity,
-            writable: true,
+            writer,
             flushed_len: logical_len,
         })
     }
@@ -176,7 +259,7 @@ impl MappedFile {
                 published_len: AtomicUsize::new(len),
             }),
             capacity: len,
-            writable: false,
+            writer: Writer::ReadOnly,
             flushed_len: len,
         })
     }
@@ -205,7 +288,7 @@ impl MappedFile {
     /// Bytes still writable.
     #[inline]
     pub fn remaining(&self) -> usize {
-        if self.writable {
+        if self.is_writable() {
             self.capacity - self.len()
         } else {
             0
@@ -214,20 +297,25 @@ impl MappedFile {
 
     #[inline]
     pub fn is_writable(&self) -> bool {
-        self.writable
+        !matches!(self.writer, Writer::ReadOnly)
     }
 
-    /// Copies `data` to the write position and publishes it; returns the
-    /// position it was written at.
+    /// Writes `data` at the write position and publishes it; returns the
+    /// position it was written at. On error nothing is published (a `Pwrite`
+    /// file may hold part of `data` past the published length, which the
+    /// next append overwrites and recovery cuts).
     pub fn append(&mut self, data: &[u8]) -> Result<usize, StorageError> {
-        if !self.writable {
-            return Err(StorageError::io("append", &self.path)(io_error(
-                io::ErrorKind::PermissionDenied,
-                "file is mapped read-only",
-            )));
-        }
         let start = self.len();
         debug_assert!(start <= self.capacity);
+        let read_only = || {
+            StorageError::io("append", &self.path)(io_error(
+                io::ErrorKind::PermissionDenied,
+                "file is mapped read-only",
+            ))
+        };
+        if !self.is_writable() {
+            return Err(read_only());
+        }
         if data.len() > self.capacity - start {
             return Err(StorageError::io("append", &self.path)(io_error(
                 io::ErrorKind::Other,
@@ -237,18 +325,28 @@ impl MappedFile {
         if data.is_empty() {
             return Ok(start);
         }
-        // SAFETY: `start + data.len() <= capacity`, which is within the
-        // mapping and the file (invariant 1). The target range lies at or
-        // after `published_len`, so no shared slice covers it (invariant 2),
-        // and `&mut self` makes this the only writer. `data` cannot overlap
-        // the target: it is a live `&[u8]`, and no `&[u8]` of the unpublished
-        // range can exist. The mapping is read-write because `writable`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.shared.map.as_mut_ptr().add(start),
-                data.len(),
-            );
+        match &self.writer {
+            Writer::ReadOnly => return Err(read_only()),
+            Writer::Pwrite(file) => {
+                // The range is unpublished (invariant 2), so no reader sees
+                // it change; the file now covers `start + data.len()`.
+                file.write_all_at(data, start as u64)
+                    .map_err(StorageError::io("write", &self.path))?;
+            }
+            // SAFETY: `start + data.len() <= capacity`, which is within the
+            // mapping and, for a `Map` file, the file (invariant 1). The
+            // target range lies at or after `published_len`, so no shared
+            // slice covers it (invariant 2), and `&mut self` makes this the
+            // only writer. `data` cannot overlap the target: it is a live
+            // `&[u8]`, and no `&[u8]` of the unpublished range can exist. A
+            // `Map` file is mapped read-write.
+            Writer::Map => unsafe {
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr(),
+                    self.shared.map.as_mut_ptr().add(start),
+                    data.len(),
+                );
+            },
         }
         self.shared
             .published_len
@@ -287,30 +385,51 @@ impl MappedFile {
         }))
     }
 
-    /// msyncs everything published since the last flush.
-    pub fn flush(&mut self) -> Result<(), StorageError> {
-        let len = self.len();
-        if !self.writable || len <= self.flushed_len {
-            return Ok(());
+    /// Makes `[start, start + len)` of the published prefix resident in this
+    /// process's page tables, so that a later copy out of it (a socket write
+    /// on an async worker) does not fault. Call it on a blocking thread.
+    /// Best effort: ranges outside the published prefix are ignored.
+    pub fn prefault(&self, start: usize, len: usize) {
+        let published = self.len();
+        let Some(end) = start.checked_add(len) else { return };
+        if len == 0 || end > published {
+            return;
         }
-        self.shared
-            .map
-            .flush_range(self.flushed_len, len - self.flushed_len)
-            .map_err(StorageError::io("msync", &self.path))?;
-        self.flushed_len = len;
-        Ok(())
+        if self.shared.map.advise_range(Advice::PopulateRead, start, len).is_ok() {
+            return;
+        }
+        // Kernels before 5.14 lack MADV_POPULATE_READ: touch every page.
+        let bytes = &self.as_slice()[start..end];
+        let page = page_size();
+        let mut acc = 0u8;
+        let mut at = 0;
+        while at < bytes.len() {
+            acc ^= bytes[at];
+            at += page;
+        }
+        std::hint::black_box(acc);
     }
 
-    /// msyncs `[offset, offset + len)` of the published prefix.
-    pub fn flush_range(&self, offset: usize, len: usize) -> Result<(), StorageError> {
-        let end = offset.saturating_add(len);
-        if !self.writable || len == 0 || end > self.len() {
+    /// Syncs everything published since the last flush to disk (msync for
+    /// `Map`, fdatasync for `Pwrite`).
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        let len = self.len();
+        if len <= self.flushed_len {
             return Ok(());
         }
-        self.shared
-            .map
-            .flush_range(offset, len)
-            .map_err(StorageError::io("msync", &self.path))
+        match &self.writer {
+            Writer::ReadOnly => return Ok(()),
+            Writer::Map => self
+                .shared
+                .map
+                .flush_range(self.flushed_len, len - self.flushed_len)
+                .map_err(StorageError::io("msync", &self.path))?,
+            Writer::Pwrite(file) => file
+                .sync_data()
+                .map_err(StorageError::io("fdatasync", &self.path))?,
+        }
+        self.flushed_len = len;
+        Ok(())
     }
 
     /// Shrinks the file to `len` bytes (the logical size, at roll or close)
@@ -324,8 +443,15 @@ impl MappedFile {
             )));
         }
         self.flush()?;
-        if self.writable {
-            let file = self.reopen()?;
+        if self.is_writable() {
+            let reopened;
+            let file = match &self.writer {
+                Writer::Pwrite(file) => file,
+                _ => {
+                    reopened = self.reopen()?;
+                    &reopened
+                }
+            };
             file.set_len(len as u64)
                 .map_err(StorageError::io("trim", &self.path))?;
             file.sync_all()
@@ -337,15 +463,17 @@ impl MappedFile {
 
     /// fsyncs the file's data and metadata (its length).
     pub fn sync_all(&self) -> Result<(), StorageError> {
-        self.reopen()?
-            .sync_all()
-            .map_err(StorageError::io("fsync", &self.path))
+        let sync = |f: &File| f.sync_all().map_err(StorageError::io("fsync", &self.path));
+        match &self.writer {
+            Writer::Pwrite(file) => sync(file),
+            _ => sync(&self.reopen()?),
+        }
     }
 
     /// Opens the mapped file again, for the operations a mapping cannot do.
     fn reopen(&self) -> Result<File, StorageError> {
         OpenOptions::new()
-            .write(self.writable)
+            .write(self.is_writable())
             .read(true)
             .open(&self.path)
             .map_err(StorageError::io("open", &self.path))
@@ -370,7 +498,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut maps = Vec::new();
         for i in 0..50 {
-            let mut m = MappedFile::create(&dir.path().join(format!("w{i}")), 4096).unwrap();
+            let mut m = MappedFile::create(&dir.path().join(format!("w{i}")), 4096, WriteMode::Map).unwrap();
             m.append(b"data").unwrap();
             maps.push(m);
             maps.push(MappedFile::open_read_only(&dir.path().join(format!("w{i}"))).unwrap());
@@ -388,7 +516,7 @@ mod tests {
     fn append_publish_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let mut m = MappedFile::create(&p, 64).unwrap();
+        let mut m = MappedFile::create(&p, 64, WriteMode::Map).unwrap();
         assert_eq!(m.len(), 0);
         assert_eq!(m.capacity(), 64);
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 64);
@@ -401,14 +529,13 @@ mod tests {
         assert!(m.slice_bytes(usize::MAX, 2).is_none());
         assert_eq!(m.slice_bytes(3, 0).unwrap().len(), 0);
         m.flush().unwrap();
-        m.flush_range(0, 5).unwrap();
         assert_eq!(m.remaining(), 64 - 11);
     }
 
     #[test]
     fn refuses_writes_beyond_capacity() {
         let dir = tempfile::tempdir().unwrap();
-        let mut m = MappedFile::create(&dir.path().join("f"), 8).unwrap();
+        let mut m = MappedFile::create(&dir.path().join("f"), 8, WriteMode::Map).unwrap();
         m.append(&[1; 6]).unwrap();
         assert!(m.append(&[2; 3]).is_err());
         assert_eq!(m.len(), 6);
@@ -421,7 +548,7 @@ mod tests {
     fn bytes_outlive_the_file_object_and_deletion() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let mut m = MappedFile::create(&p, 32).unwrap();
+        let mut m = MappedFile::create(&p, 32, WriteMode::Map).unwrap();
         m.append(b"persistent").unwrap();
         let b = m.slice_bytes(0, 10).unwrap();
         drop(m);
@@ -436,7 +563,7 @@ mod tests {
     fn trim_never_below_published_and_file_shrinks() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let mut m = MappedFile::create(&p, 1 << 20).unwrap();
+        let mut m = MappedFile::create(&p, 1 << 20, WriteMode::Map).unwrap();
         m.append(&[7u8; 100]).unwrap();
         let held = m.slice_bytes(0, 100).unwrap();
         assert!(m.trim_to(99).is_err());
@@ -453,7 +580,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"goodGARBAGE").unwrap();
-        let mut m = MappedFile::open_writable(&p, 4, 16).unwrap();
+        let mut m = MappedFile::open_writable(&p, 4, 16, WriteMode::Map).unwrap();
         assert_eq!(m.as_slice(), b"good");
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 16);
         m.append(b"!").unwrap();
@@ -464,7 +591,7 @@ mod tests {
         assert_eq!(&r.as_slice()[..5], b"good!");
         assert!(r.as_slice()[5..].iter().all(|&b| b == 0));
         assert!(!r.is_writable());
-        assert!(MappedFile::open_writable(&p, 17, 32).is_err());
+        assert!(MappedFile::open_writable(&p, 17, 32, WriteMode::Map).is_err());
     }
 
     #[test]
@@ -475,7 +602,7 @@ mod tests {
         let r = MappedFile::open_read_only(&p).unwrap();
         assert!(r.is_empty());
         assert_eq!(r.as_slice(), b"");
-        let mut w = MappedFile::create(&p, 0).unwrap();
+        let mut w = MappedFile::create(&p, 0, WriteMode::Map).unwrap();
         assert!(w.append(b"x").is_err());
         w.append(b"").unwrap();
     }
@@ -483,7 +610,7 @@ mod tests {
     #[test]
     fn concurrent_readers_see_only_published_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut m = MappedFile::create(&dir.path().join("f"), 4096).unwrap();
+        let mut m = MappedFile::create(&dir.path().join("f"), 4096, WriteMode::Map).unwrap();
         m.append(&[1u8; 64]).unwrap();
         let snapshots: Vec<Bytes> = (0..8).map(|_| m.slice_bytes(0, 64).unwrap()).collect();
         let handles: Vec<_> = snapshots
@@ -496,5 +623,54 @@ mod tests {
         for h in handles {
             assert_eq!(h.join().unwrap(), 64);
         }
+    }
+
+    #[test]
+    fn pwrite_files_grow_with_each_write_and_hold_one_descriptor_while_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut m = MappedFile::create(&p, 1 << 20, WriteMode::Pwrite).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0, "no preallocation");
+        assert_eq!(m.capacity(), 1 << 20);
+        assert_eq!(fds_under(dir.path()), 1);
+        // Across a page boundary: the mapping sees what the writes put there.
+        let a = vec![1u8; 5000];
+        let b = vec![2u8; 5000];
+        assert_eq!(m.append(&a).unwrap(), 0);
+        let held = m.slice_bytes(0, 5000).unwrap();
+        assert_eq!(m.append(&b).unwrap(), 5000);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 10_000);
+        assert!(held.iter().all(|&x| x == 1));
+        assert!(m.as_slice()[5000..].iter().all(|&x| x == 2));
+        // Dropping a slice unmaps its whole pages; other slices of the same
+        // bytes read them back from the page cache.
+        let twin = m.slice_bytes(0, 10_000).unwrap();
+        drop(m.slice_bytes(0, 10_000).unwrap());
+        assert!(twin[..5000].iter().all(|&x| x == 1) && twin[5000..].iter().all(|&x| x == 2));
+        m.prefault(0, 10_000);
+        m.prefault(9_000, 5_000); // beyond the published prefix: ignored
+        m.prefault(usize::MAX, 2);
+        m.flush().unwrap();
+        m.trim_to(10_000).unwrap();
+        assert!(m.append(&[3]).is_err(), "trimmed to its length");
+        let sealed = MappedFile::open_read_only(&p).unwrap();
+        drop(m);
+        assert_eq!(fds_under(dir.path()), 0, "sealed files keep no descriptor");
+        assert_eq!(sealed.len(), 10_000);
+        assert_eq!(&held[..], &a[..]);
+    }
+
+    #[test]
+    fn pwrite_reopen_cuts_the_tail_and_appends_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        std::fs::write(&p, b"goodTORN").unwrap();
+        let mut m = MappedFile::open_writable(&p, 4, 64, WriteMode::Pwrite).unwrap();
+        assert_eq!(m.as_slice(), b"good");
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 4);
+        m.append(b"!").unwrap();
+        m.sync_all().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"good!");
+        assert_eq!(m.remaining(), 59);
     }
 }

@@ -1,8 +1,10 @@
 //! `Segment`: one `<base offset>.log` file of v2 batches plus its sparse
-//! `.index` and `.timeindex`, all memory-mapped. The active segment is
-//! preallocated and written through its map; sealing (roll or close) adds
-//! the final time index entry, trims every file to its logical size and
-//! remaps it read-only.
+//! `.index` and `.timeindex`, all memory-mapped for reading. The active
+//! segment's log grows by positioned writes (never preallocated, so a full
+//! disk is an error, not a SIGBUS) and its indexes are preallocated and
+//! written through their maps; sealing (roll or close) adds the final time
+//! index entry, trims every file to its logical size and remaps it
+//! read-only.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +16,7 @@ use super::files::{
     offset_file, remove_if_exists, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use super::index::{OffsetIndex, TimeIndex};
-use super::mmap::MappedFile;
+use super::mmap::{MappedFile, WriteMode};
 use crate::records::{
     BatchIter, CompressionType, RecordBatch, RecordIter, TimestampType, Validation,
 };
@@ -42,7 +44,7 @@ pub enum SegmentRead {
 /// How to open an existing segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenMode {
-    /// Reopen the files writable and preallocated (the last segment).
+    /// Reopen the files for appends (the last segment).
     pub active: bool,
     /// CRC-check every batch from the start and rebuild both indexes;
     /// otherwise trust the indexes if they validate and check only the tail
@@ -251,6 +253,7 @@ impl Segment {
         let log = MappedFile::create(
             &Self::log_path(dir, base_offset),
             config.segment_bytes as usize,
+            WriteMode::Pwrite,
         )?;
         let offset_index = OffsetIndex::create(
             &offset_file(dir, base_offset, INDEX_SUFFIX),
@@ -389,9 +392,10 @@ impl Segment {
         drop(ro_log);
 
         let log = if mode.active {
-            // Truncates any tail, then preallocates again.
+            // Cuts any tail, including zeros preallocated by klamm versions
+            // that wrote the log through its map.
             let capacity = (config.segment_bytes as usize).max(valid_end);
-            MappedFile::open_writable(&log_path, valid_end, capacity)?
+            MappedFile::open_writable(&log_path, valid_end, capacity, WriteMode::Pwrite)?
         } else {
             if report.truncated_bytes > 0 {
                 let f = std::fs::OpenOptions::new()
@@ -563,6 +567,9 @@ impl Segment {
             }
             end += batch.size_bytes();
         }
+        // The bytes go to a socket from an async worker: fault them in here,
+        // on the caller's blocking thread.
+        self.log.prefault(start, end - start);
         SegmentRead::Data(self.log.slice_bytes(start, end - start).unwrap_or_default())
     }
 
@@ -822,8 +829,9 @@ mod tests {
         assert_eq!(
             std::fs::metadata(Segment::log_path(dir.path(), Offset(0)))
                 .unwrap()
-                .len(),
-            64 * 1024
+                .len() as usize,
+            size,
+            "the active log grows with its data"
         );
         seg.seal().unwrap();
         assert!(seg.is_sealed());
