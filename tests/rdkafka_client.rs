@@ -129,9 +129,26 @@ async fn metrics_follow_real_traffic() {
     let p = producer(broker.bootstrap_servers(), "lz4");
     for i in 0..20 {
         p.send(FutureRecord::to("metered").partition(0).key("k").payload(&format!("v{i}")), TIMEOUT).await.unwrap();
+        if i == 9 {
+            // Mid-run: the counters follow the traffic as it happens.
+            let (_, metrics) = tokio::task::spawn_blocking(move || http_get(http, "/metrics")).await.unwrap();
+            assert_eq!(sample(&metrics, r#"klamm_topic_records_in_total{topic="metered"}"#), Some(10.0));
+            assert_eq!(sample(&metrics, r#"klamm_log_end_offset{topic="metered",partition="0"}"#), Some(10.0));
+        }
     }
     let bootstrap = broker.bootstrap_servers().to_string();
-    let got = tokio::task::spawn_blocking(move || read_partition(&bootstrap, "metered", 0, 20)).await.unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let got = read_partition(&bootstrap, "metered", 0, 20);
+        // A group that has consumed 15 of the 20 records lags by 5.
+        let consumer: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "meters").create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("metered", 0, Offset::Offset(15)).unwrap();
+        consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync).unwrap();
+        got
+    })
+    .await
+    .unwrap();
     assert_eq!(got.len(), 20);
 
     let (status, metrics) = tokio::task::spawn_blocking(move || http_get(http, "/metrics")).await.unwrap();
@@ -149,6 +166,13 @@ async fn metrics_follow_real_traffic() {
     assert!(sample(&metrics, "klamm_connections_open").unwrap() >= 1.0);
     assert!(sample(&metrics, "klamm_uptime_seconds").unwrap() > 0.0);
     assert!(sample(&metrics, r#"klamm_log_size_bytes{topic="metered",partition="0"}"#).unwrap() > 0.0);
+    assert_eq!(sample(&metrics, r#"klamm_log_start_offset{topic="metered",partition="0"}"#), Some(0.0));
+    assert!(sample(&metrics, r#"klamm_topic_bytes_in_total{topic="metered"}"#).unwrap() > 0.0);
+    assert!(sample(&metrics, r#"klamm_topic_bytes_out_total{topic="metered"}"#).unwrap() > 0.0);
+    assert_eq!(
+        sample(&metrics, r#"klamm_consumer_group_lag{group="meters",topic="metered",partition="0"}"#),
+        Some(5.0)
+    );
     broker.shutdown().await;
 }
 
@@ -207,9 +231,22 @@ async fn ephemeral_binary_prints_its_address_and_leaves_nothing() {
     let got = tokio::task::spawn_blocking(move || read_partition(&b, "ci", 0, 1)).await.unwrap();
     assert_eq!(got[0].1, b"v");
 
+    // `klamm healthcheck` (the docker HEALTHCHECK) through the binary.
+    let healthcheck = |target: &str| {
+        Command::new(env!("CARGO_BIN_EXE_klamm"))
+            .args(["healthcheck", "--bootstrap", target, "--timeout-ms", "2000"])
+            .output()
+            .unwrap()
+    };
+    let ok = healthcheck(&bootstrap);
+    assert!(ok.status.success(), "{ok:?}");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), format!("ok: {bootstrap}"));
+
     sigterm(&child.0);
     assert!(wait_exit(&mut child.0).success());
     assert!(tmp_dirs().is_empty(), "the data directory is deleted at exit");
+    let down = healthcheck(&bootstrap);
+    assert_eq!(down.status.code(), Some(1), "a stopped broker is unhealthy: {down:?}");
 }
 
 /// A free TCP port on 127.0.0.1 (released before use; fine for tests).
