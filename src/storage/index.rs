@@ -127,6 +127,13 @@ impl OffsetIndex {
         self.entries() >= self.max_entries()
     }
 
+    /// Allocates room for `entries` more entries before anything else is
+    /// written (see [`MappedFile::reserve`]), so that adding them cannot
+    /// fail for lack of disk space after the log was appended.
+    pub fn reserve(&mut self, entries: usize) -> Result<(), StorageError> {
+        self.file.reserve(entries.saturating_mul(Self::ENTRY_BYTES))
+    }
+
     pub fn size_bytes(&self) -> usize {
         self.file.len()
     }
@@ -261,6 +268,13 @@ impl TimeIndex {
 
     pub fn is_full(&self) -> bool {
         self.entries() >= self.max_entries()
+    }
+
+    /// Allocates room for `entries` more entries before anything else is
+    /// written (see [`MappedFile::reserve`]), so that adding them cannot
+    /// fail for lack of disk space after the log was appended.
+    pub fn reserve(&mut self, entries: usize) -> Result<(), StorageError> {
+        self.file.reserve(entries.saturating_mul(Self::ENTRY_BYTES))
     }
 
     pub fn size_bytes(&self) -> usize {

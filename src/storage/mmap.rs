@@ -29,12 +29,12 @@
 //!    mapping outlives every slice even after the `MappedFile` is dropped or
 //!    its file deleted.
 //!
-//! What the code cannot rule out is another process truncating the file
-//! under us, or (for `Map` files) the file system failing to allocate a
-//! block for a sparse page on first write (disk full); both raise SIGBUS.
-//! klamm owns its log directory; the index pages at risk are a few per
-//! segment, and the log write that precedes each index entry fails first
-//! with `ENOSPC` on a full disk.
+//! A write through the map to a sparse page the file system cannot
+//! allocate (disk full) would raise SIGBUS, so `Map` files are written only
+//! below what [`MappedFile::reserve`] has allocated by writing zeros (an
+//! `ENOSPC` there is an ordinary error). What the code cannot rule out is
+//! another process truncating the file under us (SIGBUS); klamm owns its
+//! log directory.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -136,10 +136,24 @@ pub struct MappedFile {
     writer: Writer,
     /// Everything below this has been synced to disk.
     flushed_len: usize,
+    /// `Map` files: everything below this is backed by allocated blocks
+    /// (written, or zero-filled by [`MappedFile::reserve`]).
+    reserved_len: usize,
 }
+
+/// [`MappedFile::reserve`] allocates at least this much at a time (an index
+/// entry is 8 or 12 bytes, so one reservation serves thousands of them).
+const RESERVE_CHUNK_BYTES: usize = 64 * 1024;
 
 fn io_error(kind: io::ErrorKind, msg: &'static str) -> io::Error {
     io::Error::new(kind, msg)
+}
+
+fn read_only_error(path: &Path) -> StorageError {
+    StorageError::io("append", path)(io_error(
+        io::ErrorKind::PermissionDenied,
+        "file is mapped read-only",
+    ))
 }
 
 fn page_size() -> usize {
@@ -229,6 +243,7 @@ impl MappedFile {
             capacity,
             writer,
             flushed_len: logical_len,
+            reserved_len: logical_len,
         })
     }
 
@@ -261,6 +276,7 @@ impl MappedFile {
             capacity: len,
             writer: Writer::ReadOnly,
             flushed_len: len,
+            reserved_len: len,
         })
     }
 
@@ -307,14 +323,8 @@ impl MappedFile {
     pub fn append(&mut self, data: &[u8]) -> Result<usize, StorageError> {
         let start = self.len();
         debug_assert!(start <= self.capacity);
-        let read_only = || {
-            StorageError::io("append", &self.path)(io_error(
-                io::ErrorKind::PermissionDenied,
-                "file is mapped read-only",
-            ))
-        };
         if !self.is_writable() {
-            return Err(read_only());
+            return Err(read_only_error(&self.path));
         }
         if data.len() > self.capacity - start {
             return Err(StorageError::io("append", &self.path)(io_error(
@@ -325,16 +335,20 @@ impl MappedFile {
         if data.is_empty() {
             return Ok(start);
         }
+        // Callers that must not fail after an earlier step reserve first.
+        self.reserve(data.len())?;
+        debug_assert!(!matches!(self.writer, Writer::Map) || start + data.len() <= self.reserved_len);
         match &self.writer {
-            Writer::ReadOnly => return Err(read_only()),
+            Writer::ReadOnly => return Err(read_only_error(&self.path)),
             Writer::Pwrite(file) => {
                 // The range is unpublished (invariant 2), so no reader sees
                 // it change; the file now covers `start + data.len()`.
                 file.write_all_at(data, start as u64)
                     .map_err(StorageError::io("write", &self.path))?;
             }
-            // SAFETY: `start + data.len() <= capacity`, which is within the
-            // mapping and, for a `Map` file, the file (invariant 1). The
+            // SAFETY: `start + data.len() <= reserved_len <= capacity`, which
+            // is within the mapping and, for a `Map` file, the file, with its
+            // blocks allocated (invariant 1, and `reserve` above). The
             // target range lies at or after `published_len`, so no shared
             // slice covers it (invariant 2), and `&mut self` makes this the
             // only writer. `data` cannot overlap the target: it is a live
@@ -383,6 +397,33 @@ impl MappedFile {
             start,
             len,
         }))
+    }
+
+    /// Makes sure the next `additional` bytes of a `Map` file (capped at its
+    /// capacity) are backed by allocated blocks, by writing zeros there
+    /// through a descriptor: a full disk is then an `ENOSPC` error here
+    /// rather than SIGBUS on a later write through the map. Nothing to do
+    /// for `Pwrite` files, whose writes allocate, or read-only ones.
+    pub fn reserve(&mut self, additional: usize) -> Result<(), StorageError> {
+        if !matches!(self.writer, Writer::Map) {
+            return Ok(());
+        }
+        let want = self.len().saturating_add(additional).min(self.capacity);
+        if want <= self.reserved_len {
+            return Ok(());
+        }
+        let upto = want
+            .max(self.reserved_len.saturating_add(RESERVE_CHUNK_BYTES))
+            .min(self.capacity);
+        debug_assert!(self.reserved_len >= self.len() && upto > self.reserved_len);
+        // The range is unpublished and unwritten (invariant 2): zeros are
+        // what the sparse file reads as there already.
+        let zeros = vec![0u8; upto - self.reserved_len];
+        self.reopen()?
+            .write_all_at(&zeros, self.reserved_len as u64)
+            .map_err(StorageError::io("reserve", &self.path))?;
+        self.reserved_len = upto;
+        Ok(())
     }
 
     /// Makes `[start, start + len)` of the published prefix resident in this
@@ -658,6 +699,32 @@ mod tests {
         assert_eq!(fds_under(dir.path()), 0, "sealed files keep no descriptor");
         assert_eq!(sealed.len(), 10_000);
         assert_eq!(&held[..], &a[..]);
+    }
+
+    /// Allocated bytes of a file (st_blocks is in 512-byte units).
+    fn allocated_bytes(p: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn map_files_allocate_blocks_before_writing_through_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index");
+        let mut m = MappedFile::create(&p, 1 << 20, WriteMode::Map).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 20);
+        assert_eq!(allocated_bytes(&p), 0, "sparse until written");
+        m.reserve(8).unwrap();
+        let reserved = allocated_bytes(&p) as usize;
+        assert!(reserved >= RESERVE_CHUNK_BYTES, "reserved a chunk: {reserved}");
+        m.append(&[9u8; 8]).unwrap();
+        // Appends past the reservation reserve for themselves.
+        m.append(&vec![7u8; RESERVE_CHUNK_BYTES]).unwrap();
+        assert!(allocated_bytes(&p) as usize >= RESERVE_CHUNK_BYTES + 8);
+        assert_eq!(&m.as_slice()[..8], &[9u8; 8]);
+        // Capped at the capacity.
+        m.reserve(usize::MAX).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 20);
     }
 
     #[test]

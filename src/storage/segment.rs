@@ -507,6 +507,11 @@ impl Segment {
     /// Appends validated batches whose offsets are already assigned, and
     /// updates the indexes. The caller made sure they fit.
     pub fn append(&mut self, data: &[u8], now: TimestampMs) -> Result<(), StorageError> {
+        // Each batch adds at most one entry to each index. Their blocks are
+        // allocated first: once the log is written, nothing may fail.
+        let batches = BatchIter::new(data, Validation::Structure).count();
+        self.offset_index.reserve(batches)?;
+        self.time_index.reserve(batches)?;
         let start = self.log.append(data)?;
         let interval = self.index_interval_bytes;
         let mut iter = BatchIter::new(data, Validation::Structure);
