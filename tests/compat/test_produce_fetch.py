@@ -8,11 +8,13 @@ console consumer when it resumes a group (position validation)."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
+import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition as CTP
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition as CTP
 
 import compat
 
@@ -192,3 +194,187 @@ def test_fetch_returns_oversized_first_batch_whole(bootstrap):
         c.close()
     assert [(m.offset, m.key) for m in got] == [(i, f"k{i}".encode()) for i in range(len(values))]
     assert [m.value for m in got] == values
+
+
+# ---------------------------------------------------------------------------
+# OffsetForLeaderEpoch: consumers validate a position that carries a leader
+# epoch (a committed offset or a seek) against the broker's epoch end offset.
+
+# The stock tools' log config with the Java client's NetworkClient at TRACE:
+# it logs every request it sends and every response it receives, bodies
+# included.
+NETWORK_TRACE_LOG4J = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDERR
+      target: SYSTEM_ERR
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Logger:
+      - name: org.apache.kafka.clients.NetworkClient
+        level: TRACE
+        additivity: false
+        AppenderRef:
+          - ref: STDERR
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDERR
+"""
+
+
+@pytest.fixture
+def epoch_broker(request, broker_factory):
+    """(broker, requests) where requests(api) reads klamm's
+    klamm_requests_total for that API from GET /metrics of a fresh broker
+    with http.listener; against Kafka the session broker, and requests is
+    None (Kafka has no such endpoint)."""
+    if compat.BROKER_KIND != "klamm":
+        return request.getfixturevalue("broker"), None
+    port = compat.free_port()
+    b = broker_factory({"auto.create.topics.enable": "false", "http.listener": f"http://127.0.0.1:{port}"})
+
+    def requests(api: str) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        m = re.search(rf'^klamm_requests_total\{{api="{api}"\}} (\d+)$', text, re.M)
+        return int(m.group(1)) if m else 0
+
+    return b, requests
+
+
+def produce_lines(bootstrap, topic, n):
+    kcat("-P", "-b", bootstrap, "-t", topic, "-p", "0", "-X", "acks=all",
+         input="".join(f"r{i}\n" for i in range(n)))
+
+
+@needs_kcat
+def test_offset_for_leader_epoch_console_consumer_resumes_group(epoch_broker, tmp_path):
+    """A confluent-kafka group member reads 6 of 10 records and commits
+    after the 6th: the commit carries the records' leader epoch (0, read
+    back by committed()). kafka-console-consumer then resumes the group
+    with auto.offset.reset=none: the Java consumer validates the committed
+    position with OffsetForLeaderEpoch v4 (currentLeaderEpoch 0,
+    leaderEpoch 0), gets errorCode 0, leaderEpoch 0, endOffset 10 (its
+    NetworkClient trace log shows request and response), and prints
+    offsets 6..9, no error. On klamm the request is also counted in
+    klamm_requests_total{api="OffsetForLeaderEpoch"}."""
+    b, requests = epoch_broker
+    topic = compat.unique("ofle-resume")
+    group = compat.unique("ofle-g")
+    compat.create_topic(b.bootstrap, topic, 1)
+    produce_lines(b.bootstrap, topic, 10)
+
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "session.timeout.ms": 10000})
+    try:
+        c.subscribe([topic])
+        seen = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 6 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                raise KafkaException(m.error())
+            seen.append(m)
+        assert [(m.offset(), m.leader_epoch()) for m in seen] == [(i, 0) for i in range(6)]
+        c.commit(message=seen[-1], asynchronous=False)
+        [committed] = c.committed([CTP(topic, 0)], timeout=10)
+        assert (committed.offset, committed.leader_epoch) == (6, 0)
+    finally:
+        c.close()
+    if requests:
+        assert requests("OffsetForLeaderEpoch") == 0
+
+    log4j = tmp_path / "log4j2-network-trace.yaml"
+    log4j.write_text(NETWORK_TRACE_LOG4J)
+    cp = compat.run([compat.KAFKA_RUN_CLASS, compat.CONSOLE_CONSUMER, "--bootstrap-server", b.bootstrap,
+                     "--topic", topic, "--group", group, "--max-messages", "4", "--timeout-ms", "15000",
+                     "--property", "print.offset=true", "--consumer-property", "auto.offset.reset=none"],
+                    env={"KAFKA_LOG4J_CONFIG": str(log4j)}, timeout=90)
+    assert cp.stdout.splitlines() == [f"Offset:{i}\tr{i}" for i in range(6, 10)], cp.stdout
+    sent = [line for line in cp.stderr.splitlines() if "Sending OFFSET_FOR_LEADER_EPOCH request" in line]
+    received = [line for line in cp.stderr.splitlines() if "Received OFFSET_FOR_LEADER_EPOCH response" in line]
+    assert len(sent) == len(received) == 1, cp.stderr[-3000:]
+    assert "apiVersion=4," in sent[0], sent[0]
+    assert (f"OffsetForLeaderTopic(topic='{topic}', partitions=[OffsetForLeaderPartition(partition=0, "
+            "currentLeaderEpoch=0, leaderEpoch=0)])") in sent[0], sent[0]
+    assert (f"OffsetForLeaderEpochResponseData(throttleTimeMs=0, topics=[OffsetForLeaderTopicResult("
+            f"topic='{topic}', partitions=[EpochEndOffset(errorCode=0, partition=0, leaderEpoch=0, "
+            "endOffset=10)])])") in received[0], received[0]
+    if requests:
+        assert requests("OffsetForLeaderEpoch") == 1
+
+
+@needs_kcat
+def test_offset_for_leader_epoch_after_seek_librdkafka(epoch_broker):
+    """confluent-kafka (librdkafka) validates a seek to an offset with a
+    leader epoch with OffsetForLeaderEpoch v2 (its protocol debug log shows
+    each request and response; one fresh consumer per seek):
+    seek(7, epoch 0) on a 10-record partition
+    validates (broker end offset 10 for epoch 0) and consumption continues
+    at 7, 8, 9; seek(12, epoch 0) is past that end offset: "Partition log
+    truncation detected ... broker end offset is 10 (offset leader epoch
+    0)"; seek(7, epoch 3), a future epoch, gets end offset -1 and epoch -1
+    ("No epoch found"). auto.offset.reset=error surfaces both as errors."""
+    b, requests = epoch_broker
+    topic = compat.unique("ofle-seek")
+    compat.create_topic(b.bootstrap, topic, 1)
+    produce_lines(b.bootstrap, topic, 10)
+    log = LogLines()
+
+    def seek_and_poll(offset, epoch, n=None, timeout=15):
+        """A fresh consumer reads record 0 (so it is fetching), seeks to
+        (offset, epoch) and returns the next `n` records, or else the first
+        error."""
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": compat.unique("ofle-seek-g"),
+                      "enable.auto.commit": False, "auto.offset.reset": "error", "fetch.wait.max.ms": 100,
+                      "debug": "protocol,consumer,fetch", "logger": log.logger()})
+        out = []
+        try:
+            c.assign([CTP(topic, 0, 0)])
+            deadline = time.monotonic() + timeout
+            sought = False
+            while time.monotonic() < deadline:
+                m = c.poll(0.1)
+                if m is None:
+                    continue
+                if m.error():
+                    if sought and n is None:
+                        return m.error()
+                    raise KafkaException(m.error())
+                if not sought:
+                    assert m.offset() == 0
+                    c.seek(CTP(topic, 0, offset, leader_epoch=epoch))
+                    sought = True
+                    continue
+                out.append((m.offset(), m.value()))
+                if n is not None and len(out) >= n:
+                    return out
+        finally:
+            c.close()
+        raise AssertionError(f"timed out: got {out}")
+
+    assert seek_and_poll(7, 0, 3) == [(i, f"r{i}".encode()) for i in range(7, 10)]
+    assert any("offset and epoch validation succeeded: broker end offset 10 (offset leader epoch 0)" in line
+               for line in log.lines), log.lines[-20:]
+
+    err = seek_and_poll(12, 0)
+    assert err.code() == KafkaError._AUTO_OFFSET_RESET, err
+    assert ("Partition log truncation detected at offset 12 (leader epoch 0): broker end offset is 10 "
+            "(offset leader epoch 0)") in err.str(), err
+
+    err = seek_and_poll(7, 3)
+    assert err.code() == KafkaError._AUTO_OFFSET_RESET, err
+    assert ("No epoch found less or equal to offset 7 (leader epoch 3): broker end offset is -1 "
+            "(offset leader epoch -1)") in err.str(), err
+
+    sent = [line for line in log.lines if "Sent OffsetForLeaderEpochRequest" in line]
+    received = [line for line in log.lines if "Received OffsetForLeaderEpochResponse" in line]
+    assert len(sent) == len(received) == 3, log.lines[-40:]
+    assert all("(v2," in line for line in sent), sent
+    if requests:
+        assert requests("OffsetForLeaderEpoch") == 3
