@@ -92,7 +92,7 @@ def test_delete_topic_disabled(broker_factory):
     err = exc.value.args[0]
     assert (err.code(), err.name()) == (TOPIC_DELETION_DISABLED, "TOPIC_DELETION_DISABLED"), err
 
-    assert topic in kafka_tool(TOPICS, "--bootstrap-server", b.bootstrap, "--list").stdout.split()
+    assert topic in a.list_topics(timeout=10).topics
     compat.wait_topic(b.bootstrap, topic, 2)
     got = compat.run(["kcat", "-C", "-b", b.bootstrap, "-t", topic, "-p", "1", "-o", "beginning", "-e", "-q",
                       "-f", "%o:%s\n"], timeout=60).stdout.split()
