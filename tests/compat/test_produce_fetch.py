@@ -3,7 +3,9 @@ confluent-kafka (every record stored exactly once, in order per
 partition); a Fetch long poll woken by an append (confluent-kafka);
 KIP-74 (a record larger than the consumer's fetch limits is still
 returned whole, kafka-python); OffsetForLeaderEpoch sent by the stock
-console consumer when it resumes a group (position validation)."""
+console consumer when it resumes a group from a commit with a leader epoch,
+and by librdkafka after a seek with a leader epoch (position validation,
+KIP-320)."""
 
 from __future__ import annotations
 
