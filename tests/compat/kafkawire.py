@@ -1,7 +1,8 @@
 """A tiny raw-socket Kafka protocol client for the compatibility suite: just
 enough of the wire format (request/response framing, ApiVersions, Metadata v1,
-Produce v3-v8 and record batch v2 with CRC-32C) to check readiness and to send
-deliberately broken requests that real clients refuse to build.
+Produce v3-v8 and record batch v2 with CRC-32C) to check readiness, to send
+deliberately broken requests that real clients refuse to build, and to
+pipeline requests (send_request / recv_response).
 
 Every socket operation has a timeout; every length read from the wire is
 bounded.
@@ -249,19 +250,31 @@ class Connection:
             h += uvarint(0)  # empty tagged fields
         return h
 
-    def request(self, api_key: int, api_version: int, body: bytes, header_version: int = 1,
-                response_header_version: int = 0) -> Reader:
-        """Sends one request and returns a Reader positioned after the
-        response header (whose correlation id is checked)."""
+    def send_request(self, api_key: int, api_version: int, body: bytes, header_version: int = 1) -> int:
+        """Sends one request without reading anything; returns its
+        correlation id (for pipelining several requests)."""
         self.send_frame(self.request_header(api_key, api_version, header_version) + body)
+        return self.correlation_id
+
+    def recv_response(self, response_header_version: int = 0) -> tuple[int, Reader]:
+        """Reads the next response frame: (correlation id, Reader positioned
+        after the response header)."""
         r = Reader(self.recv_frame())
         cid = r.i32()
-        if cid != self.correlation_id:
-            raise WireError(f"correlation id {cid} != {self.correlation_id}")
         if response_header_version >= 1:
             tags = r.take(1)
             if tags != b"\x00":
                 raise WireError("unexpected tagged fields in response header")
+        return cid, r
+
+    def request(self, api_key: int, api_version: int, body: bytes, header_version: int = 1,
+                response_header_version: int = 0) -> Reader:
+        """Sends one request and returns a Reader positioned after the
+        response header (whose correlation id is checked)."""
+        sent = self.send_request(api_key, api_version, body, header_version)
+        cid, r = self.recv_response(response_header_version)
+        if cid != sent:
+            raise WireError(f"correlation id {cid} != {sent}")
         return r
 
     def is_closed_by_peer(self, wait_s: float = 5.0) -> bool:
@@ -293,31 +306,8 @@ class Connection:
         return parse_api_versions_v0(r)
 
     def metadata_v1(self, topics: list[str] | None = None) -> dict:
-        body = i32(-1) if topics is None else i32(len(topics)) + b"".join(string(t) for t in topics)
-        r = self.request(API_METADATA, 1, body)
-        brokers = []
-        for _ in range(r.array_len()):
-            node_id = r.i32()
-            host = r.string()
-            port = r.i32()
-            r.string()  # rack
-            brokers.append((node_id, host, port))
-        controller_id = r.i32()
-        topics_out = {}
-        for _ in range(r.array_len()):
-            err = r.i16()
-            name = r.string()
-            r.i8()  # is_internal
-            parts = {}
-            for _ in range(r.array_len()):
-                perr = r.i16()
-                idx = r.i32()
-                leader = r.i32()
-                replicas = [r.i32() for _ in range(r.array_len())]
-                isr = [r.i32() for _ in range(r.array_len())]
-                parts[idx] = {"error_code": perr, "leader": leader, "replicas": replicas, "isr": isr}
-            topics_out[name] = {"error_code": err, "partitions": parts}
-        return {"brokers": brokers, "controller_id": controller_id, "topics": topics_out}
+        r = self.request(API_METADATA, 1, metadata_v1_body(topics))
+        return parse_metadata_v1(r)
 
     def produce(self, topic: str, partition: int, records_blob: bytes, version: int = 7, acks: int = -1,
                 timeout_ms: int = 10_000) -> dict:
@@ -365,6 +355,37 @@ def parse_api_versions_v0(r: Reader, allow_trailing: bool = False) -> dict:
         key, lo, hi = r.i16(), r.i16(), r.i16()
         apis[key] = (lo, hi)
     return {"error_code": err, "apis": apis, "trailing_bytes": r.remaining()}
+
+
+def metadata_v1_body(topics: list[str] | None = None) -> bytes:
+    """A Metadata v1 request body: all topics (None) or the named ones."""
+    return i32(-1) if topics is None else i32(len(topics)) + b"".join(string(t) for t in topics)
+
+
+def parse_metadata_v1(r: Reader) -> dict:
+    brokers = []
+    for _ in range(r.array_len()):
+        node_id = r.i32()
+        host = r.string()
+        port = r.i32()
+        r.string()  # rack
+        brokers.append((node_id, host, port))
+    controller_id = r.i32()
+    topics_out = {}
+    for _ in range(r.array_len()):
+        err = r.i16()
+        name = r.string()
+        r.i8()  # is_internal
+        parts = {}
+        for _ in range(r.array_len()):
+            perr = r.i16()
+            idx = r.i32()
+            leader = r.i32()
+            replicas = [r.i32() for _ in range(r.array_len())]
+            isr = [r.i32() for _ in range(r.array_len())]
+            parts[idx] = {"error_code": perr, "leader": leader, "replicas": replicas, "isr": isr}
+        topics_out[name] = {"error_code": err, "partitions": parts}
+    return {"brokers": brokers, "controller_id": controller_id, "topics": topics_out}
 
 
 def parse_produce_response(r: Reader, version: int) -> dict:
