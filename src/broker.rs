@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, NewTopic, TopicInfo};
+use crate::fetch_session::FetchSessionCache;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
@@ -137,6 +138,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
     pub metrics: Metrics,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessionCache,
     /// Cancelled when the broker begins to shut down; long waits (fetch
     /// long polls) end early on it.
     shutdown: CancellationToken,
@@ -382,6 +385,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         replicas,
         groups,
         metrics: Metrics::default(),
+        fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
         shutdown: shutdown.clone(),
         settings,
     });

@@ -133,6 +133,13 @@ pub async fn render_metrics(broker: &Arc<Broker>) -> String {
     })
     .await
     .unwrap_or_default();
+    let (sessions, cached) = broker.fetch_sessions.sizes();
+    let _ = writeln!(out, "# HELP klamm_fetch_sessions Incremental fetch sessions cached (KIP-227).");
+    let _ = writeln!(out, "# TYPE klamm_fetch_sessions gauge");
+    let _ = writeln!(out, "klamm_fetch_sessions {sessions}");
+    let _ = writeln!(out, "# HELP klamm_fetch_session_partitions Partitions cached across all fetch sessions.");
+    let _ = writeln!(out, "# TYPE klamm_fetch_session_partitions gauge");
+    let _ = writeln!(out, "klamm_fetch_session_partitions {cached}");
     let _ = writeln!(out, "# HELP klamm_log_size_bytes Bytes in a partition's log segments.");
     let _ = writeln!(out, "# TYPE klamm_log_size_bytes gauge");
     for (tp, size, _, _) in &partitions {

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod fetch_session;
 pub mod group;
 pub mod handlers;
 pub mod healthcheck;

@@ -1,9 +1,10 @@
 //! Fetch (key 1): reads record batches from partition logs, waiting up to
 //! `max_wait_ms` for `min_bytes` to accumulate (long poll).
 //!
-//! Fetch sessions (KIP-227) are declined: every answer carries session id
-//! 0, so clients keep sending full fetch requests, as the protocol allows.
-//! Topic ids replace names from v13. Response sizes follow KIP-74: the
+//! Fetch sessions (KIP-227, from v7) are kept by
+//! [`crate::fetch_session`]: a full fetch opens one, incremental fetches
+//! list only changed partitions and are answered with only the partitions
+//! that have news. Topic ids replace names from v13. Response sizes follow KIP-74: the
 //! first batch of the first non-empty partition is returned whole even when
 //! it exceeds `max_bytes` or `partition_max_bytes`, so a consumer can always
 //! make progress; later partitions only get what fits. Record bytes are
@@ -13,7 +14,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -21,6 +22,7 @@ use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::fetch_request::FetchRequest;
 use crate::protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 use crate::metrics::count_records;
+use crate::fetch_session::{FetchContext, FetchParams, PartitionKey, Summary, TopicKey, NO_SESSION};
 use crate::protocol::{ErrorCode, Uuid};
 use crate::replica::{check_leader_epoch, Partition};
 use crate::storage::StorageError;
@@ -52,50 +54,132 @@ struct WantedTopic {
 
 pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchResponse {
     let version = ctx.version();
-    // Sessions: decline new ones (id 0), refuse ones we never created.
-    if req.session_id != 0 {
-        return top_level_error(ErrorCode::FetchSessionIdNotFound);
-    }
-    if req.session_epoch > 0 {
-        return top_level_error(ErrorCode::InvalidFetchSessionEpoch);
-    }
-    let image = ctx.broker.controller.image();
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
-        let info = if version >= 13 { image.topic_by_id(&t.topic_id) } else { image.topic(&t.topic) };
-        let (name, id) = match info {
-            Some(i) => (i.name.clone(), i.id),
-            None => (t.topic.clone(), t.topic_id),
-        };
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in t.partitions {
-            let (partition, error) = match info {
-                None if version >= 13 => (None, ErrorCode::UnknownTopicId),
-                None => (None, ErrorCode::UnknownTopicOrPartition),
-                Some(_) => match ctx.broker.partition(&TopicPartition::new(name.clone(), p.partition)).await {
-                    Some(part) => (Some(part), ErrorCode::None),
-                    None => (None, ErrorCode::UnknownTopicOrPartition),
-                },
-            };
-            partitions.push(Wanted {
-                partition,
-                error,
-                index: p.partition,
+    let uses_ids = version >= 13;
+    let topic_key = |name: &str, id: Uuid| if uses_ids { TopicKey::Id(id) } else { TopicKey::Name(name.to_string()) };
+    let mut requested = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let params = FetchParams {
                 fetch_offset: p.fetch_offset,
                 current_leader_epoch: p.current_leader_epoch,
                 partition_max_bytes: p.partition_max_bytes,
-            });
+            };
+            requested.push((PartitionKey { topic: topic_key(&t.topic, t.topic_id), partition: p.partition }, params));
         }
-        topics.push(WantedTopic { name, id, partitions });
     }
-    let topics = Arc::new(topics);
+    let forgotten: Vec<PartitionKey> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let topic = topic_key(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |&partition| PartitionKey { topic: topic.clone(), partition })
+        })
+        .collect();
+    let sessions = &ctx.broker.fetch_sessions;
+    let context =
+        sessions.new_context(version, req.session_id, req.session_epoch, &requested, &forgotten, Instant::now());
+    let to_read = match &context {
+        FetchContext::Error(code) => return top_level_error(*code),
+        FetchContext::Sessionless | FetchContext::Full => requested,
+        FetchContext::Incremental { partitions, .. } => partitions.clone(),
+    };
+
+    let topics = Arc::new(resolve(ctx, &to_read).await);
     let read_committed = req.isolation_level == READ_COMMITTED;
+    let mut responses = long_poll(ctx, &topics, &req, read_committed).await;
+
+    let summaries: Vec<Summary> = responses.iter().flat_map(|t| t.partitions.iter().map(summary)).collect();
+    let session_id = match context {
+        FetchContext::Error(_) | FetchContext::Sessionless => NO_SESSION,
+        FetchContext::Full => {
+            let parts = to_read.into_iter().zip(summaries).map(|((k, p), s)| (k, p, s)).collect();
+            sessions.create(version, parts, Instant::now())
+        }
+        FetchContext::Incremental { session_id, request_epoch, .. } => {
+            match sessions.select(session_id, request_epoch, &summaries) {
+                Ok(include) => {
+                    let mut include = include.into_iter();
+                    for t in &mut responses {
+                        t.partitions.retain(|_| include.next().unwrap_or(true));
+                    }
+                    responses.retain(|t| !t.partitions.is_empty());
+                    session_id
+                }
+                Err(code) => return top_level_error(code),
+            }
+        }
+    };
+    count_out(ctx, &responses);
+    FetchResponse { throttle_time_ms: 0, error_code: 0, session_id, responses, node_endpoints: Vec::new() }
+}
+
+/// What the session cache needs to know of one partition's answer.
+fn summary(p: &PartitionData) -> Summary {
+    Summary {
+        has_records: p.records.as_ref().is_some_and(|r| !r.is_empty()),
+        high_watermark: p.high_watermark,
+        log_start_offset: p.log_start_offset,
+        error: p.error_code != 0,
+    }
+}
+
+/// Looks up the partitions to read, grouping consecutive partitions of a
+/// topic as the response groups them.
+async fn resolve(ctx: &RequestContext<'_>, to_read: &[(PartitionKey, FetchParams)]) -> Vec<WantedTopic> {
+    let image = ctx.broker.controller.image();
+    let mut topics: Vec<(TopicKey, WantedTopic)> = Vec::new();
+    for (key, params) in to_read {
+        let info = match &key.topic {
+            TopicKey::Id(id) => image.topic_by_id(id),
+            TopicKey::Name(name) => image.topic(name),
+        };
+        let (partition, error) = match info {
+            None if matches!(key.topic, TopicKey::Id(_)) => (None, ErrorCode::UnknownTopicId),
+            None => (None, ErrorCode::UnknownTopicOrPartition),
+            Some(i) => match ctx.broker.partition(&TopicPartition::new(i.name.clone(), key.partition)).await {
+                Some(part) => (Some(part), ErrorCode::None),
+                None => (None, ErrorCode::UnknownTopicOrPartition),
+            },
+        };
+        let wanted = Wanted {
+            partition,
+            error,
+            index: key.partition,
+            fetch_offset: params.fetch_offset,
+            current_leader_epoch: params.current_leader_epoch,
+            partition_max_bytes: params.partition_max_bytes,
+        };
+        match topics.last_mut() {
+            Some((k, t)) if *k == key.topic => t.partitions.push(wanted),
+            _ => {
+                let (name, id) = match (info, &key.topic) {
+                    (Some(i), _) => (i.name.clone(), i.id),
+                    (None, TopicKey::Id(id)) => (String::new(), *id),
+                    (None, TopicKey::Name(name)) => (name.clone(), Uuid::default()),
+                };
+                topics.push((key.topic.clone(), WantedTopic { name, id, partitions: vec![wanted] }));
+            }
+        }
+    }
+    topics.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Reads until `min_bytes` are there, a partition fails, or `max_wait_ms`
+/// passes (woken by appends in between).
+async fn long_poll(
+    ctx: &RequestContext<'_>,
+    topics: &Arc<Vec<WantedTopic>>,
+    req: &FetchRequest,
+    read_committed: bool,
+) -> Vec<FetchableTopicResponse> {
     let max_bytes = req.max_bytes.max(0);
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let deadline = tokio::time::Instant::now() + wait;
-
     let replicas = &ctx.broker.replicas;
+    let read = |topics: Arc<Vec<WantedTopic>>| async move {
+        tokio::task::spawn_blocking(move || read_all(&topics, max_bytes, read_committed)).await
+    };
     loop {
         // Register for wake-ups before reading, so an append between the
         // read and the wait is not missed.
@@ -103,25 +187,15 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
         tokio::pin!(appended);
         appended.as_mut().enable();
 
-        let t = topics.clone();
-        let read = tokio::task::spawn_blocking(move || read_all(&t, max_bytes, read_committed)).await;
-        let (responses, bytes, errors) = match read {
+        let (responses, bytes, errors) = match read(topics.clone()).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "fetch task failed");
-                return top_level_error(ErrorCode::UnknownServerError);
+                return failed_read(topics);
             }
         };
-        let done = bytes >= min_bytes || errors || wait.is_zero() || tokio::time::Instant::now() >= deadline;
-        if done {
-            count_out(ctx, &responses);
-            return FetchResponse {
-                throttle_time_ms: 0,
-                error_code: 0,
-                session_id: 0,
-                responses,
-                node_endpoints: Vec::new(),
-            };
+        if bytes >= min_bytes || errors || wait.is_zero() || tokio::time::Instant::now() >= deadline {
+            return responses;
         }
         let woken = tokio::select! {
             r = tokio::time::timeout_at(deadline, appended) => r.is_ok(),
@@ -130,16 +204,36 @@ pub async fn handle(ctx: &RequestContext<'_>, req: FetchRequest) -> FetchRespons
         if !woken {
             // Timed out (or shutting down): one last read answers with
             // whatever is there.
-            let t = topics.clone();
-            let read = tokio::task::spawn_blocking(move || read_all(&t, max_bytes, read_committed)).await;
-            let responses = match read {
+            return match read(topics.clone()).await {
                 Ok((r, _, _)) => r,
-                Err(_) => return top_level_error(ErrorCode::UnknownServerError),
+                Err(_) => failed_read(topics),
             };
-            count_out(ctx, &responses);
-            return FetchResponse { throttle_time_ms: 0, error_code: 0, session_id: 0, responses, node_endpoints: Vec::new() };
         }
     }
+}
+
+/// Every partition answered UNKNOWN_SERVER_ERROR (the read task failed).
+fn failed_read(topics: &[WantedTopic]) -> Vec<FetchableTopicResponse> {
+    topics
+        .iter()
+        .map(|t| FetchableTopicResponse {
+            topic: t.name.clone(),
+            topic_id: t.id,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|w| PartitionData {
+                    partition_index: w.index,
+                    error_code: ErrorCode::UnknownServerError.code(),
+                    high_watermark: -1,
+                    last_stable_offset: -1,
+                    log_start_offset: -1,
+                    records: Some(Bytes::new()),
+                    ..Default::default()
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Adds what is about to be sent to the per-topic counters.
