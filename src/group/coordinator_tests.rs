@@ -467,6 +467,53 @@ async fn session_expiry_removes_member() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_that_do_not_rejoin_within_the_rebalance_timeout_are_removed() {
+    let (c, _dir) = open(cfg());
+    // Sessions outlive the test: only the rebalance timeout can remove anyone.
+    let req = |member: &str| JoinGroupRequest {
+        session_timeout_ms: 30_000,
+        rebalance_timeout_ms: 500,
+        ..join_req("g", member, &["t"])
+    };
+    let (a, b) = {
+        let (c1, c2) = (c.clone(), c.clone());
+        let ja = tokio::spawn(async move { join_new(&c1, req("")).await });
+        let jb = tokio::spawn(async move { join_new(&c2, req("")).await });
+        (ja.await.unwrap(), jb.await.unwrap())
+    };
+    assert_eq!((a.error_code, b.error_code), (NONE, NONE));
+    assert_eq!(a.generation_id, b.generation_id);
+    let generation = a.generation_id;
+
+    // A newcomer starts a rebalance; `a` rejoins, `b` never does.
+    let c2 = c.clone();
+    let newcomer = tokio::spawn(async move { join_new(&c2, req("")).await });
+    let mut rebalancing = false;
+    for _ in 0..100 {
+        if c.heartbeat(hb("g", generation, &a.member_id)).await == REBALANCE_IN_PROGRESS {
+            rebalancing = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(rebalancing);
+    let started = std::time::Instant::now();
+    let rejoin = c.join_group(req(&a.member_id)).await;
+    let n = newcomer.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300), "completed by the timeout, not by `b`");
+    assert_eq!((rejoin.error_code, rejoin.generation_id), (NONE, generation + 1));
+    assert_eq!((n.error_code, n.generation_id), (NONE, generation + 1));
+    let leader = if rejoin.leader == rejoin.member_id { &rejoin } else { &n };
+    let mut ids: Vec<&str> = leader.members.iter().map(|m| m.member_id.as_str()).collect();
+    ids.sort();
+    let mut want = vec![a.member_id.as_str(), n.member_id.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "`b` is gone from the new generation");
+    assert_eq!(c.heartbeat(hb("g", generation, &b.member_id)).await, UNKNOWN_MEMBER_ID);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generation_and_membership_checks() {
     let (c, _dir) = open(cfg());
     let members = form_group(&c, "g", 1).await;
