@@ -290,11 +290,27 @@ def wait_topic(bootstrap: str, name: str, partitions: int, timeout: float = 30):
     raise AssertionError(f"topic {name} not ready with {partitions} partitions after {timeout}s")
 
 
+def poll_messages(consumer, expected: int, timeout: float = 30) -> list:
+    """Polls a confluent_kafka consumer until `expected` messages (or
+    timeout), raising on any consumer error."""
+    from confluent_kafka import KafkaException
+    out = []
+    deadline = time.monotonic() + timeout
+    while len(out) < expected and time.monotonic() < deadline:
+        m = consumer.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            raise KafkaException(m.error())
+        out.append(m)
+    return out
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30, group: str | None = None,
                 extra: dict | None = None):
     """Consumes from the beginning until `expected` messages (or timeout),
     raising on any consumer error. Returns confluent_kafka Message objects."""
-    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka import Consumer
     conf = {
         "bootstrap.servers": bootstrap,
         "group.id": group or unique("consume-all"),
@@ -308,14 +324,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30, 
     out = []
     try:
         c.subscribe([topic])
-        deadline = time.monotonic() + timeout
-        while len(out) < expected and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                raise KafkaException(m.error())
-            out.append(m)
+        out = poll_messages(c, expected, timeout)
         if group is not None and out:
             c.commit(asynchronous=False)
     finally:

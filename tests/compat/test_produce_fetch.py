@@ -273,15 +273,7 @@ def test_offset_for_leader_epoch_console_consumer_resumes_group(epoch_broker, tm
                   "enable.auto.commit": False, "session.timeout.ms": 10000})
     try:
         c.subscribe([topic])
-        seen = []
-        deadline = time.monotonic() + 30
-        while len(seen) < 6 and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                raise KafkaException(m.error())
-            seen.append(m)
+        seen = compat.poll_messages(c, 6)
         assert [(m.offset(), m.leader_epoch()) for m in seen] == [(i, 0) for i in range(6)]
         c.commit(message=seen[-1], asynchronous=False)
         [committed] = c.committed([CTP(topic, 0)], timeout=10)
@@ -380,3 +372,33 @@ def test_offset_for_leader_epoch_after_seek_librdkafka(epoch_broker):
     assert all("(v2," in line for line in sent), sent
     if requests:
         assert requests("OffsetForLeaderEpoch") == 3
+
+
+# ---------------------------------------------------------------------------
+# isolation_level: without transactions the last stable offset is the high
+# watermark, so read_committed consumers see every record. (librdkafka's
+# default is read_committed, so every confluent-kafka and kcat consumer in
+# this suite asks for it; here the Java and kafka-python consumers do.)
+
+@pytest.mark.parametrize("level", ["read_committed", "read_uncommitted"])
+def test_isolation_levels_java_and_kafka_python(bootstrap, level):
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    topic = compat.unique(f"iso-{level.replace('_', '-')}")
+    compat.create_topic(bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(5):
+        p.produce(topic, value=b"r%d" % i, partition=0)
+    assert p.flush(30) == 0
+    cp = compat.run([compat.KAFKA_RUN_CLASS, compat.CONSOLE_CONSUMER, "--bootstrap-server", bootstrap,
+                     "--topic", topic, "--from-beginning", "--max-messages", "5", "--timeout-ms", "15000",
+                     "--isolation-level", level], timeout=90)
+    assert cp.stdout.split() == [f"r{i}" for i in range(5)], cp.stderr[-2000:]
+    c = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=10000)
+    try:
+        tp = KTP(topic, 0)
+        c.assign([tp])
+        assert c.end_offsets([tp]) == {tp: 5}, "ListOffsets latest at this isolation level"
+        assert [m.value for m in c] == [b"r%d" % i for i in range(5)]
+    finally:
+        c.close()

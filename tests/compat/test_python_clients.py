@@ -238,15 +238,7 @@ def test_confluent_group_commit_resume_and_offsets(bootstrap):
             "enable.auto.commit": False, "session.timeout.ms": 10000}
     c = Consumer(conf)
     c.subscribe([topic])
-    seen = []
-    deadline = time.monotonic() + 30
-    while len(seen) < 20 and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            raise KafkaException(m.error())
-        seen.append(m)
+    seen = compat.poll_messages(c, 20)
     assert len(seen) == 20
     c.commit(offsets=[CTP(topic, 0, seen[-1].offset() + 1)], asynchronous=False)
     [committed] = c.committed([CTP(topic, 0)], timeout=10)
