@@ -19,6 +19,23 @@ use metadata_log::{MetadataLog, MetadataRecord};
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 /// Most partitions the whole broker may have.
 pub const MAX_PARTITIONS_TOTAL: i64 = 1_000_000;
+/// Kafka's controller writes at most this many metadata records for one
+/// request (`QuorumController.MAX_RECORDS_PER_USER_OP`): CreateTopics counts
+/// a TopicRecord, its ConfigRecords and one PartitionRecord per partition
+/// for each valid topic, and over it every topic of the request gets
+/// POLICY_VIOLATION with [`EXCESSIVE_BATCH_MESSAGE`]. CreatePartitions
+/// counts one PartitionRecord per new partition; Kafka fails the topic that
+/// overflows with UNKNOWN_SERVER_ERROR and no message (after committing the
+/// partitions that fitted; klamm creates none of them). Nothing is created
+/// for a refused topic.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+/// Kafka's message for a request over [`MAX_RECORDS_PER_USER_OP`].
+pub const EXCESSIVE_BATCH_MESSAGE: &str = "Unable to perform excessively large batch operation.";
+/// Kafka's controller refuses a CreateTopics request asking for more
+/// partitions than this in all (`MAX_PARTITIONS_PER_BATCH`), before any
+/// other check, with [`EXCESSIVE_PARTITIONS_MESSAGE`].
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+pub const EXCESSIVE_PARTITIONS_MESSAGE: &str = "Excessively large number of partitions per request.";
 /// Producer ids are reserved durably in blocks of this many.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 

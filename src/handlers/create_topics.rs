@@ -2,15 +2,21 @@
 //! replication factor (only 1 exists on a single node) and manual
 //! assignments as Kafka's controller does and in its order (name, existence,
 //! null configs, config values, then partitions), then records the topics
-//! durably. On success (v5+) every topic config is returned with its value
+//! durably. As Kafka's controller, it refuses a whole request with
+//! POLICY_VIOLATION when it asks for more than 10,000 partitions in all, or
+//! when its valid topics would take more than 10,000 metadata records (a
+//! topic, its configs, its partitions). On success (v5+) every topic config is returned with its value
 //! and source, as Kafka does; the Java AdminClient reads them.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::{ApiSpec, RequestContext};
 use crate::config::{effective_topic_configs, kafka_check_topic_configs, BrokerConfig};
-use crate::controller::{topic_name, NewTopic};
-use crate::protocol::messages::create_topics_request::CreateTopicsRequest;
+use crate::controller::{
+    topic_name, NewTopic, EXCESSIVE_BATCH_MESSAGE, EXCESSIVE_PARTITIONS_MESSAGE, MAX_PARTITIONS_PER_REQUEST,
+    MAX_RECORDS_PER_USER_OP,
+};
+use crate::protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
 use crate::protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
@@ -22,49 +28,69 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> =
         req.topics.iter().filter(|t| !seen.insert(t.name.clone())).map(|t| t.name.clone()).collect();
+    // Kafka's first check: the partitions asked for in all.
+    let default_partitions = ctx.broker.settings().num_partitions as i64;
+    let asked: i64 = req
+        .topics
+        .iter()
+        .filter(|t| !duplicates.contains(&t.name))
+        .map(|t| match (t.assignments.is_empty(), t.num_partitions) {
+            (false, _) => t.assignments.len() as i64,
+            (true, -1) => default_partitions,
+            (true, n) => n.max(0) as i64,
+        })
+        .sum();
+    if asked > MAX_PARTITIONS_PER_REQUEST {
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| CreatableTopicResult {
+                name: t.name,
+                error_code: ErrorCode::PolicyViolation.code(),
+                error_message: Some(EXCESSIVE_PARTITIONS_MESSAGE.into()),
+                configs: None,
+                ..Default::default()
+            })
+            .collect();
+        return CreateTopicsResponse { throttle_time_ms: 0, topics };
+    }
+    // Then every topic is checked (nothing written), counting the metadata
+    // records the valid ones would take; then, if the request is within
+    // Kafka's bound, the valid topics are created.
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut valid: Vec<(usize, NewTopic)> = Vec::new();
+    let mut records = 0usize;
     for t in req.topics {
         let mut result = CreatableTopicResult { name: t.name.clone(), configs: None, ..Default::default() };
-        if duplicates.contains(&t.name) {
-            result.error_code = ErrorCode::InvalidRequest.code();
-            result.error_message = Some("Duplicate topic name.".into());
-            results.push(result);
-            continue;
+        match check(ctx, &duplicates, t).await {
+            Err((code, msg)) => {
+                result.error_code = code.code();
+                result.error_message = Some(msg);
+            }
+            Ok(new_topic) => match ctx.broker.create_topic(new_topic.clone(), true).await {
+                Ok(info) => {
+                    records = records
+                        .saturating_add(1 + new_topic.configs.len())
+                        .saturating_add(info.partitions.max(0) as usize);
+                    valid.push((results.len(), new_topic));
+                }
+                Err(e) => {
+                    result.error_code = e.code.code();
+                    result.error_message = Some(e.message);
+                }
+            },
         }
-        if let Err(msg) = topic_name::validate(&t.name) {
-            result.error_code = ErrorCode::InvalidTopicException.code();
-            result.error_message = Some(msg);
-            results.push(result);
-            continue;
+        results.push(result);
+    }
+    if records > MAX_RECORDS_PER_USER_OP {
+        for r in &mut results {
+            r.error_code = ErrorCode::PolicyViolation.code();
+            r.error_message = Some(EXCESSIVE_BATCH_MESSAGE.into());
         }
-        if ctx.broker.controller.image().topic(&t.name).is_some() {
-            result.error_code = ErrorCode::TopicAlreadyExists.code();
-            result.error_message = Some(format!("Topic '{}' already exists.", t.name));
-            results.push(result);
-            continue;
-        }
-        let nulls: Vec<&str> = t.configs.iter().filter(|c| c.value.is_none()).map(|c| c.name.as_str()).collect();
-        if !nulls.is_empty() {
-            result.error_code = ErrorCode::InvalidConfig.code();
-            result.error_message = Some(format!("Null value not supported for topic configs: {}", nulls.join(",")));
-            results.push(result);
-            continue;
-        }
-        let configs: BTreeMap<String, String> =
-            t.configs.into_iter().filter_map(|c| Some((c.name, c.value?))).collect();
-        if let Err(msg) = kafka_check_topic_configs(ctx.broker.config(), &configs) {
-            result.error_code = ErrorCode::InvalidConfig.code();
-            result.error_message = Some(msg);
-            results.push(result);
-            continue;
-        }
-        let new_topic = NewTopic {
-            name: t.name,
-            partitions: t.num_partitions,
-            replication_factor: t.replication_factor,
-            assignments: t.assignments.into_iter().map(|a| (a.partition_index, a.broker_ids)).collect(),
-            configs,
-        };
+        return CreateTopicsResponse { throttle_time_ms: 0, topics: results };
+    }
+    for (i, new_topic) in valid {
+        let result = &mut results[i];
         match ctx.broker.create_topic(new_topic, req.validate_only).await {
             Ok(info) => {
                 result.topic_id = info.id;
@@ -78,9 +104,37 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
                 result.error_message = Some(e.message);
             }
         }
-        results.push(result);
     }
     CreateTopicsResponse { throttle_time_ms: 0, topics: results }
+}
+
+/// The checks made before the controller's, in Kafka's order: duplicate in
+/// the request, name, existence, null configs, config values.
+async fn check(
+    ctx: &RequestContext<'_>,
+    duplicates: &HashSet<String>,
+    t: CreatableTopic,
+) -> Result<NewTopic, (ErrorCode, String)> {
+    if duplicates.contains(&t.name) {
+        return Err((ErrorCode::InvalidRequest, "Duplicate topic name.".into()));
+    }
+    topic_name::validate(&t.name).map_err(|msg| (ErrorCode::InvalidTopicException, msg))?;
+    if ctx.broker.controller.image().topic(&t.name).is_some() {
+        return Err((ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name)));
+    }
+    let nulls: Vec<&str> = t.configs.iter().filter(|c| c.value.is_none()).map(|c| c.name.as_str()).collect();
+    if !nulls.is_empty() {
+        return Err((ErrorCode::InvalidConfig, format!("Null value not supported for topic configs: {}", nulls.join(","))));
+    }
+    let configs: BTreeMap<String, String> = t.configs.into_iter().filter_map(|c| Some((c.name, c.value?))).collect();
+    kafka_check_topic_configs(ctx.broker.config(), &configs).map_err(|msg| (ErrorCode::InvalidConfig, msg))?;
+    Ok(NewTopic {
+        name: t.name,
+        partitions: t.num_partitions,
+        replication_factor: t.replication_factor,
+        assignments: t.assignments.into_iter().map(|a| (a.partition_index, a.broker_ids)).collect(),
+        configs,
+    })
 }
 
 /// Every topic config of a new topic with `overrides`, sorted by name, as
