@@ -243,6 +243,7 @@ impl FetchSessionCache {
             }
             return if epoch == FINAL_EPOCH { FetchContext::Sessionless } else { FetchContext::Full };
         }
+        let cached = inner.cached_partitions;
         let Some(session) = inner.sessions.get_mut(&session_id) else {
             return FetchContext::Error(ErrorCode::FetchSessionIdNotFound);
         };
@@ -255,7 +256,10 @@ impl FetchSessionCache {
         let before = session.partitions.len();
         session.update(requested, forgotten);
         let after = session.partitions.len();
-        if after == 0 || after > MAX_SESSION_PARTITIONS {
+        let total = cached - before + after;
+        if after == 0 || after > MAX_SESSION_PARTITIONS || total > MAX_CACHED_PARTITIONS {
+            // Empty, or grown past a bound: the session ends and this fetch
+            // is answered in full, as a sessionless one.
             inner.cached_partitions -= before;
             inner.sessions.remove(&session_id);
             return FetchContext::Sessionless;
@@ -263,7 +267,7 @@ impl FetchSessionCache {
         session.last_used = now;
         session.epoch = next_epoch(session.epoch);
         let partitions = session.partitions.iter().map(|c| (c.key.clone(), c.params)).collect();
-        inner.cached_partitions = inner.cached_partitions - before + after;
+        inner.cached_partitions = total;
         FetchContext::Incremental { session_id, request_epoch: epoch, partitions }
     }
 
@@ -493,5 +497,12 @@ mod tests {
         assert!(matches!(cache.new_context(12, second, 1, &[], &[], later), FetchContext::Incremental { .. }));
         let too_many: Vec<PartitionKey> = (0..=MAX_SESSION_PARTITIONS as i32).map(|p| key("big", p)).collect();
         assert_eq!(open(&FetchSessionCache::new(5), &too_many, 0, now), NO_SESSION);
+        // Growing a session past the bound ends it; the fetch is answered
+        // in full, and the cache forgets its partitions.
+        let cache = FetchSessionCache::new(5);
+        let id = open(&cache, &[key("big", 0)], 0, now);
+        let grow: Vec<(PartitionKey, FetchParams)> = too_many.iter().map(|k| (k.clone(), params(0))).collect();
+        assert_eq!(cache.new_context(12, id, 1, &grow, &[], now), FetchContext::Sessionless);
+        assert_eq!(cache.sizes(), (0, 0));
     }
 }
