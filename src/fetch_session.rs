@@ -212,6 +212,27 @@ impl FetchSessionCache {
         self.lock().sessions.len()
     }
 
+    /// Panics unless the bookkeeping is consistent: the partition count
+    /// matches the sessions, every session's positions index its
+    /// partitions, and the bounds hold. For tests and the fuzz target.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let inner = self.lock();
+        let mut total = 0;
+        for (id, s) in &inner.sessions {
+            assert_ne!(*id, NO_SESSION);
+            assert!(s.epoch > 0, "a live session expects a positive epoch");
+            assert!(!s.partitions.is_empty() && s.partitions.len() <= MAX_SESSION_PARTITIONS);
+            assert_eq!(s.positions.len(), s.partitions.len());
+            for (i, c) in s.partitions.iter().enumerate() {
+                assert_eq!(s.positions.get(&c.key), Some(&i));
+            }
+            total += s.partitions.len();
+        }
+        assert_eq!(total, inner.cached_partitions);
+        assert!(inner.sessions.len() <= self.max_sessions && total <= MAX_CACHED_PARTITIONS);
+    }
+
     /// Sessions cached, and partitions cached across them.
     pub fn sizes(&self) -> (usize, usize) {
         let inner = self.lock();
@@ -477,6 +498,7 @@ mod tests {
         assert_eq!(cache.select(id, request_epoch, &[quiet(10), quiet(11), quiet(10)]).unwrap(), vec![false, true, false]);
         // A stale epoch (a racing request) is refused.
         assert_eq!(cache.select(id, 1, &[quiet(10); 3]), Err(ErrorCode::InvalidFetchSessionEpoch));
+        cache.check_invariants();
     }
 
     #[test]
@@ -504,5 +526,6 @@ mod tests {
         let grow: Vec<(PartitionKey, FetchParams)> = too_many.iter().map(|k| (k.clone(), params(0))).collect();
         assert_eq!(cache.new_context(12, id, 1, &grow, &[], now), FetchContext::Sessionless);
         assert_eq!(cache.sizes(), (0, 0));
+        cache.check_invariants();
     }
 }

@@ -47,6 +47,11 @@ impl<'a> Input<'a> {
         head
     }
 
+    /// How many bytes are left.
+    pub fn rest_len(&self) -> usize {
+        self.data.len()
+    }
+
     /// Everything not read yet.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.data)
