@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition as CTP
+from confluent_kafka import Consumer, Producer, TopicPartition as CTP
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import compat
@@ -250,15 +250,7 @@ def test_confluent_group_commit_resume_and_offsets(bootstrap):
 
     c2 = Consumer(conf)
     c2.subscribe([topic])
-    rest = []
-    deadline = time.monotonic() + 30
-    while len(rest) < 20 and time.monotonic() < deadline:
-        m = c2.poll(0.5)
-        if m is None:
-            continue
-        if m.error():
-            raise KafkaException(m.error())
-        rest.append(m)
+    rest = compat.poll_messages(c2, 20)
     c2.close()
     assert [m.offset() for m in rest] == list(range(20, 40))
     assert [m.value() for m in seen + rest] == [f"v{i}".encode() for i in range(40)]
