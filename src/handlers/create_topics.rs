@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::{ApiSpec, RequestContext};
 use crate::config::{effective_topic_configs, kafka_check_topic_configs, BrokerConfig};
 use crate::controller::{
-    topic_name, NewTopic, EXCESSIVE_BATCH_MESSAGE, EXCESSIVE_PARTITIONS_MESSAGE, MAX_PARTITIONS_PER_REQUEST,
+    topic_name, NewTopic, TopicInfo, EXCESSIVE_BATCH_MESSAGE, EXCESSIVE_PARTITIONS_MESSAGE, MAX_PARTITIONS_PER_REQUEST,
     MAX_RECORDS_PER_USER_OP,
 };
 use crate::protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
@@ -58,7 +58,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
     // records the valid ones would take; then, if the request is within
     // Kafka's bound, the valid topics are created.
     let mut results = Vec::with_capacity(req.topics.len());
-    let mut valid: Vec<(usize, NewTopic)> = Vec::new();
+    let mut valid: Vec<(usize, NewTopic, TopicInfo)> = Vec::new();
     let mut records = 0usize;
     for t in req.topics {
         let mut result = CreatableTopicResult { name: t.name.clone(), configs: None, ..Default::default() };
@@ -72,7 +72,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
                     records = records
                         .saturating_add(1 + new_topic.configs.len())
                         .saturating_add(info.partitions.max(0) as usize);
-                    valid.push((results.len(), new_topic));
+                    valid.push((results.len(), new_topic, info));
                 }
                 Err(e) => {
                     result.error_code = e.code.code();
@@ -89,9 +89,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
         }
         return CreateTopicsResponse { throttle_time_ms: 0, topics: results };
     }
-    for (i, new_topic) in valid {
+    for (i, new_topic, validated) in valid {
         let result = &mut results[i];
-        match ctx.broker.create_topic(new_topic, req.validate_only).await {
+        let created = if req.validate_only { Ok(validated) } else { ctx.broker.create_topic(new_topic, false).await };
+        match created {
             Ok(info) => {
                 result.topic_id = info.id;
                 result.num_partitions = info.partitions;
