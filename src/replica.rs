@@ -12,6 +12,13 @@
 //! topic id, so a log left behind by a deleted topic (a crash between the
 //! metadata change and the directory removal) is never mistaken for the log
 //! of a new topic with the same name.
+//!
+//! Nothing is deleted at start. A partition directory the metadata does not
+//! claim (an unknown topic, a partition past the topic's count, another
+//! topic id) is renamed to `<topic>-<partition>.<hex>-stray`, as Kafka does,
+//! and never opened; directories of Kafka's internal topics
+//! ([`KAFKA_INTERNAL_TOPICS`]) that klamm's metadata does not know are left
+//! exactly as they are. Logs are deleted only when their topic is deleted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,11 +31,107 @@ use crate::config::BrokerConfig;
 use crate::controller::{MetadataImage, TopicInfo};
 use crate::protocol::{ErrorCode, Uuid};
 use crate::records::TimestampType;
-use crate::storage::{partition_dir_name, write_atomically, LogConfig, LogManager, SharedLog, StorageError, NEVER};
+use crate::storage::{
+    parse_partition_dir_name, partition_dir_name, write_atomically, LogConfig, LogManager, SharedLog, StorageError,
+    DELETE_DIR_SUFFIX, NEVER, STRAY_DIR_SUFFIX,
+};
 use crate::types::TopicPartition;
 
 /// Kafka's per-partition file naming the topic id.
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// Kafka's internal topics. Their directories, when klamm's metadata does
+/// not know them, are neither loaded nor set aside: they stay as Kafka left
+/// them, so the data directory can be handed back to Kafka.
+pub const KAFKA_INTERNAL_TOPICS: [&str; 4] =
+    ["__cluster_metadata", "__consumer_offsets", "__transaction_state", "__share_group_state"];
+
+/// What start does with one partition directory found in the log directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The metadata has this partition: open (and recover) it.
+    Load,
+    /// A Kafka internal topic klamm does not own: do not touch it.
+    LeaveAlone,
+    /// Not ours: rename it to `…-stray` and do not open it. The reason is
+    /// logged.
+    SetAside(String),
+}
+
+/// Decides what start does with the directory of `tp`, whose
+/// `partition.metadata` names `stored_id` (if it has one).
+pub fn claim(image: &MetadataImage, tp: &TopicPartition, stored_id: Option<Uuid>) -> Claim {
+    match image.topic(&tp.topic) {
+        Some(t) if tp.partition >= t.partitions => {
+            Claim::SetAside(format!("topic '{}' has {} partitions in the metadata", t.name, t.partitions))
+        }
+        Some(t) => match stored_id {
+            Some(id) if id != t.id => Claim::SetAside(format!(
+                "its partition.metadata names topic id {}, the metadata's '{}' is {}",
+                id.to_base64(),
+                t.name,
+                t.id.to_base64()
+            )),
+            _ => Claim::Load,
+        },
+        None if KAFKA_INTERNAL_TOPICS.contains(&tp.topic.as_str()) => Claim::LeaveAlone,
+        None => Claim::SetAside(format!("the metadata has no topic '{}'", tp.topic)),
+    }
+}
+
+/// Reads the topic id from a partition directory's `partition.metadata`.
+fn read_topic_id(partition_dir: &std::path::Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(partition_dir.join(PARTITION_METADATA_FILE)).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("topic_id:")).and_then(|v| Uuid::from_base64(v.trim()))
+}
+
+/// Renames every partition directory under `dir` that `image` does not
+/// claim to `<name>.<hex>-stray`, before any log is opened. Returns the new
+/// names. Blocking.
+pub fn set_aside_unclaimed(dir: &std::path::Path, image: &MetadataImage) -> Result<Vec<std::path::PathBuf>, StorageError> {
+    let mut set_aside = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(set_aside),
+        Err(e) => return Err(StorageError::io("list directory", dir)(e)),
+    };
+    let mut left_alone = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(StorageError::io("list directory", dir))?;
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        if name.starts_with('.') || name.ends_with(DELETE_DIR_SUFFIX) || name.ends_with(STRAY_DIR_SUFFIX) {
+            continue;
+        }
+        let Some(tp) = parse_partition_dir_name(&name) else { continue };
+        let path = entry.path();
+        match claim(image, &tp, read_topic_id(&path)) {
+            Claim::Load => {}
+            Claim::LeaveAlone => left_alone.push(name),
+            Claim::SetAside(why) => {
+                let renamed = dir.join(format!("{name}.{}{STRAY_DIR_SUFFIX}", crate::storage::unique_hex()));
+                std::fs::rename(&path, &renamed).map_err(StorageError::io("rename stray partition directory", &path))?;
+                tracing::error!(
+                    partition = %tp,
+                    reason = %why,
+                    kept_as = %renamed.display(),
+                    "partition directory not in the metadata: set aside, not deleted (klamm never deletes data at start; remove it by hand if it is not needed)"
+                );
+                set_aside.push(renamed);
+            }
+        }
+    }
+    if !set_aside.is_empty() {
+        crate::storage::sync_dir(dir)?;
+    }
+    if !left_alone.is_empty() {
+        left_alone.sort();
+        info!(directories = %left_alone.join(","), "left Kafka's internal topic directories untouched");
+    }
+    Ok(set_aside)
+}
 
 /// One partition this node leads.
 pub struct Partition {
@@ -87,11 +190,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ReplicaManager {
-    /// Opens (and if needed recovers) every log under the broker's log
-    /// directory, then reconciles them with `image`. Blocking.
+    /// Sets aside the partition directories `image` does not claim, opens
+    /// (and if needed recovers) the others, then reconciles them with
+    /// `image`. Blocking.
     pub fn open(broker_config: Arc<BrokerConfig>, image: &MetadataImage) -> Result<ReplicaManager, StorageError> {
         let defaults = log_config(&broker_config.topic_defaults());
-        let logs = LogManager::open(&broker_config.log_dir, defaults)?;
+        std::fs::create_dir_all(&broker_config.log_dir)
+            .map_err(StorageError::io("create directory", &broker_config.log_dir))?;
+        set_aside_unclaimed(&broker_config.log_dir, image)?;
+        let claimed = |tp: &TopicPartition| image.topic(&tp.topic).is_some_and(|t| tp.partition < t.partitions);
+        let logs = LogManager::open_only(&broker_config.log_dir, defaults, &claimed)?;
         let rm = ReplicaManager {
             logs,
             broker_config,
@@ -139,7 +247,9 @@ impl ReplicaManager {
 
     /// Makes the logs match `image`: creates the logs of new partitions,
     /// deletes those of deleted topics (or of an older topic with the same
-    /// name), and applies each topic's config. Blocking.
+    /// name), and applies each topic's config. Every loaded log was claimed
+    /// by the image at start, so a log deleted here is one whose topic a
+    /// DeleteTopics removed. Blocking.
     pub fn reconcile(&self, image: &MetadataImage) -> Result<(), StorageError> {
         let _guard = lock(&self.changes);
         // Delete logs whose topic is gone or was replaced.
@@ -199,9 +309,7 @@ impl ReplicaManager {
     }
 
     fn stored_topic_id(&self, tp: &TopicPartition) -> Option<Uuid> {
-        let path = self.logs.dir().join(partition_dir_name(tp)).join(PARTITION_METADATA_FILE);
-        let text = std::fs::read_to_string(path).ok()?;
-        text.lines().find_map(|l| l.strip_prefix("topic_id:")).and_then(|v| Uuid::from_base64(v.trim()))
+        read_topic_id(&self.logs.dir().join(partition_dir_name(tp)))
     }
 
     fn write_topic_id(&self, tp: &TopicPartition, id: Uuid) -> Result<(), StorageError> {
@@ -247,6 +355,96 @@ mod tests {
         assert_eq!(l.retention_ms, 1000);
     }
 
+    fn stray_dirs(dir: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(STRAY_DIR_SUFFIX))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every file under `dir` with its contents, for before/after checks.
+    fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if e.file_type().unwrap().is_dir() {
+                out.extend(tree(&e.path()).into_iter().map(|(n, d)| (format!("{name}/{n}"), d)));
+            } else {
+                out.push((name, std::fs::read(e.path()).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn start_never_deletes_a_directory_the_metadata_does_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap();
+        let config = Arc::new(BrokerConfig::with_settings(&[("log.dirs", path)]).unwrap());
+        // A log written by klamm for a topic whose metadata is lost (the
+        // metadata directory was removed, or this is another broker's data).
+        {
+            let mut i = MetadataImage::default();
+            let t = Arc::new(TopicInfo { name: "orders".into(), id: Uuid([9; 16]), partitions: 1, leader_epoch: 0, configs: Default::default() });
+            i.ids.insert(t.id, t.name.clone());
+            i.topics.insert(t.name.clone(), t);
+            let rm = ReplicaManager::open(config.clone(), &i).unwrap();
+            let mut b = crate::records::builder::test_batch(5, 1_000, None);
+            let tp = TopicPartition::new("orders", 0);
+            rm.get(&tp).unwrap().log.lock().unwrap().append(&mut b, crate::types::TimestampMs(1_000)).unwrap();
+            rm.shutdown().unwrap();
+        }
+        // Kafka's own metadata log and offsets partitions, as Kafka leaves them.
+        for d in ["__cluster_metadata-0", "__consumer_offsets-7"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join("00000000000000000000.log"), b"kafka's bytes").unwrap();
+            std::fs::write(dir.path().join(d).join("00000000000000000000.snapshot"), b"not ours").unwrap();
+        }
+        let orders_before = tree(&dir.path().join("orders-0"));
+        let internal_before = [tree(&dir.path().join("__cluster_metadata-0")), tree(&dir.path().join("__consumer_offsets-7"))];
+
+        let rm = ReplicaManager::open(config, &MetadataImage::default()).unwrap();
+        assert!(rm.all().is_empty(), "nothing unclaimed is served");
+        let stray = stray_dirs(dir.path());
+        assert_eq!(stray.len(), 1, "{stray:?}");
+        assert!(stray[0].starts_with("orders-0.") && stray[0].len() == "orders-0.".len() + 32 + "-stray".len());
+        assert_eq!(tree(&dir.path().join(&stray[0])), orders_before, "set aside byte for byte");
+        assert!(!dir.path().join("orders-0").exists());
+        assert_eq!(
+            [tree(&dir.path().join("__cluster_metadata-0")), tree(&dir.path().join("__consumer_offsets-7"))],
+            internal_before,
+            "Kafka's internal directories stay where and as they are"
+        );
+        rm.shutdown().unwrap();
+        // A stray directory is never loaded or renamed again.
+        let config = Arc::new(BrokerConfig::with_settings(&[("log.dirs", path)]).unwrap());
+        let rm = ReplicaManager::open(config, &MetadataImage::default()).unwrap();
+        assert!(rm.all().is_empty());
+        assert_eq!(stray_dirs(dir.path()), stray);
+    }
+
+    #[test]
+    fn claims_follow_the_metadata() {
+        let mut i = MetadataImage::default();
+        let t = Arc::new(TopicInfo { name: "t".into(), id: Uuid([1; 16]), partitions: 2, leader_epoch: 0, configs: Default::default() });
+        i.ids.insert(t.id, t.name.clone());
+        i.topics.insert(t.name.clone(), t);
+        let tp = |t: &str, p| TopicPartition::new(t, p);
+        assert_eq!(claim(&i, &tp("t", 1), None), Claim::Load);
+        assert_eq!(claim(&i, &tp("t", 1), Some(Uuid([1; 16]))), Claim::Load);
+        assert!(matches!(claim(&i, &tp("t", 1), Some(Uuid([2; 16]))), Claim::SetAside(_)));
+        assert!(matches!(claim(&i, &tp("t", 2), None), Claim::SetAside(_)));
+        assert!(matches!(claim(&i, &tp("u", 0), None), Claim::SetAside(_)));
+        for internal in KAFKA_INTERNAL_TOPICS {
+            assert_eq!(claim(&i, &tp(internal, 0), None), Claim::LeaveAlone);
+        }
+    }
+
     #[test]
     fn reconcile_creates_deletes_and_never_adopts_another_topics_log() {
         use crate::controller::TopicInfo;
@@ -273,11 +471,14 @@ mod tests {
         assert_eq!(rm.get(&tp).unwrap().log.lock().unwrap().log_end_offset().0, 3, "kept");
         rm.shutdown().unwrap();
 
-        // The topic was deleted and recreated (new id) while we were down.
+        // The topic was deleted and recreated (new id) while we were down:
+        // the old log is set aside, not deleted, and never served.
         let rm = ReplicaManager::open(config, &image(Some(topic(2, 1)))).unwrap();
         assert_eq!(rm.all().len(), 1);
         assert_eq!(rm.get(&tp).unwrap().topic_id, Uuid([2; 16]));
-        assert_eq!(rm.get(&tp).unwrap().log.lock().unwrap().log_end_offset().0, 0, "the old log is gone");
+        assert_eq!(rm.get(&tp).unwrap().log.lock().unwrap().log_end_offset().0, 0, "the old log is not served");
+        let stray = stray_dirs(dir.path());
+        assert_eq!(stray.len(), 3, "t-0 (another topic id), t-1 and t-2 (past the count): {stray:?}");
         rm.reconcile(&image(None)).unwrap();
         assert!(rm.all().is_empty());
         assert!(!dir.path().join("t-0").exists());

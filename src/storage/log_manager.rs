@@ -24,6 +24,9 @@ use crate::types::{Offset, TimestampMs, TopicPartition};
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Suffix of partition directories scheduled for deletion.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
+/// Suffix of partition directories the metadata does not know, set aside
+/// at start instead of deleted (Kafka's `LogFileUtils.STRAY_DIR_SUFFIX`).
+pub const STRAY_DIR_SUFFIX: &str = "-stray";
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
@@ -75,7 +78,7 @@ pub fn partition_dir_name(tp: &TopicPartition) -> String {
 }
 
 /// 32 hex digits, unique enough for naming a directory being deleted.
-fn unique_hex() -> String {
+pub fn unique_hex() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -116,6 +119,17 @@ impl LogManager {
         dir: impl AsRef<Path>,
         default_config: LogConfig,
     ) -> Result<LogManager, StorageError> {
+        Self::open_only(dir, default_config, &|_| true)
+    }
+
+    /// [`LogManager::open`] that loads only the partitions `load` accepts;
+    /// the others are not opened at all (no recovery runs on them, nothing
+    /// in them is read or written).
+    pub fn open_only(
+        dir: impl AsRef<Path>,
+        default_config: LogConfig,
+        load: &dyn Fn(&TopicPartition) -> bool,
+    ) -> Result<LogManager, StorageError> {
         default_config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(StorageError::io("create directory", &dir))?;
@@ -152,10 +166,16 @@ impl LogManager {
                 }
                 continue;
             }
+            if name.ends_with(STRAY_DIR_SUFFIX) {
+                continue;
+            }
             let Some(tp) = parse_partition_dir_name(&name) else {
                 warn!(path = %path.display(), "ignoring directory that is not a partition");
                 continue;
             };
+            if !load(&tp) {
+                continue;
+            }
             let opts = OpenOptions {
                 clean_shutdown: had_clean_shutdown,
                 recovery_point: recovery_points.get(&tp).copied().unwrap_or(Offset(0)),

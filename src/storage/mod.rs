@@ -22,12 +22,12 @@ pub use checkpoint::{
 };
 pub use config::{LogConfig, NEVER};
 pub use error::StorageError;
-pub use files::write_atomically;
+pub use files::{sync_dir, write_atomically};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use loader::{LoadReport, OpenOptions};
 pub use log_manager::{
     parse_partition_dir_name, partition_dir_name, validate_topic_name, LogManager, SharedLog,
-    CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, MAX_TOPIC_NAME_LEN,
+    unique_hex, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, MAX_TOPIC_NAME_LEN, STRAY_DIR_SUFFIX,
 };
 pub use partition_log::{AppendInfo, PartitionLog, ReadInfo};
 pub use producer_state::{
