@@ -7,6 +7,11 @@
 //! On-disk frame: `[len u32 BE][crc32c u32 BE][payload]`, payload =
 //! `[seq u64][type u8][fields]` with fields in Kafka's classic encoding.
 //! Replay stops at the first torn or corrupt frame and truncates there.
+//!
+//! A failed append (ENOSPC, EIO) is rolled back to the last good frame
+//! before the error is returned, so no later acknowledged record ever sits
+//! behind a torn one (replay would cut it off). If the rollback fails too,
+//! the log refuses every further append until the broker restarts.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -138,8 +143,24 @@ fn parse_frames(data: &[u8]) -> (Vec<(u64, MetadataRecord)>, usize) {
 pub struct MetadataLog {
     dir: PathBuf,
     file: File,
+    /// Bytes of whole, durable frames: where the file ends when no append
+    /// is in progress.
     size_bytes: u64,
     next_seq: u64,
+    /// Set when a failed append could not be rolled back: the file may end
+    /// in a torn frame, so nothing more may be appended behind it.
+    failed: bool,
+    #[cfg(test)]
+    faults: Faults,
+}
+
+/// Failures to inject in tests: the next append writes only this many
+/// bytes and fails; the rollback after it fails too.
+#[cfg(test)]
+#[derive(Default)]
+struct Faults {
+    torn_write_bytes: Option<usize>,
+    fail_rollback: bool,
 }
 
 /// What `MetadataLog::open` replays.
@@ -197,19 +218,71 @@ impl MetadataLog {
             next_seq = next_seq.max(seq + 1);
         }
         crate::util::fsync_dir(dir)?;
-        Ok(Replay { log: MetadataLog { dir: dir.to_path_buf(), file, size_bytes: valid as u64, next_seq }, records })
+        let log = MetadataLog {
+            dir: dir.to_path_buf(),
+            file,
+            size_bytes: valid as u64,
+            next_seq,
+            failed: false,
+            #[cfg(test)]
+            faults: Faults::default(),
+        };
+        Ok(Replay { log, records })
     }
 
-    /// Appends and fsyncs one record; it is durable when this returns.
+    /// Appends and fsyncs one record; it is durable when this returns. On
+    /// error nothing of the record is left in the file (or, if that cannot
+    /// be ensured, the log refuses further appends).
     pub fn append(&mut self, record: &MetadataRecord) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::other(
+                "an earlier write to the metadata log failed and could not be undone; restart the broker",
+            ));
+        }
         let payload = record.encode(self.next_seq);
-        assert!(payload.len() <= MAX_RECORD_BYTES, "metadata record too large");
+        if payload.len() > MAX_RECORD_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("metadata record of {} bytes is over the limit of {MAX_RECORD_BYTES}", payload.len()),
+            ));
+        }
         let bytes = frame(&payload);
-        self.file.write_all(&bytes)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.write_frame(&bytes).and_then(|_| self.file.sync_data()) {
+            self.roll_back();
+            return Err(e);
+        }
         self.size_bytes += bytes.len() as u64;
         self.next_seq += 1;
         Ok(())
+    }
+
+    fn write_frame(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(n) = self.faults.torn_write_bytes.take() {
+            self.file.write_all(&bytes[..n.min(bytes.len())])?;
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "injected: no space left on device"));
+        }
+        self.file.write_all(bytes)
+    }
+
+    /// Cuts the file back to its last whole frame after a failed append.
+    fn roll_back(&mut self) {
+        let result = (|| {
+            #[cfg(test)]
+            if self.faults.fail_rollback {
+                return Err(std::io::Error::other("injected: rollback failed"));
+            }
+            self.file.set_len(self.size_bytes)?;
+            self.file.sync_all()
+        })();
+        if let Err(e) = result {
+            self.failed = true;
+            tracing::error!(
+                dir = %self.dir.display(),
+                error = %e,
+                "could not undo a failed metadata log write: refusing metadata changes until restart"
+            );
+        }
     }
 
     pub fn wants_snapshot(&self) -> bool {
@@ -301,6 +374,57 @@ mod tests {
         rp.log.append(&c).unwrap();
         drop(rp);
         assert_eq!(MetadataLog::open(dir.path()).unwrap().records, vec![a, c]);
+    }
+
+    #[test]
+    fn a_failed_append_leaves_no_torn_frame_before_later_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (topic("a", 1), topic("b", 1), topic("c", 1));
+        {
+            let mut rp = MetadataLog::open(dir.path()).unwrap();
+            rp.log.append(&a).unwrap();
+            rp.log.faults.torn_write_bytes = Some(11);
+            assert!(rp.log.append(&b).is_err(), "ENOSPC is reported");
+            // The disk has room again: this one is acknowledged.
+            rp.log.append(&c).unwrap();
+        }
+        assert_eq!(MetadataLog::open(dir.path()).unwrap().records, vec![a, c], "c survives the restart");
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_rolled_back_refuses_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = topic("a", 1);
+        {
+            let mut rp = MetadataLog::open(dir.path()).unwrap();
+            rp.log.append(&a).unwrap();
+            rp.log.faults.torn_write_bytes = Some(5);
+            rp.log.faults.fail_rollback = true;
+            assert!(rp.log.append(&topic("b", 1)).is_err());
+            assert!(rp.log.append(&topic("c", 1)).is_err(), "nothing is acknowledged behind a torn frame");
+        }
+        let mut rp = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(rp.records, vec![a.clone()], "the torn tail is cut at the next start");
+        let d = topic("d", 1);
+        rp.log.append(&d).unwrap();
+        drop(rp);
+        assert_eq!(MetadataLog::open(dir.path()).unwrap().records, vec![a, d]);
+    }
+
+    #[test]
+    fn an_oversized_record_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rp = MetadataLog::open(dir.path()).unwrap();
+        let huge = MetadataRecord::Topic {
+            name: "t".into(),
+            id: Uuid::NIL,
+            partitions: 1,
+            leader_epoch: 0,
+            configs: [("k".to_string(), "v".repeat(MAX_RECORD_BYTES))].into(),
+        };
+        let e = rp.log.append(&huge).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        rp.log.append(&topic("a", 1)).unwrap();
     }
 
     #[test]

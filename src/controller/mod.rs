@@ -134,7 +134,14 @@ impl ControllerError {
 
 impl From<std::io::Error> for ControllerError {
     fn from(e: std::io::Error) -> Self {
-        ControllerError::new(ErrorCode::KafkaStorageError, format!("metadata log: {e}"))
+        // InvalidInput is a record the log refuses (too large): the
+        // request's fault, not the disk's.
+        let code = if e.kind() == std::io::ErrorKind::InvalidInput {
+            ErrorCode::InvalidConfig
+        } else {
+            ErrorCode::KafkaStorageError
+        };
+        ControllerError::new(code, format!("metadata log: {e}"))
     }
 }
 
