@@ -73,6 +73,16 @@ fn main() -> ExitCode {
     };
     let ephemeral = ephemeral_dir.is_some();
     let code = runtime.block_on(async move {
+        // Signal handlers first: a SIGTERM that arrives while the broker
+        // starts (a supervisor that read the printed address) must stop it
+        // gracefully, not kill it.
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("klamm: cannot handle signals: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let running = match broker::start(settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -86,25 +96,56 @@ fn main() -> ExitCode {
             let _ = writeln!(out, "bootstrap.servers={}", running.bootstrap());
             let _ = out.flush();
         }
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("klamm: cannot handle SIGTERM: {e}");
-                return ExitCode::from(1);
-            }
-        };
+        signals.next().await;
+        tracing::info!("shutting down (a second Ctrl-C or SIGTERM exits at once)");
+        let shutdown = running.shutdown();
+        tokio::pin!(shutdown);
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = &mut shutdown => ExitCode::SUCCESS,
+            _ = signals.next() => {
+                tracing::warn!("second signal: exiting without finishing the shutdown; the next start recovers the logs");
+                ExitCode::from(130)
+            }
+            _ = tokio::time::sleep(SHUTDOWN_BOUND) => {
+                tracing::error!(bound_s = SHUTDOWN_BOUND.as_secs(), "shutdown did not finish in time: exiting; the next start recovers the logs");
+                ExitCode::from(1)
+            }
         }
-        tracing::info!("shutting down");
-        running.shutdown().await;
-        ExitCode::SUCCESS
     });
+    if code != ExitCode::SUCCESS {
+        // Connections or blocking tasks may still hold the runtime: do not
+        // wait for them.
+        runtime.shutdown_background();
+        drop(ephemeral_dir);
+        return code;
+    }
     // The runtime (and every log handle) goes first, then the directory.
     drop(runtime);
     drop(ephemeral_dir);
     code
+}
+
+/// How long a graceful shutdown may take before the process exits anyway.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(60);
+
+/// SIGINT and SIGTERM, installed once and awaited as often as needed.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// Raises the soft open-files limit to the hard one, as Kafka's
