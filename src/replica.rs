@@ -168,6 +168,8 @@ pub fn log_config(t: &TopicConfig) -> LogConfig {
             MessageTimestampType::CreateTime => TimestampType::CreateTime,
             MessageTimestampType::LogAppendTime => TimestampType::LogAppendTime,
         },
+        message_timestamp_before_max_ms: t.message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms: t.message_timestamp_after_max_ms,
         preallocate: t.preallocate,
     }
 }

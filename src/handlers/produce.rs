@@ -22,7 +22,7 @@ use super::{ApiSpec, RequestContext};
 use crate::broker::Broker;
 use crate::protocol::messages::produce_request::ProduceRequest;
 use crate::protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use crate::protocol::{ErrorCode, Uuid};
 use crate::records::{CompressionType, RecordBatch, RECORD_BATCH_OVERHEAD_BYTES};
@@ -53,6 +53,22 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
         log_start_offset: -1,
         error_message: message,
         ..Default::default()
+    }
+}
+
+/// The answer for an append the log refused. Record-level errors name the
+/// batch as Kafka's LogValidator does.
+fn rejected(index: i32, e: &crate::storage::StorageError) -> PartitionProduceResponse {
+    use crate::storage::StorageError;
+    match e {
+        StorageError::InvalidTimestamp { record_index, .. } => PartitionProduceResponse {
+            record_errors: vec![BatchIndexAndErrorMessage {
+                batch_index: i32::try_from(*record_index).unwrap_or(i32::MAX),
+                batch_index_error_message: Some(e.to_string()),
+            }],
+            ..failed(index, e.error_code(), Some("One or more records have been rejected due to invalid timestamp".into()))
+        },
+        _ => failed(index, e.error_code(), Some(e.to_string())),
     }
 }
 
@@ -195,7 +211,7 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                             }
                             Err(e) => {
                                 tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
-                                failed(index, e.error_code(), Some(e.to_string()))
+                                rejected(index, &e)
                             }
                         }
                     }

@@ -130,6 +130,10 @@ pub struct ProduceCheck {
     /// Max record timestamp computed from the records of an uncompressed
     /// batch; `None` for compressed batches (stored as sent).
     pub records_max_timestamp: Option<TimestampMs>,
+    /// Least record timestamp other than -1 (no timestamp) of an
+    /// uncompressed batch; `None` for compressed batches and batches whose
+    /// records carry no timestamp.
+    pub records_min_timestamp: Option<TimestampMs>,
 }
 
 /// Full validation of one client-produced batch beyond structure and CRC
@@ -166,6 +170,7 @@ pub fn check_produce_batch(batch: &RecordBatch<'_>) -> Result<ProduceCheck, Batc
     if compression != CompressionType::None {
         return Ok(ProduceCheck {
             records_max_timestamp: None,
+            records_min_timestamp: None,
         });
     }
     // Each record takes at least 7 bytes, so a count the bytes cannot hold is
@@ -177,6 +182,7 @@ pub fn check_produce_batch(batch: &RecordBatch<'_>) -> Result<ProduceCheck, Batc
         });
     }
     let mut max_timestamp = TimestampMs::NONE;
+    let mut min_timestamp: Option<TimestampMs> = None;
     let base_timestamp = batch.base_timestamp().0;
     for record in RecordIter::new(batch) {
         let record = record?;
@@ -184,9 +190,13 @@ pub fn check_produce_batch(batch: &RecordBatch<'_>) -> Result<ProduceCheck, Batc
         if ts > max_timestamp.0 {
             max_timestamp = TimestampMs(ts);
         }
+        if ts != TimestampMs::NONE.0 && min_timestamp.map_or(true, |m| ts < m.0) {
+            min_timestamp = Some(TimestampMs(ts));
+        }
     }
     Ok(ProduceCheck {
         records_max_timestamp: Some(max_timestamp),
+        records_min_timestamp: min_timestamp,
     })
 }
 

@@ -30,6 +30,12 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: a CreateTime record may be at
+    /// most this much older than the broker's clock.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: a CreateTime record may be at
+    /// most this much ahead of the broker's clock (Kafka 4 default: 1 hour).
+    pub message_timestamp_after_max_ms: i64,
     /// `preallocate`. Accepted for compatibility, no effect: the active log
     /// grows by positioned writes, and Kafka's preallocation (a sparse
     /// `setLength` on Linux) would only change the file's apparent size.
@@ -49,6 +55,8 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
             preallocate: false,
         }
     }

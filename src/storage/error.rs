@@ -29,6 +29,21 @@ pub enum StorageError {
         max_message_bytes: u32,
     },
 
+    /// INVALID_TIMESTAMP (32): a CreateTime record outside
+    /// `[now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]`.
+    #[error("Timestamp {timestamp} of message with offset {offset_delta} is out of range. The timestamp should be within [{lower}, {upper}]")]
+    InvalidTimestamp {
+        /// Index of the first such record in its batch (Kafka's
+        /// `RecordError.batchIndex`).
+        record_index: usize,
+        timestamp: i64,
+        /// The record's offset within its batch, as Kafka reports it
+        /// before offsets are assigned.
+        offset_delta: i64,
+        lower: i64,
+        upper: i64,
+    },
+
     /// RECORD_LIST_TOO_LARGE (18): the append exceeds `segment.bytes`.
     #[error("append of {append_bytes} bytes exceeds segment.bytes {segment_bytes}")]
     RecordListTooLarge {
@@ -90,6 +105,7 @@ impl StorageError {
             StorageError::OffsetOutOfRange { .. } => 1,
             StorageError::MessageTooLarge { .. } => 10,
             StorageError::RecordListTooLarge { .. } => 18,
+            StorageError::InvalidTimestamp { .. } => 32,
             StorageError::InvalidProducerEpoch { .. } => 47,
             StorageError::OutOfOrderSequence { .. } => 45,
             StorageError::InvalidTopic { .. } => 17,

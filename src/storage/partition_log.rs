@@ -16,7 +16,7 @@ use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, Prod
 use super::segment::{Segment, SegmentRead, TimestampAndOffset};
 use crate::records::{
     set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
-    ProduceBatches, TimestampType, NO_PARTITION_LEADER_EPOCH,
+    ProduceBatches, ProduceCheck, RecordBatch, RecordIter, TimestampType, NO_PARTITION_LEADER_EPOCH,
 };
 use crate::types::{Offset, TimestampMs};
 
@@ -278,6 +278,9 @@ impl PartitionLog {
                         batch_bytes: batch.size_bytes(),
                         max_message_bytes: self.config.max_message_bytes,
                     });
+                }
+                if !log_append_time {
+                    check_timestamps(&self.config, &batch, &check, now)?;
                 }
                 let base_offset = next;
                 let last_offset = Offset(base_offset.0 + batch.last_offset_delta() as i64);
@@ -630,6 +633,57 @@ impl PartitionLog {
     pub(crate) fn close_for_delete(&mut self) {
         self.closed = true;
         self.segments.clear();
+    }
+}
+
+/// Kafka's LogValidator rule for CreateTime topics: every record's
+/// timestamp (other than -1, none) lies within
+/// `[now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]`.
+/// Without it one far-future timestamp holds back time retention of its
+/// segment and every later one. A compressed batch (stored as sent) is
+/// judged by its header's first and max timestamps, which are the ones
+/// the time index and retention use.
+fn check_timestamps(
+    config: &LogConfig,
+    batch: &RecordBatch<'_>,
+    check: &ProduceCheck,
+    now: TimestampMs,
+) -> Result<(), StorageError> {
+    let lower = now.0.saturating_sub(config.message_timestamp_before_max_ms.max(0));
+    let upper = now.0.saturating_add(config.message_timestamp_after_max_ms.max(0));
+    let outside = |ts: i64| ts != TimestampMs::NONE.0 && (ts < lower || ts > upper);
+    let error = |record_index: usize, timestamp: i64, offset_delta: i64| StorageError::InvalidTimestamp {
+        record_index,
+        timestamp,
+        offset_delta,
+        lower,
+        upper,
+    };
+    match check.records_max_timestamp {
+        // Uncompressed: the records were walked; find the first one out of
+        // range only when the bounds say there is one.
+        Some(max) => {
+            let min = check.records_min_timestamp.unwrap_or(TimestampMs::NONE);
+            if outside(min.0) || outside(max.0) {
+                for (i, record) in RecordIter::new(batch).flatten().enumerate() {
+                    let ts = record.timestamp(batch).0;
+                    if outside(ts) {
+                        return Err(error(i, ts, i64::from(record.offset_delta)));
+                    }
+                }
+            }
+            Ok(())
+        }
+        None => {
+            if outside(batch.base_timestamp().0) {
+                Err(error(0, batch.base_timestamp().0, 0))
+            } else if outside(batch.max_timestamp().0) {
+                let last = batch.last_offset_delta();
+                Err(error(usize::try_from(last).unwrap_or(0), batch.max_timestamp().0, i64::from(last)))
+            } else {
+                Ok(())
+            }
+        }
     }
 }
 

@@ -826,3 +826,47 @@ fn reads_stay_valid_after_retention_deletes_the_segment() {
     assert_eq!(&held[..], &copy[..]);
     assert!(BatchIter::new(&held, Validation::Crc).all(|b| b.is_ok()));
 }
+
+#[test]
+fn create_time_records_outside_the_configured_window_are_invalid_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { message_timestamp_before_max_ms: 60_000, ..small_config() };
+    let mut log = open(dir.path(), &cfg);
+    let now = TimestampMs(10_000_000);
+    // Kafka 4's default message.timestamp.after.max.ms is one hour: a
+    // record a day ahead would hold back time retention for good.
+    let mut b = test_batch(3, now.0 + 86_400_000, None);
+    let e = log.append(&mut b, now).unwrap_err();
+    assert_eq!(e.error_code(), 32);
+    assert!(matches!(e, StorageError::InvalidTimestamp { record_index: 0, .. }), "{e:?}");
+    assert!(e.to_string().contains("is out of range. The timestamp should be within [9940000, 13600000]"), "{e}");
+    // Only the last record is ahead: it is the one named.
+    let mut b = test_batch(3, now.0 + 3_600_000 - 1, None);
+    match log.append(&mut b, now).unwrap_err() {
+        StorageError::InvalidTimestamp { record_index, offset_delta, timestamp, .. } => {
+            assert_eq!((record_index, offset_delta, timestamp), (2, 2, now.0 + 3_600_001));
+        }
+        e => panic!("{e:?}"),
+    }
+    // Too old for message.timestamp.before.max.ms.
+    let mut b = test_batch(1, now.0 - 60_001, None);
+    assert_eq!(log.append(&mut b, now).unwrap_err().error_code(), 32);
+    assert_eq!(log.log_end_offset(), Offset(0), "nothing was written");
+    // At the edges of the window, and records without a timestamp, pass.
+    let mut b = test_batch(1, now.0 - 60_000, None);
+    log.append(&mut b, now).unwrap();
+    let mut b = test_batch(1, now.0 + 3_600_000, None);
+    log.append(&mut b, now).unwrap();
+    let mut b = test_batch(1, -1, None);
+    log.append(&mut b, now).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(3));
+}
+
+#[test]
+fn log_append_time_topics_take_any_client_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..small_config() };
+    let mut log = open(dir.path(), &cfg);
+    let mut b = test_batch(2, 10_000_000 + 86_400_000, None);
+    log.append(&mut b, TimestampMs(10_000_000)).unwrap();
+}
