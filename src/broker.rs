@@ -94,7 +94,7 @@ impl BrokerSettings {
                 max_connections: c.max_connections,
                 request_max_bytes: c.socket_request_max_bytes,
                 connections_max_idle_ms: c.connections_max_idle_ms.max(1) as u64,
-                queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+                queued_max_request_bytes: c.queued_max_request_bytes.unwrap_or(DEFAULT_QUEUED_MAX_REQUEST_BYTES),
             },
             http_listener: c.http_listener.as_deref().map(crate::http::parse_listener).transpose()?,
             config: Arc::new(c.clone()),
@@ -343,6 +343,13 @@ fn group_config(c: &BrokerConfig) -> GroupConfig {
 
 /// Opens the data directory, binds every listener and starts serving.
 pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
+    let ignored = settings.config.ignored_settings();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            settings = %ignored.join(", "),
+            "accepted for compatibility but without effect in klamm (see --print-config)"
+        );
+    }
     let (controller, replicas, groups) = {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<_> {
@@ -366,7 +373,8 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
     let mut bound = Vec::new();
     let mut settings = settings;
     for l in settings.listeners.iter_mut() {
-        let tcp = TcpListener::bind(l.bind).await?;
+        let tcp = crate::server::bind_listener(l.bind, &settings.config)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {} ({}): {e}", l.bind, l.name)))?;
         let addr = tcp.local_addr()?;
         if l.advertised_port == 0 {
             l.advertised_port = addr.port();

@@ -79,6 +79,9 @@ pub struct BrokerConfig {
     pub num_network_threads: i32,
     pub num_io_threads: i32,
     pub queued_max_requests: usize,
+    /// `queued.max.request.bytes`; `None` (Kafka's -1, unbounded) means
+    /// klamm's own bound, `broker::DEFAULT_QUEUED_MAX_REQUEST_BYTES`.
+    pub queued_max_request_bytes: Option<usize>,
     pub message_max_bytes: usize,
     pub fetch_max_bytes: usize,
     pub max_incremental_fetch_session_cache_slots: usize,
@@ -417,6 +420,16 @@ impl BrokerConfig {
             listeners.join(", "),
             self.log_dir.display()
         )
+    }
+
+    /// Settings given explicitly (file, environment, override) that klamm
+    /// accepts for compatibility but does not act on.
+    pub fn ignored_settings(&self) -> Vec<&'static str> {
+        BROKER_CONFIG_DEFS
+            .iter()
+            .filter(|d| d.support == Support::Informational && self.origin(d.name).is_some())
+            .map(|d| d.name)
+            .collect()
     }
 
     /// The effective configuration as TOML that klamm itself accepts:
@@ -1162,6 +1175,10 @@ fn build(
         num_network_threads: v.int("num.network.threads")?,
         num_io_threads: v.int("num.io.threads")?,
         queued_max_requests: v.usize("queued.max.requests")?,
+        queued_max_request_bytes: match v.long("queued.max.request.bytes")? {
+            n if n <= 0 => None,
+            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        },
         message_max_bytes: v.usize("message.max.bytes")?,
         fetch_max_bytes: v.usize("fetch.max.bytes")?,
         max_incremental_fetch_session_cache_slots: v

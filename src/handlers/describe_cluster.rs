@@ -27,7 +27,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeClusterRequest) -> De
         broker_id: node_id,
         host: ctx.listener.advertised_host.clone(),
         port: ctx.listener.advertised_port as i32,
-        rack: None,
+        rack: ctx.broker.config().broker_rack.clone(),
         is_fenced: false,
     }];
     resp

@@ -172,7 +172,9 @@ async fn long_poll(
     req: &FetchRequest,
     read_committed: bool,
 ) -> Vec<FetchableTopicResponse> {
-    let max_bytes = req.max_bytes.max(0);
+    // The broker's fetch.max.bytes caps what the client asks for, as in Kafka.
+    let broker_max = i32::try_from(ctx.broker.config().fetch_max_bytes).unwrap_or(i32::MAX);
+    let max_bytes = req.max_bytes.max(0).min(broker_max);
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let deadline = tokio::time::Instant::now() + wait;

@@ -97,7 +97,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
             node_id,
             host: ctx.listener.advertised_host.clone(),
             port: ctx.listener.advertised_port as i32,
-            rack: None,
+            rack: broker.config().broker_rack.clone(),
         }],
         cluster_id: Some(broker.controller.cluster_id().to_string()),
         controller_id: node_id,

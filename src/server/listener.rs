@@ -13,6 +13,25 @@ use tokio_util::task::TaskTracker;
 use super::connection::Connection;
 use crate::broker::Broker;
 
+/// Binds a client listener the way Kafka configures its sockets:
+/// `socket.listen.backlog.size`, and `socket.receive.buffer.bytes` /
+/// `socket.send.buffer.bytes` (-1: the OS default) set on the listening
+/// socket, which accepted sockets inherit.
+pub fn bind_listener(addr: SocketAddr, config: &crate::config::BrokerConfig) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As std and tokio do on Unix: a restarted broker rebinds its port at
+    // once, even with connections of the previous run in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    if let Some(n) = config.socket_receive_buffer_bytes {
+        socket.set_recv_buffer_size(u32::try_from(n).unwrap_or(u32::MAX))?;
+    }
+    if let Some(n) = config.socket_send_buffer_bytes {
+        socket.set_send_buffer_size(u32::try_from(n).unwrap_or(u32::MAX))?;
+    }
+    socket.bind(addr)?;
+    socket.listen(config.socket_listen_backlog_size.max(1))
+}
+
 /// Bounds every connection and frame.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -94,4 +113,35 @@ pub struct ListenerInfo {
     pub name: String,
     pub advertised_host: String,
     pub advertised_port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_the_configured_buffer_sizes() {
+        let config = crate::config::BrokerConfig::with_settings(&[
+            ("socket.receive.buffer.bytes", "65536"),
+            ("socket.send.buffer.bytes", "32768"),
+            ("socket.listen.backlog.size", "7"),
+        ])
+        .unwrap();
+        let listener = bind_listener("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let socket = tokio::net::TcpSocket::from_std_stream(accepted.into_std().unwrap());
+        // Linux reports twice the size asked for (its bookkeeping overhead).
+        let (recv, send) = (socket.recv_buffer_size().unwrap(), socket.send_buffer_size().unwrap());
+        assert!((65_536..=131_072).contains(&recv), "SO_RCVBUF {recv}");
+        assert!((32_768..=65_536).contains(&send), "SO_SNDBUF {send}");
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_an_error() {
+        let config = crate::config::BrokerConfig::with_settings(&[]).unwrap();
+        let first = bind_listener("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+        assert!(bind_listener(first.local_addr().unwrap(), &config).is_err());
+    }
 }

@@ -19,6 +19,7 @@ import time
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
 API_API_VERSIONS = 18
 API_INIT_PRODUCER_ID = 22
@@ -309,6 +310,27 @@ class Connection:
         r = self.request(API_METADATA, 1, metadata_v1_body(topics))
         return parse_metadata_v1(r)
 
+    def fetch_v4(self, topic: str, partition: int, offset: int, max_bytes: int,
+                 partition_max_bytes: int, max_wait_ms: int = 500) -> dict:
+        """Fetch v4 (read_uncommitted) of one partition: error code, high
+        watermark and the raw record set."""
+        body = (i32(-1) + i32(max_wait_ms) + i32(1) + i32(max_bytes) + i8(0)
+                + i32(1) + string(topic) + i32(1) + i32(partition) + i64(offset) + i32(partition_max_bytes))
+        r = self.request(API_FETCH, 4, body)
+        r.i32()  # throttle_time_ms
+        out = None
+        for _ in range(r.array_len()):
+            r.string()
+            for _ in range(r.array_len()):
+                p = {"partition": r.i32(), "error_code": r.i16(), "high_watermark": r.i64()}
+                r.i64()  # last_stable_offset
+                for _ in range(r.array_len()):
+                    r.i64(), r.i64()
+                n = r.i32()
+                p["records"] = r.take(n) if n > 0 else b""
+                out = out or p
+        return out
+
     def produce(self, topic: str, partition: int, records_blob: bytes, version: int = 7, acks: int = -1,
                 timeout_ms: int = 10_000) -> dict:
         """Produce v3..v8 for one partition. Returns the partition response."""
@@ -364,11 +386,12 @@ def metadata_v1_body(topics: list[str] | None = None) -> bytes:
 
 def parse_metadata_v1(r: Reader) -> dict:
     brokers = []
+    racks = {}
     for _ in range(r.array_len()):
         node_id = r.i32()
         host = r.string()
         port = r.i32()
-        r.string()  # rack
+        racks[node_id] = r.string()
         brokers.append((node_id, host, port))
     controller_id = r.i32()
     topics_out = {}
@@ -385,7 +408,7 @@ def parse_metadata_v1(r: Reader) -> dict:
             isr = [r.i32() for _ in range(r.array_len())]
             parts[idx] = {"error_code": perr, "leader": leader, "replicas": replicas, "isr": isr}
         topics_out[name] = {"error_code": err, "partitions": parts}
-    return {"brokers": brokers, "controller_id": controller_id, "topics": topics_out}
+    return {"brokers": brokers, "racks": racks, "controller_id": controller_id, "topics": topics_out}
 
 
 def parse_produce_response(r: Reader, version: int) -> dict:
@@ -410,6 +433,18 @@ def parse_produce_response(r: Reader, version: int) -> dict:
         r.i32()  # throttle_time_ms
     if out is None:
         raise WireError("empty produce response")
+    return out
+
+
+def batch_offsets(records: bytes) -> list[int]:
+    """Base offsets of the whole record batches in a record set."""
+    out, pos = [], 0
+    while len(records) - pos >= 12:
+        base, length = struct.unpack_from(">qi", records, pos)
+        if len(records) - pos - 12 < length:
+            break
+        out.append(base)
+        pos += 12 + length
     return out
 
 
