@@ -88,6 +88,9 @@ fn split_known(
 #[derive(Debug, Default)]
 pub(crate) struct PartitionErrors {
     topics: Vec<(String, Vec<(i32, i16)>)>,
+    /// Topic name -> index in `topics`: a request may name millions of
+    /// distinct topics, so the lookup must not be linear.
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl PartitionErrors {
@@ -96,12 +99,11 @@ impl PartitionErrors {
     }
 
     pub(crate) fn extend(&mut self, topic: &str, parts: impl IntoIterator<Item = (i32, i16)>) {
-        // Requests are small (bounded by the frame size); a linear lookup
-        // over the few topics of one request is fine.
-        let idx = match self.topics.iter().position(|(name, _)| name == topic) {
-            Some(i) => i,
+        let idx = match self.index.get(topic) {
+            Some(&i) => i,
             None => {
                 self.topics.push((topic.to_string(), Vec::new()));
+                self.index.insert(topic.to_string(), self.topics.len() - 1);
                 self.topics.len() - 1
             }
         };
@@ -109,6 +111,7 @@ impl PartitionErrors {
     }
 
     pub(crate) fn into_topics(self) -> Vec<(String, Vec<(i32, i16)>)> {
+        debug_assert_eq!(self.index.len(), self.topics.len());
         self.topics
     }
 }
@@ -117,6 +120,23 @@ impl PartitionErrors {
 mod tests {
     use super::*;
     use crate::protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+
+    #[test]
+    fn partition_errors_keep_first_appearance_order_over_many_topics() {
+        // One OffsetCommit or OffsetDelete may name a million unknown topics;
+        // the builder was quadratic in them (a worker pinned for hours).
+        let mut e = PartitionErrors::default();
+        for i in 0..100_000 {
+            e.push(&format!("t{i}"), 0, 3);
+        }
+        e.push("t7", 1, 3);
+        e.extend("t0", [(1, 3), (2, 3)]);
+        let topics = e.into_topics();
+        assert_eq!(topics.len(), 100_000);
+        assert_eq!(topics[0], ("t0".to_string(), vec![(0, 3), (1, 3), (2, 3)]));
+        assert_eq!(topics[7], ("t7".to_string(), vec![(0, 3), (1, 3)]));
+        assert_eq!(topics[99_999].0, "t99999");
+    }
 
     fn image_with(topic: &str, partitions: i32) -> MetadataImage {
         let dir = tempfile::tempdir().unwrap();
