@@ -436,7 +436,7 @@ fn gen_read(f: &Field, nullable_now: bool, r: &str) -> String {
                 Ty::Array(_) => unreachable!(),
             };
             let build = format!(
-                "{{ let mut v = Vec::with_capacity(n.min(1024)); for _ in 0..n {{ v.push({elem}); }} v }}"
+                "{{ let mut v = Vec::with_capacity(n.min(1000)); {r}.charge(n.saturating_mul(crate::protocol::codec::elem_size(&v)))?; for _ in 0..n {{ v.push({elem}); }} v }}"
             );
             if nullable_now {
                 format!("this.{name} = match {r}.array_len(flexible)? {{ None => None, Some(n) => Some({build}) }};")

@@ -29,6 +29,8 @@ pub enum DecodeError {
     UnknownApiKey(i16),
     #[error("unsupported version {version} of api key {api_key}")]
     UnsupportedVersion { api_key: i16, version: i16 },
+    #[error("decoding would take {bytes} more bytes of memory than the frame justifies")]
+    OverBudget { bytes: usize },
 }
 
 /// A 128-bit UUID as Kafka sends it (topic ids, directory ids).
@@ -112,11 +114,43 @@ impl fmt::Display for Uuid {
 #[derive(Clone, Debug)]
 pub struct Reader {
     buf: Bytes,
+    /// Bytes of decoded arrays this reader may still build: decoding a
+    /// frame costs at most `DECODE_BUDGET_FACTOR` times its size (plus
+    /// `MIN_DECODE_BUDGET_BYTES`), however it is crafted (an empty string
+    /// is one byte on the wire and 24 in memory).
+    budget_bytes: usize,
+}
+
+/// Kafka 4.4's decoders refuse arrays of more elements than this before
+/// allocating.
+pub const MAX_ARRAY_ELEMENTS: usize = 1_000_000;
+/// ... and more tagged fields than this in one section.
+pub const MAX_TAGGED_FIELDS: u32 = 10_000;
+/// Decoded arrays may take this many times the bytes they came from.
+pub const DECODE_BUDGET_FACTOR: usize = 16;
+/// Budget of even the smallest frame.
+pub const MIN_DECODE_BUDGET_BYTES: usize = 64 * 1024;
+
+/// The in-memory size of one element of `v` (for the decode budget).
+pub fn elem_size<T>(_: &Vec<T>) -> usize {
+    std::mem::size_of::<T>()
 }
 
 impl Reader {
     pub fn new(buf: Bytes) -> Reader {
-        Reader { buf }
+        let budget_bytes = buf.len().saturating_mul(DECODE_BUDGET_FACTOR).max(MIN_DECODE_BUDGET_BYTES);
+        Reader { buf, budget_bytes }
+    }
+
+    /// Charges `bytes` of decoded memory against this reader's budget.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), DecodeError> {
+        match self.budget_bytes.checked_sub(bytes) {
+            Some(left) => {
+                self.budget_bytes = left;
+                Ok(())
+            }
+            None => Err(DecodeError::OverBudget { bytes }),
+        }
     }
 
     pub fn remaining(&self) -> usize {
@@ -254,14 +288,20 @@ impl Reader {
     /// so a count larger than the bytes left is rejected before any
     /// allocation.
     pub fn array_len(&mut self, compact: bool) -> Result<Option<usize>, DecodeError> {
-        self.length(compact, true)
+        let n = self.length(compact, true)?;
+        if let Some(n) = n {
+            if n > MAX_ARRAY_ELEMENTS {
+                return Err(DecodeError::InvalidLength(n as i64));
+            }
+        }
+        Ok(n)
     }
 
     /// Reads the tagged-field section header and returns the number of fields.
     pub fn tagged_count(&mut self) -> Result<u32, DecodeError> {
         let n = self.uvarint()?;
         // Each tagged field takes at least two bytes (tag + size).
-        if n as usize > self.buf.len() / 2 + 1 {
+        if n > MAX_TAGGED_FIELDS || n as usize > self.buf.len() / 2 + 1 {
             return Err(DecodeError::InvalidLength(n as i64));
         }
         Ok(n)
@@ -272,7 +312,10 @@ impl Reader {
         let tag = self.uvarint()?;
         let size = self.uvarint()? as usize;
         let body = self.slice(size)?;
-        Ok((tag, Reader::new(body)))
+        let mut child = Reader::new(body);
+        // A tagged field's decoded arrays draw on what its parent has left.
+        child.budget_bytes = child.budget_bytes.min(self.budget_bytes);
+        Ok((tag, child))
     }
 }
 
@@ -488,5 +531,52 @@ mod tests {
         assert_eq!(s.len(), 22);
         assert_eq!(Uuid::from_base64(&s), Some(u));
         assert_eq!(Uuid::NIL.to_base64(), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+}
+
+#[cfg(test)]
+mod decode_bound_tests {
+    use super::*;
+    use crate::protocol::messages::delete_groups_request::DeleteGroupsRequest;
+
+    /// A DeleteGroups v2 body (flexible): `n` group names of `name_len`
+    /// bytes, then an empty tagged-field section.
+    fn delete_groups(n: usize, name_len: usize) -> Bytes {
+        let mut w = Writer::new();
+        w.uvarint(n as u32 + 1);
+        for _ in 0..n {
+            w.uvarint(name_len as u32 + 1);
+            for _ in 0..name_len {
+                w.i8(b'g' as i8);
+            }
+        }
+        w.uvarint(0);
+        w.finish_contiguous()
+    }
+
+    #[test]
+    fn arrays_cost_at_most_a_small_factor_of_their_frame() {
+        // 600,000 empty names: 600 KB on the wire, 14 MB as Strings.
+        let frame = delete_groups(600_000, 0);
+        let e = DeleteGroupsRequest::decode(&mut Reader::new(frame), 2).unwrap_err();
+        assert!(matches!(e, DecodeError::OverBudget { .. }), "{e:?}");
+        // Real names decode.
+        let frame = delete_groups(10_000, 20);
+        assert_eq!(DeleteGroupsRequest::decode(&mut Reader::new(frame), 2).unwrap().groups_names.len(), 10_000);
+    }
+
+    #[test]
+    fn arrays_over_a_million_elements_and_excess_tagged_fields_are_refused() {
+        let mut w = Writer::new();
+        w.uvarint(1_000_001 + 1);
+        let mut buf = w.finish_contiguous().to_vec();
+        buf.resize(buf.len() + 2_000_100, 1);
+        let e = DeleteGroupsRequest::decode(&mut Reader::new(Bytes::from(buf)), 2).unwrap_err();
+        assert!(matches!(e, DecodeError::InvalidLength(1_000_001)), "{e:?}");
+        let mut w = Writer::new();
+        w.uvarint(MAX_TAGGED_FIELDS + 1);
+        let mut buf = w.finish_contiguous().to_vec();
+        buf.resize(buf.len() + 40_000, 0);
+        assert!(Reader::new(Bytes::from(buf)).tagged_count().is_err());
     }
 }
