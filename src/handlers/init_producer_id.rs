@@ -11,8 +11,9 @@ use crate::protocol::ErrorCode;
 pub const SPEC: ApiSpec = ApiSpec { api_key: 22, name: "InitProducerId", min_version: 0, max_version: 5 };
 
 pub async fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
-    if req.transactional_id.is_some() {
+    if let Some(id) = &req.transactional_id {
         // No transaction coordinator yet: tell the client it is unavailable.
+        super::find_coordinator::warn_transactions_unsupported(id);
         return InitProducerIdResponse { error_code: ErrorCode::CoordinatorNotAvailable.code(), ..Default::default() };
     }
     match ctx.broker.allocate_producer_id().await {
