@@ -138,6 +138,86 @@ pub struct Partition {
     pub tp: TopicPartition,
     pub topic_id: Uuid,
     pub log: SharedLog,
+    /// Long-polling fetches waiting for an append to this partition.
+    pub waiters: FetchWaiters,
+}
+
+impl Partition {
+    pub fn new(tp: TopicPartition, topic_id: Uuid, log: SharedLog) -> Partition {
+        Partition { tp, topic_id, log, waiters: FetchWaiters::default() }
+    }
+}
+
+/// The fetches waiting on one partition. Each waiting fetch registers one
+/// `Notify` with every partition it reads; an append wakes only the
+/// fetches registered with its partition (`notify_one` keeps a permit, so
+/// an append between a fetch's read and its wait is not missed).
+#[derive(Default)]
+pub struct FetchWaiters {
+    next_id: std::sync::atomic::AtomicU64,
+    waiting: Mutex<HashMap<u64, Arc<Notify>>>,
+}
+
+impl FetchWaiters {
+    /// Registers `waker` until the returned id is passed to `unregister`.
+    pub fn register(&self, waker: &Arc<Notify>) -> u64 {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.waiting).insert(id, waker.clone());
+        id
+    }
+
+    pub fn unregister(&self, id: u64) {
+        lock(&self.waiting).remove(&id);
+    }
+
+    /// Wakes every fetch waiting on this partition.
+    pub fn wake(&self) {
+        for w in lock(&self.waiting).values() {
+            w.notify_one();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.waiting).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A fetch's registrations with the partitions it waits on, undone on drop.
+pub struct FetchWait {
+    waker: Arc<Notify>,
+    registered: Vec<(Arc<Partition>, u64)>,
+}
+
+impl FetchWait {
+    pub fn new(partitions: Vec<Arc<Partition>>) -> FetchWait {
+        let waker = Arc::new(Notify::new());
+        let registered = partitions
+            .into_iter()
+            .map(|p| {
+                let id = p.waiters.register(&waker);
+                (p, id)
+            })
+            .collect();
+        FetchWait { waker, registered }
+    }
+
+    /// Completes after an append to one of the partitions since the last
+    /// call (or since `new`).
+    pub async fn appended(&self) {
+        self.waker.notified().await
+    }
+}
+
+impl Drop for FetchWait {
+    fn drop(&mut self) {
+        for (p, id) in &self.registered {
+            p.waiters.unregister(*id);
+        }
+    }
 }
 
 /// All partition logs, in step with the metadata image.
@@ -147,8 +227,6 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Serialises structural changes (create, delete, reconfigure).
     changes: Mutex<()>,
-    /// Notified after every append; long-polling fetches wait on it.
-    appended: Notify,
 }
 
 /// The log settings a topic config describes.
@@ -207,7 +285,6 @@ impl ReplicaManager {
             broker_config,
             partitions: RwLock::new(HashMap::new()),
             changes: Mutex::new(()),
-            appended: Notify::new(),
         };
         rm.reconcile(image)?;
         Ok(rm)
@@ -215,11 +292,6 @@ impl ReplicaManager {
 
     pub fn log_manager(&self) -> &LogManager {
         &self.logs
-    }
-
-    /// Woken after every append.
-    pub fn appended(&self) -> &Notify {
-        &self.appended
     }
 
     /// The partition, if its log exists.
@@ -290,7 +362,7 @@ impl ReplicaManager {
                         if !existed {
                             created += 1;
                         }
-                        let part = Arc::new(Partition { tp: tp.clone(), topic_id: topic.id, log });
+                        let part = Arc::new(Partition::new(tp.clone(), topic.id, log));
                         self.partitions.write().unwrap_or_else(|e| e.into_inner()).insert(tp, part.clone());
                         part
                     }
@@ -318,11 +390,6 @@ impl ReplicaManager {
         let path = self.logs.dir().join(partition_dir_name(tp)).join(PARTITION_METADATA_FILE);
         let text = format!("version: 0\ntopic_id: {}\n", id.to_base64());
         write_atomically(&path, text.as_bytes())
-    }
-
-    /// Wakes every waiting fetch (after an append).
-    pub fn notify_appended(&self) {
-        self.appended.notify_waiters();
     }
 
     /// Closes every log, writes checkpoints and the clean-shutdown marker.
@@ -428,6 +495,33 @@ mod tests {
         let rm = ReplicaManager::open(config, &MetadataImage::default()).unwrap();
         assert!(rm.all().is_empty());
         assert_eq!(stray_dirs(dir.path()), stray);
+    }
+
+    #[tokio::test]
+    async fn an_append_wakes_only_the_fetches_waiting_on_its_partition() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+        let part = |p: i32| {
+            let tp = TopicPartition::new("t", p);
+            let log = logs.get_or_create(&tp, LogConfig::default()).unwrap();
+            Arc::new(Partition::new(tp, Uuid([1; 16]), log))
+        };
+        let (a, b) = (part(0), part(1));
+        let on_a = FetchWait::new(vec![a.clone()]);
+        let on_b = FetchWait::new(vec![b.clone()]);
+        let on_both = FetchWait::new(vec![a.clone(), b.clone()]);
+        assert_eq!((a.waiters.len(), b.waiters.len()), (2, 2));
+        // An append before the wait starts is not missed.
+        a.waiters.wake();
+        async fn soon(w: &FetchWait) -> bool {
+            tokio::time::timeout(Duration::from_millis(50), w.appended()).await.is_ok()
+        }
+        assert!(soon(&on_a).await);
+        assert!(soon(&on_both).await);
+        assert!(!soon(&on_b).await, "an append to t-0 does not wake a fetch of t-1");
+        drop((on_a, on_b, on_both));
+        assert!(a.waiters.is_empty() && b.waiters.is_empty(), "registrations end with the fetch");
     }
 
     #[test]

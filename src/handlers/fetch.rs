@@ -24,7 +24,7 @@ use crate::protocol::messages::fetch_response::{FetchResponse, FetchableTopicRes
 use crate::metrics::count_records;
 use crate::fetch_session::{FetchContext, FetchParams, PartitionKey, Summary, TopicKey, NO_SESSION};
 use crate::protocol::{ErrorCode, Uuid};
-use crate::replica::{check_leader_epoch, Partition};
+use crate::replica::{check_leader_epoch, FetchWait, Partition};
 use crate::storage::StorageError;
 use crate::types::{Offset, TopicPartition};
 
@@ -178,17 +178,16 @@ async fn long_poll(
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
     let deadline = tokio::time::Instant::now() + wait;
-    let replicas = &ctx.broker.replicas;
     let read = |topics: Arc<Vec<WantedTopic>>| async move {
         tokio::task::spawn_blocking(move || read_all(&topics, max_bytes, read_committed)).await
     };
+    // Registered before the first read with every partition read, so an
+    // append between a read and the wait is not missed; appends to other
+    // partitions do not wake this fetch.
+    let wait_for_appends = (!wait.is_zero()).then(|| {
+        FetchWait::new(topics.iter().flat_map(|t| t.partitions.iter().filter_map(|w| w.partition.clone())).collect())
+    });
     loop {
-        // Register for wake-ups before reading, so an append between the
-        // read and the wait is not missed.
-        let appended = replicas.appended().notified();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
-
         let (responses, bytes, errors) = match read(topics.clone()).await {
             Ok(r) => r,
             Err(e) => {
@@ -196,11 +195,12 @@ async fn long_poll(
                 return failed_read(topics);
             }
         };
-        if bytes >= min_bytes || errors || wait.is_zero() || tokio::time::Instant::now() >= deadline {
+        let Some(waiting) = wait_for_appends.as_ref() else { return responses };
+        if bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline {
             return responses;
         }
         let woken = tokio::select! {
-            r = tokio::time::timeout_at(deadline, appended) => r.is_ok(),
+            r = tokio::time::timeout_at(deadline, waiting.appended()) => r.is_ok(),
             _ = ctx.broker.shutting_down().cancelled() => false,
         };
         if !woken {

@@ -158,7 +158,6 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
             tracing::error!(error = %e, "produce task failed");
             Vec::new()
         });
-    ctx.broker.replicas.notify_appended();
     for t in &responses {
         any_error |= t.partition_responses.iter().any(|p| p.error_code != 0);
     }
@@ -196,8 +195,13 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                         buf.clear();
                         buf.extend_from_slice(&records);
                         let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-                        match log.append(&mut buf, now) {
+                        let appended = log.append(&mut buf, now);
+                        drop(log);
+                        match appended {
                             Ok(info) => {
+                                if info.records_count > 0 {
+                                    partition.waiters.wake();
+                                }
                                 counters.bytes_in.fetch_add(info.size_bytes as u64, Ordering::Relaxed);
                                 counters.records_in.fetch_add(info.records_count, Ordering::Relaxed);
                                 PartitionProduceResponse {
