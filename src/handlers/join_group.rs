@@ -29,7 +29,10 @@ fn to_group_request(req: JoinGroupRequest, version: i16, client_id: &str, peer: 
         member_id: req.member_id,
         group_instance_id: req.group_instance_id,
         protocol_type: req.protocol_type,
-        protocols: req.protocols.into_iter().map(|p| (p.name, p.metadata)).collect(),
+        // Copied: the group keeps member metadata for the member's life,
+        // and a slice would keep the whole request frame (up to
+        // socket.request.max.bytes) alive with it.
+        protocols: req.protocols.into_iter().map(|p| (p.name, bytes::Bytes::copy_from_slice(&p.metadata))).collect(),
         reason: req.reason,
         api_version: version,
         client_id: client_id.to_string(),
@@ -118,6 +121,12 @@ mod tests {
         assert_eq!(r.client_id, "c");
         assert_eq!(r.client_host, "/127.0.0.1");
         assert_eq!(r.protocols, vec![("range".to_string(), Bytes::from_static(b"m"))]);
+        let frame = Bytes::from(vec![7u8; 1 << 16]);
+        let mut big = request();
+        big.protocols[0].metadata = frame.slice(100..110);
+        let kept = to_group_request(big, 5, "c", ip).protocols.remove(0).1;
+        let frame_range = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
+        assert!(!frame_range.contains(&(kept.as_ptr() as usize)), "member metadata must not pin the request frame");
         let r = to_group_request(request(), 1, "c", ip);
         assert_eq!(r.rebalance_timeout_ms, 60_000);
         assert_eq!(r.api_version, 1);

@@ -27,7 +27,8 @@ fn to_group_request(req: SyncGroupRequest) -> group::SyncGroupRequest {
         group_instance_id: req.group_instance_id,
         protocol_type: req.protocol_type,
         protocol_name: req.protocol_name,
-        assignments: req.assignments.into_iter().map(|a| (a.member_id, a.assignment)).collect(),
+        // Copied, like JoinGroup metadata: kept for the generation's life.
+        assignments: req.assignments.into_iter().map(|a| (a.member_id, bytes::Bytes::copy_from_slice(&a.assignment))).collect(),
     }
 }
 
