@@ -14,6 +14,7 @@ use clap::Parser;
 use klamm::broker::{self, BrokerSettings};
 use klamm::config::cli::{process_env, Command, LogFormat};
 use klamm::config::{BrokerConfig, CliArgs};
+use klamm::platform::{self, OpenFilesLimit};
 use klamm::testing::TempDir;
 
 fn main() -> ExitCode {
@@ -107,20 +108,17 @@ fn main() -> ExitCode {
     code
 }
 
-/// Raises the soft open-files limit to the hard one, as Kafka's
-/// documentation asks operators to: every active segment keeps its log
-/// open for writing, so a broker with thousands of partitions needs
-/// thousands of descriptors. Failure is not fatal (descriptors then run
-/// out later, as an I/O error on the partition that needs one).
+/// Raises the soft open-files limit (see [`platform::raise_open_files_limit`]):
+/// every active segment keeps its log open for writing, so a broker with
+/// thousands of partitions needs thousands of descriptors, as Kafka's
+/// documentation tells operators. Failure is not fatal (descriptors then
+/// run out later, as an I/O error on the partition that needs one).
 fn raise_open_files_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some() && limit.current != limit.maximum {
-        let from = limit.current;
-        limit.current = limit.maximum;
-        match setrlimit(Resource::Nofile, limit.clone()) {
-            Ok(()) => tracing::debug!(?from, to = ?limit.maximum, "raised the open-files limit"),
-            Err(e) => tracing::warn!(error = %e, ?from, "cannot raise the open-files limit"),
+    match platform::raise_open_files_limit() {
+        OpenFilesLimit::Unchanged { .. } => {}
+        OpenFilesLimit::Raised { from, to } => tracing::debug!(from, ?to, "raised the open-files limit"),
+        OpenFilesLimit::Refused { current, error } => {
+            tracing::warn!(%error, current, "cannot raise the open-files limit")
         }
     }
 }
