@@ -3,16 +3,17 @@
 //! `--print-config`, runs `klamm healthcheck`, and otherwise runs the
 //! broker until SIGINT/SIGTERM, then shuts down gracefully. `--ephemeral`
 //! runs on a temporary data directory (deleted at exit) and prints the
-//! bootstrap address on stdout. Exits with code 1 on any configuration or
-//! start-up error: nothing starts half-configured.
+//! bootstrap address on stdout. Logs go to stderr, coloured only on a
+//! terminal and without `NO_COLOR`. Exits with code 1 on any configuration
+//! or start-up error: nothing starts half-configured.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use klamm::broker::{self, BrokerSettings};
-use klamm::config::cli::{process_env, Command, LogFormat};
+use klamm::config::cli::{log_colours, process_env, Command, LogFormat};
 use klamm::config::{BrokerConfig, CliArgs};
 use klamm::platform::{self, OpenFilesLimit};
 use klamm::testing::TempDir;
@@ -20,7 +21,11 @@ use klamm::testing::TempDir;
 fn main() -> ExitCode {
     let mut args = CliArgs::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colours = log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours);
     match args.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
