@@ -79,6 +79,17 @@ fn main() -> ExitCode {
     };
     let ephemeral = ephemeral_dir.is_some();
     let code = runtime.block_on(async move {
+        // Before anything is announced: a SIGTERM or SIGINT sent as soon as
+        // the address is printed (or during recovery) must shut down
+        // cleanly, not kill the process with the default action.
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("klamm: cannot handle SIGTERM and SIGINT: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let running = match broker::start(settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -92,15 +103,8 @@ fn main() -> ExitCode {
             let _ = writeln!(out, "bootstrap.servers={}", running.bootstrap());
             let _ = out.flush();
         }
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("klamm: cannot handle SIGTERM: {e}");
-                return ExitCode::from(1);
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         tracing::info!("shutting down");
