@@ -1,15 +1,17 @@
 //! The broker: the shared state every handler sees (settings, controller,
 //! partition logs, group coordinator, limits) and its life cycle: `start`
-//! opens the data directory, binds the client listeners and spawns them
-//! with the housekeeping task; `RunningBroker::shutdown` stops accepting,
-//! lets in-flight requests finish, then flushes and closes the logs and
-//! writes the clean-shutdown marker.
+//! locks the data directory (one broker per `log.dirs`), binds the
+//! listeners' ports, opens (recovers) the data directory, then listens and
+//! spawns the listeners with the housekeeping task;
+//! `RunningBroker::shutdown` stops accepting, lets in-flight requests
+//! finish, then flushes and closes the logs, writes the clean-shutdown
+//! marker and releases the directory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
 use crate::replica::{Partition, ReplicaManager};
 use crate::server::{Limits, Listener};
+use crate::storage::DirLock;
 use crate::types::{TimestampMs, TopicPartition};
 
 /// Request bytes held in memory at once, broker-wide (Kafka's
@@ -143,6 +146,9 @@ pub struct Broker {
     /// Cancelled when the broker begins to shut down; long waits (fetch
     /// long polls) end early on it.
     shutdown: CancellationToken,
+    /// The data directory's lock: released at the end of a clean
+    /// shutdown, or when the last reference to the broker goes.
+    dir_lock: std::sync::Mutex<Option<DirLock>>,
 }
 
 impl Broker {
@@ -326,6 +332,8 @@ impl RunningBroker {
             Ok(Err(e)) => tracing::error!(error = %e, "closing the logs failed; the next start recovers them"),
             Err(e) => tracing::error!(error = %e, "closing the logs failed; the next start recovers them"),
         }
+        // The logs are closed: another broker may have the directory now.
+        drop(self.broker.dir_lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 
@@ -341,7 +349,40 @@ fn group_config(c: &BrokerConfig) -> GroupConfig {
     }
 }
 
-/// Opens the data directory, binds every listener and starts serving.
+/// Backlog of the HTTP listening socket (what `TcpListener::bind` uses);
+/// client listeners use `socket.listen.backlog.size`.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` (address reuse on, as `TcpListener::bind`
+/// sets it; a client listener's socket buffers as `config` says) but not
+/// listening yet: the port is ours, and connections are refused rather
+/// than queued until the broker can answer them.
+fn bind_socket(what: &str, addr: SocketAddr, config: Option<&BrokerConfig>) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+    let bound = socket.and_then(|s| {
+        s.set_reuseaddr(true)?;
+        if let Some(config) = config {
+            crate::server::configure_client_socket(&s, config)?;
+        }
+        s.bind(addr)?;
+        Ok(s)
+    });
+    bound.map_err(|e| bind_error(what, addr, e))
+}
+
+fn bind_error(what: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Error {
+    let hint = if e.kind() == std::io::ErrorKind::AddrInUse { " (another klamm or Kafka listening there?)" } else { "" };
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr} for {what}: {e}{hint}"))
+}
+
+/// Locks the data directory, binds every listener, opens the data directory
+/// (recovering the logs) and starts serving.
+///
+/// The lock comes first, as in Kafka: a second broker on a directory in
+/// use fails here, naming the other process, before recovery could
+/// truncate files the first has mapped. The ports are bound next, before
+/// recovery, so a port in use is reported at once rather than after a long
+/// recovery; they listen only once the broker can serve.
 pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
     let ignored = settings.config.ignored_settings();
     if !ignored.is_empty() {
@@ -350,6 +391,24 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
             "accepted for compatibility but without effect in klamm (see --print-config)"
         );
     }
+    let dir = settings.log_dir.clone();
+    let dir_lock = tokio::task::spawn_blocking(move || DirLock::acquire(&dir))
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut bound = Vec::new();
+    let mut settings = settings;
+    for l in settings.listeners.iter_mut() {
+        let socket = bind_socket(&format!("listener {}", l.name), l.bind, Some(&settings.config))?;
+        let addr = socket.local_addr()?;
+        if l.advertised_port == 0 {
+            l.advertised_port = addr.port();
+        }
+        bound.push((socket, addr));
+    }
+    let http = match settings.http_listener {
+        Some(addr) => Some((bind_socket("http.listener", addr, None)?, addr)),
+        None => None,
+    };
     let (controller, replicas, groups) = {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<_> {
@@ -370,19 +429,14 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         .await
         .map_err(std::io::Error::other)??
     };
-    let mut bound = Vec::new();
-    let mut settings = settings;
-    for l in settings.listeners.iter_mut() {
-        let tcp = crate::server::bind_listener(l.bind, &settings.config)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {} ({}): {e}", l.bind, l.name)))?;
-        let addr = tcp.local_addr()?;
-        if l.advertised_port == 0 {
-            l.advertised_port = addr.port();
-        }
-        bound.push((tcp, addr));
+    let mut listening = Vec::new();
+    let backlog = settings.config.socket_listen_backlog_size.max(1);
+    for ((socket, addr), l) in bound.into_iter().zip(settings.listeners.iter()) {
+        let tcp = socket.listen(backlog).map_err(|e| bind_error(&format!("listener {}", l.name), addr, e))?;
+        listening.push((tcp, addr));
     }
-    let http = match settings.http_listener {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
+    let http = match http {
+        Some((socket, addr)) => Some(socket.listen(LISTEN_BACKLOG).map_err(|e| bind_error("http.listener", addr, e))?),
         None => None,
     };
     let queued = settings.limits.queued_max_request_bytes.min(Semaphore::MAX_PERMITS);
@@ -395,13 +449,14 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
         shutdown: shutdown.clone(),
+        dir_lock: std::sync::Mutex::new(Some(dir_lock)),
         settings,
     });
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(broker.clone(), shutdown.clone()));
     let connections = Arc::new(Semaphore::new(broker.settings.limits.max_connections));
     let mut addrs = Vec::new();
-    for ((tcp, addr), l) in bound.into_iter().zip(broker.settings.listeners.iter()) {
+    for ((tcp, addr), l) in listening.into_iter().zip(broker.settings.listeners.iter()) {
         addrs.push(addr);
         let listener = Listener {
             name: l.name.clone(),

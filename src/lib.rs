@@ -8,7 +8,8 @@
 //! batches). `controller` owns topic/partition metadata, `group` the classic
 //! consumer-group protocol and committed offsets, and `config` turns Kafka
 //! property names (file, overrides, `KAFKA_*` environment) into a checked
-//! `BrokerConfig`.
+//! `BrokerConfig`. `platform` holds every difference between operating
+//! systems (memory-map hints, the open-files limit, file locks).
 
 pub mod config;
 pub mod controller;
@@ -18,6 +19,7 @@ pub mod handlers;
 pub mod healthcheck;
 pub mod http;
 pub mod metrics;
+pub mod platform;
 pub mod protocol;
 pub mod records;
 pub mod replica;

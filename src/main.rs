@@ -3,23 +3,29 @@
 //! `--print-config`, runs `klamm healthcheck`, and otherwise runs the
 //! broker until SIGINT/SIGTERM, then shuts down gracefully. `--ephemeral`
 //! runs on a temporary data directory (deleted at exit) and prints the
-//! bootstrap address on stdout. Exits with code 1 on any configuration or
-//! start-up error: nothing starts half-configured.
+//! bootstrap address on stdout. Logs go to stderr, coloured only on a
+//! terminal and without `NO_COLOR`. Exits with code 1 on any configuration
+//! or start-up error: nothing starts half-configured.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use klamm::broker::{self, BrokerSettings};
-use klamm::config::cli::{process_env, Command, LogFormat};
+use klamm::config::cli::{log_colours, process_env, Command, LogFormat};
 use klamm::config::{BrokerConfig, CliArgs};
+use klamm::platform::{self, OpenFilesLimit};
 use klamm::testing::TempDir;
 
 fn main() -> ExitCode {
     let mut args = CliArgs::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colours = log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours);
     match args.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
@@ -148,20 +154,17 @@ impl Signals {
     }
 }
 
-/// Raises the soft open-files limit to the hard one, as Kafka's
-/// documentation asks operators to: every active segment keeps its log
-/// open for writing, so a broker with thousands of partitions needs
-/// thousands of descriptors. Failure is not fatal (descriptors then run
-/// out later, as an I/O error on the partition that needs one).
+/// Raises the soft open-files limit (see [`platform::raise_open_files_limit`]):
+/// every active segment keeps its log open for writing, so a broker with
+/// thousands of partitions needs thousands of descriptors, as Kafka's
+/// documentation tells operators. Failure is not fatal (descriptors then
+/// run out later, as an I/O error on the partition that needs one).
 fn raise_open_files_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some() && limit.current != limit.maximum {
-        let from = limit.current;
-        limit.current = limit.maximum;
-        match setrlimit(Resource::Nofile, limit.clone()) {
-            Ok(()) => tracing::debug!(?from, to = ?limit.maximum, "raised the open-files limit"),
-            Err(e) => tracing::warn!(error = %e, ?from, "cannot raise the open-files limit"),
+    match platform::raise_open_files_limit() {
+        OpenFilesLimit::Unchanged { .. } => {}
+        OpenFilesLimit::Raised { from, to } => tracing::debug!(from, ?to, "raised the open-files limit"),
+        OpenFilesLimit::Refused { current, error } => {
+            tracing::warn!(%error, current, "cannot raise the open-files limit")
         }
     }
 }

@@ -376,3 +376,27 @@ fn json_log_lines_and_version() {
         assert!(line.contains("\"level\":\"INFO\""), "{line}");
     }
 }
+
+#[test]
+fn text_logs_off_a_terminal_have_no_colour_codes() {
+    // stderr is a pipe here, not a terminal: plain text, whatever NO_COLOR says.
+    let child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .arg("--ephemeral")
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("KLAMM_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Broker(child);
+    let mut address = String::new();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut address).unwrap();
+    assert!(address.starts_with("bootstrap.servers="));
+    sigterm(&child.0);
+    assert!(wait_exit(&mut child.0).success());
+    let mut logs = String::new();
+    child.0.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    assert!(logs.contains("klamm started") && logs.contains("shutting down"), "{logs}");
+    assert!(!logs.contains('\x1b'), "escape codes in logs written to a pipe: {logs:?}");
+}

@@ -93,9 +93,27 @@ pub fn process_env() -> impl Iterator<Item = (String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
+/// Whether text log lines get ANSI colours: only when stderr is a terminal
+/// (a file, a pipe, `docker logs` or a CI log would get escape codes), and
+/// never when `NO_COLOR` is set to anything but the empty string
+/// (<https://no-color.org>).
+pub fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.map_or(true, |v| v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))), "an empty NO_COLOR does not count");
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+        assert!(!log_colours(false, Some(OsStr::new(""))));
+    }
 
     fn parse(args: &[&str]) -> Result<CliArgs, clap::Error> {
         CliArgs::try_parse_from(std::iter::once("klamm").chain(args.iter().copied()))

@@ -22,14 +22,21 @@ pub fn bind_listener(addr: SocketAddr, config: &crate::config::BrokerConfig) -> 
     // As std and tokio do on Unix: a restarted broker rebinds its port at
     // once, even with connections of the previous run in TIME_WAIT.
     socket.set_reuseaddr(true)?;
+    configure_client_socket(&socket, config)?;
+    socket.bind(addr)?;
+    socket.listen(config.socket_listen_backlog_size.max(1))
+}
+
+/// Sets `socket.receive.buffer.bytes` / `socket.send.buffer.bytes` on a
+/// listening socket before it binds (accepted sockets inherit them).
+pub fn configure_client_socket(socket: &tokio::net::TcpSocket, config: &crate::config::BrokerConfig) -> std::io::Result<()> {
     if let Some(n) = config.socket_receive_buffer_bytes {
         socket.set_recv_buffer_size(u32::try_from(n).unwrap_or(u32::MAX))?;
     }
     if let Some(n) = config.socket_send_buffer_bytes {
         socket.set_send_buffer_size(u32::try_from(n).unwrap_or(u32::MAX))?;
     }
-    socket.bind(addr)?;
-    socket.listen(config.socket_listen_backlog_size.max(1))
+    Ok(())
 }
 
 /// Bounds every connection and frame.

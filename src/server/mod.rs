@@ -9,4 +9,4 @@ pub mod connection;
 pub mod dispatch;
 pub mod listener;
 
-pub use listener::{bind_listener, Limits, Listener};
+pub use listener::{bind_listener, configure_client_socket, Limits, Listener};

@@ -1,11 +1,13 @@
 //! storage: mmap-backed segmented partition logs of v2 record batches, in
 //! Kafka's on-disk layout (`<topic>-<partition>/<offset>.log|.index|
-//! .timeindex`, offset checkpoint files, clean-shutdown marker).
+//! .timeindex`, offset checkpoint files, clean-shutdown marker), and the
+//! data directory's `.lock` that keeps a second broker out.
 //!
 //! All APIs are synchronous; the broker calls them from `spawn_blocking`.
 
 mod checkpoint;
 mod config;
+mod dir_lock;
 mod error;
 mod files;
 mod index;
@@ -21,6 +23,7 @@ pub use checkpoint::{
     RECOVERY_POINT_CHECKPOINT_FILE,
 };
 pub use config::{LogConfig, NEVER};
+pub use dir_lock::{DirLock, LOCK_FILE};
 pub use error::StorageError;
 pub use files::{sync_dir, write_atomically};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};

@@ -1,0 +1,195 @@
+//! Every difference between the operating systems klamm builds for, behind
+//! one small API with a fallback for each, so that the rest of the crate
+//! has no `cfg(target_os)`. Linux is where klamm is deployed (the docker
+//! image, CI); macOS (x86_64 and aarch64) is where many developers run it.
+//! Nothing here is needed for correctness on one system only: what a
+//! system lacks is either emulated or skipped, and skipping costs memory or
+//! speed, never data.
+//!
+//! - [`page_size`]: the VM page size (4 KiB on x86_64 Linux, 16 KiB on
+//!   Apple silicon, up to 64 KiB on aarch64 Linux).
+//! - [`populate_read`]: fault a mapped range in before it is copied to a
+//!   socket (`MADV_POPULATE_READ` on Linux ≥ 5.14); elsewhere only a
+//!   read-ahead hint, and the caller touches the pages itself.
+//! - [`RELEASE_SENT_PAGES`]: whether `MADV_DONTNEED` may drop the pages of a
+//!   shared file mapping once they were sent. The `unsafe` call itself
+//!   stays in `storage/mmap.rs`.
+//! - [`raise_open_files_limit`]: the soft `RLIMIT_NOFILE` up to the hard
+//!   limit (or, where the system refuses that, as macOS does above
+//!   `OPEN_MAX`, up to `OPEN_MAX`).
+//! - [`try_lock_exclusive`]: an exclusive, non-blocking advisory lock on a
+//!   whole file (`flock`), which excludes other processes and other opens
+//!   in this one.
+
+use std::fs::File;
+use std::io;
+
+use memmap2::MmapRaw;
+
+/// The VM page size in bytes (a power of two).
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Asks the kernel to make `[offset, offset + len)` of `map` resident in
+/// this process's page tables. Returns `true` if that is done (the pages
+/// are mapped now), `false` if the caller must touch the pages itself:
+/// the system has no such call (only Linux has `MADV_POPULATE_READ`;
+/// elsewhere a `MADV_WILLNEED` read-ahead hint is given first) or the
+/// kernel is older than 5.14. Errors are never reported: it is a hint.
+pub fn populate_read(map: &MmapRaw, offset: usize, len: usize) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        if map.advise_range(memmap2::Advice::PopulateRead, offset, len).is_ok() {
+            return true;
+        }
+    }
+    let _ = map.advise_range(memmap2::Advice::WillNeed, offset, len);
+    false
+}
+
+/// Whether `MADV_DONTNEED` on a shared, file-backed mapping only drops this
+/// process's page-table entries, leaving the bytes in the page cache and
+/// the mapping's contents unchanged (the next access faults the same bytes
+/// back in). Linux documents exactly that (madvise(2)). Other systems give
+/// the advice other meanings (on macOS it lowers the pages' priority and
+/// frees swap; the BSDs treat it as a hint), so klamm skips it there: the
+/// pages then stay mapped until the kernel reclaims them, which costs
+/// resident memory, never bytes.
+pub const RELEASE_SENT_PAGES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// What [`raise_open_files_limit`] did.
+#[derive(Debug)]
+pub enum OpenFilesLimit {
+    /// Already at the hard limit, or unlimited.
+    Unchanged { current: Option<u64> },
+    Raised { from: u64, to: Option<u64> },
+    /// The system refused every higher value; the limit stays at `current`.
+    Refused { current: u64, error: io::Error },
+}
+
+/// `OPEN_MAX` of macOS's `<limits.h>`: above this (and above
+/// `kern.maxfilesperproc`) macOS refuses a soft `RLIMIT_NOFILE` with
+/// EINVAL even when the hard limit is unlimited. The JVM caps Kafka's
+/// limit the same way there.
+const OPEN_MAX_FALLBACK: u64 = 10_240;
+
+/// Raises the soft open-files limit to the hard one: every active segment
+/// keeps its log open for writing, so a broker with thousands of
+/// partitions needs thousands of descriptors. Where the system refuses the
+/// hard limit (macOS with an unlimited hard limit; Linux above
+/// `fs.nr_open`), tries `OPEN_MAX` (10,240) instead. Never fails: the
+/// caller logs the outcome.
+pub fn raise_open_files_limit() -> OpenFilesLimit {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(current) = limit.current else {
+        return OpenFilesLimit::Unchanged { current: None };
+    };
+    if limit.current == limit.maximum {
+        return OpenFilesLimit::Unchanged { current: Some(current) };
+    }
+    let mut error = None;
+    let fallback = limit.maximum.map_or(OPEN_MAX_FALLBACK, |m| m.min(OPEN_MAX_FALLBACK));
+    for want in [limit.maximum, Some(fallback)] {
+        if want.is_some_and(|w| w <= current) {
+            continue;
+        }
+        let new = rustix::process::Rlimit { current: want, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, new) {
+            Ok(()) => return OpenFilesLimit::Raised { from: current, to: want },
+            Err(e) => error = Some(io::Error::from(e)),
+        }
+    }
+    match error {
+        Some(error) => OpenFilesLimit::Refused { current, error },
+        None => OpenFilesLimit::Unchanged { current: Some(current) },
+    }
+}
+
+/// Why [`try_lock_exclusive`] did not take the lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another open of the file (in any process, this one included) holds it.
+    Held,
+    /// The file system or the system cannot lock files (some network file
+    /// systems, systems without `flock`).
+    Unsupported(io::Error),
+    Io(io::Error),
+}
+
+/// Takes an exclusive advisory lock on the whole of `file` without waiting.
+/// The lock belongs to this open file description: it is released when
+/// `file` is closed (dropped), also when the process dies, and a second
+/// open of the same file, even in this process, cannot take it meanwhile
+/// (unlike POSIX `fcntl` record locks, which are per process and released
+/// by closing any descriptor of the file).
+pub fn try_lock_exclusive(file: &File) -> Result<(), LockError> {
+    #[cfg(not(any(target_os = "solaris", target_os = "illumos")))]
+    {
+        use rustix::io::Errno;
+        match rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(()),
+            Err(e) if e == Errno::WOULDBLOCK || e == Errno::AGAIN => Err(LockError::Held),
+            Err(e) if e == Errno::NOLCK || e == Errno::OPNOTSUPP || e == Errno::NOSYS || e == Errno::INVAL => {
+                Err(LockError::Unsupported(e.into()))
+            }
+            Err(e) => Err(LockError::Io(e.into())),
+        }
+    }
+    #[cfg(any(target_os = "solaris", target_os = "illumos"))]
+    {
+        let _ = file;
+        Err(LockError::Unsupported(io::Error::new(io::ErrorKind::Unsupported, "flock is not available")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_is_a_power_of_two() {
+        let p = page_size();
+        assert!(p >= 4096 && p.is_power_of_two(), "{p}");
+    }
+
+    #[test]
+    fn exclusive_locks_exclude_other_opens_and_end_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let open = || std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+        let a = open();
+        try_lock_exclusive(&a).unwrap();
+        let b = open();
+        assert!(matches!(try_lock_exclusive(&b), Err(LockError::Held)));
+        // Closing another descriptor of the file does not release it.
+        drop(open());
+        assert!(matches!(try_lock_exclusive(&b), Err(LockError::Held)));
+        drop(a);
+        try_lock_exclusive(&b).unwrap();
+    }
+
+    #[test]
+    fn the_open_files_limit_only_goes_up() {
+        use rustix::process::{getrlimit, Resource};
+        let before = getrlimit(Resource::Nofile).current;
+        let outcome = raise_open_files_limit();
+        let after = getrlimit(Resource::Nofile).current;
+        assert!(after.is_none() || after >= before, "{before:?} -> {after:?} ({outcome:?})");
+        assert!(matches!(raise_open_files_limit(), OpenFilesLimit::Unchanged { .. } | OpenFilesLimit::Refused { .. }));
+    }
+
+    #[test]
+    fn populate_read_is_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![1u8; 3 * page_size()]).unwrap();
+        let file = File::open(&path).unwrap();
+        let map = memmap2::MmapOptions::new().map_raw_read_only(&file).unwrap();
+        let done = populate_read(&map, 0, map.len());
+        assert!(!done || cfg!(target_os = "linux"));
+        // Out-of-range advice is an error the hint swallows.
+        assert!(!populate_read(&map, map.len() + 1, 10));
+    }
+}
