@@ -2,7 +2,8 @@
 //! `log.dirs` another one is using must fail at once, naming the directory
 //! and the other process, before it recovers (and so truncates) anything,
 //! while the first keeps serving. In-process through `klamm::broker::start`
-//! and with two `klamm` processes.
+//! and with two `klamm` processes. A port in use is reported before
+//! recovery too.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -106,6 +107,26 @@ async fn a_second_broker_on_the_same_directory_fails_and_the_first_keeps_serving
     let again = broker::start(BrokerSettings::new(local(), dir.path().to_path_buf())).await.expect("restart after shutdown");
     assert_eq!(values(&again.bootstrap(), 2).await, ["before", "after"]);
     again.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_in_use_is_reported_before_recovery_and_frees_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind(local()).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = match broker::start(BrokerSettings::new(addr, dir.path().to_path_buf())).await {
+        Ok(running) => {
+            running.shutdown().await;
+            panic!("started on a port in use");
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(err.starts_with(&format!("cannot listen on {addr} for listener PLAINTEXT: ")), "{err}");
+    // Nothing was opened (no metadata written), and the lock is released.
+    assert!(!dir.path().join("meta.properties").exists(), "recovery ran before the bind");
+    drop(taken);
+    let running = broker::start(BrokerSettings::new(addr, dir.path().to_path_buf())).await.expect("start once the port is free");
+    running.shutdown().await;
 }
 
 /// Kills the child on drop, so a failing test leaves no broker behind.

@@ -58,14 +58,11 @@ impl DirLock {
                     Some(pid) => format!("another klamm (pid {pid})"),
                     None => "another process".to_string(),
                 };
-                return Err(io::Error::new(
-                    io::ErrorKind::Other,
-                    format!(
-                        "log.dirs {} is in use by {holder}, which holds {}; stop it first or set another log.dirs",
-                        dir.display(),
-                        path.display()
-                    ),
-                ));
+                return Err(io::Error::other(format!(
+                    "log.dirs {} is in use by {holder}, which holds {}; stop it first or set another log.dirs",
+                    dir.display(),
+                    path.display()
+                )));
             }
             Err(LockError::Unsupported(e)) => {
                 tracing::warn!(path = %path.display(), error = %e,
