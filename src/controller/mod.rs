@@ -241,6 +241,14 @@ impl Controller {
         if let Err(msg) = topic_name::validate(&t.name) {
             return Err(ControllerError::new(ErrorCode::InvalidTopicException, msg));
         }
+        if crate::types::is_kafka_internal_topic(&t.name) {
+            // Kafka refuses `__cluster_metadata` this way; klamm also keeps
+            // the others' names free, as their directories may be Kafka's.
+            return Err(ControllerError::new(
+                ErrorCode::InvalidRequest,
+                format!("Creation of internal topic {} is prohibited.", t.name),
+            ));
+        }
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let image = self.image();
         if image.topics.contains_key(&t.name) {
@@ -524,6 +532,9 @@ mod tests {
         assert_eq!(err(c.create_topic(new_topic("a_b", 1), false)), ErrorCode::InvalidTopicException);
         assert_eq!(c.create_partitions("a.b", 1, false).unwrap_err().code, ErrorCode::InvalidPartitions);
         assert_eq!(c.delete_topic("nope").unwrap_err().code, ErrorCode::UnknownTopicOrPartition);
+        for internal in crate::types::KAFKA_INTERNAL_TOPICS {
+            assert_eq!(err(c.create_topic(new_topic(internal, 1), false)), ErrorCode::InvalidRequest);
+        }
         // validate_only writes nothing.
         c.create_topic(new_topic("v", 1), true).unwrap();
         assert!(c.image().topic("v").is_none());
