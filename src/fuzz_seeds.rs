@@ -142,7 +142,7 @@ fn segment_seeds() {
     log.close().unwrap();
     let read = |suffix: &str, offset: i64| std::fs::read(tmp.path().join(format!("{offset:020}{suffix}"))).unwrap_or_default();
     let (log0, index0, time0) = (read(".log", 0), read(".index", 0), read(".timeindex", 0));
-    let snapshot = read(".snapshot", end.0);
+    let snapshot = read(".klamm-snapshot", end.0);
     assert!(!snapshot.is_empty() && !index0.is_empty());
     let offset_u8 = u8::try_from(end.0).unwrap();
     // flags, recovery point, log start, segment 1 base, snapshot offset.
@@ -236,7 +236,7 @@ fn state_seeds() {
     let end = log.log_end_offset();
     log.close().unwrap();
     let mut seed = vec![5];
-    seed.extend_from_slice(&std::fs::read(pdir.join(format!("{:020}.snapshot", end.0))).unwrap());
+    seed.extend_from_slice(&std::fs::read(pdir.join(format!("{:020}.klamm-snapshot", end.0))).unwrap());
     write_state(&dir, "producer-snapshot", &seed);
 
     // 6: names.
