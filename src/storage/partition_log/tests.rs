@@ -824,3 +824,42 @@ fn reads_stay_valid_after_retention_deletes_the_segment() {
     assert_eq!(&held[..], &copy[..]);
     assert!(BatchIter::new(&held, Validation::Crc).all(|b| b.is_ok()));
 }
+
+#[test]
+fn epoch_end_offsets_follow_kafkas_epoch_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config();
+    {
+        let mut log = open(dir.path(), &cfg);
+        // No history: one epoch from the log start.
+        log.set_leader_epoch(3);
+        for _ in 0..30 {
+            produce(&mut log, 1, 0);
+        }
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, Offset(30))));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, Offset(0))));
+        assert_eq!(log.end_offset_for_epoch(4), None);
+        assert_eq!(log.end_offset_for_epoch(-1), None);
+        log.close().unwrap();
+    }
+    // Kafka led epochs 0 (from 0), 2 (from 10) and 4 (from 25); klamm
+    // runs at epoch 5, whose start Kafka's file does not know.
+    let checkpoint = "0\n3\n0 0\n2 10\n4 25\n";
+    std::fs::write(dir.path().join("leader-epoch-checkpoint"), checkpoint).unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, Offset(0)).unwrap();
+    log.set_leader_epoch(5);
+    assert_eq!(log.end_offset_for_epoch(0), Some((0, Offset(10))));
+    assert_eq!(log.end_offset_for_epoch(1), Some((0, Offset(10))), "floor epoch, next start");
+    assert_eq!(log.end_offset_for_epoch(2), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(3), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, Offset(30))), "an upper bound: the log end");
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, Offset(30))));
+    assert_eq!(log.end_offset_for_epoch(6), None);
+    // klamm's epoch is Kafka's last: its start is known.
+    log.set_leader_epoch(4);
+    assert_eq!(log.end_offset_for_epoch(2), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(3), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, Offset(30))));
+    log.close().unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap(), checkpoint, "never written");
+}
