@@ -8,7 +8,8 @@
 //! batches). `controller` owns topic/partition metadata, `group` the classic
 //! consumer-group protocol and committed offsets, and `config` turns Kafka
 //! property names (file, overrides, `KAFKA_*` environment) into a checked
-//! `BrokerConfig`.
+//! `BrokerConfig`. `kafka_import` adopts a data directory Apache Kafka
+//! left (its topics and committed offsets) on the first start.
 
 pub mod config;
 pub mod controller;
@@ -17,6 +18,7 @@ pub mod group;
 pub mod handlers;
 pub mod healthcheck;
 pub mod http;
+pub mod kafka_import;
 pub mod metrics;
 pub mod protocol;
 pub mod records;
