@@ -177,6 +177,7 @@ fn report_metadata(read: &kraft::KraftRead) {
     for ((resource_type, name), configs) in &image.other_configs {
         let keys: Vec<&str> = configs.keys().map(String::as_str).collect();
         let what = if *resource_type == kraft::CONFIG_RESOURCE_BROKER { "broker" } else { "resource" };
+        let name = if name.is_empty() { "(cluster-wide default)" } else { name.as_str() };
         warn!(
             resource_type,
             resource = %name,

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::checkpoint::{
     read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE,
@@ -168,7 +168,7 @@ impl LogManager {
                 continue;
             };
             if is_kafka_internal_topic(&tp.topic) {
-                info!(path = %path.display(), "leaving Apache Kafka's internal partition directory untouched");
+                debug!(path = %path.display(), "leaving Apache Kafka's internal partition directory untouched");
                 foreign.push(tp);
                 continue;
             }
@@ -183,6 +183,9 @@ impl LogManager {
         if had_clean_shutdown {
             remove_if_exists(&marker)?;
             sync_dir(&dir)?;
+        }
+        if !foreign.is_empty() {
+            info!(dirs = foreign.len(), "left Apache Kafka's internal partition directories untouched");
         }
         info!(dir = %dir.display(), partitions = logs.len(), clean = had_clean_shutdown, "loaded logs");
         let keep = |all: &HashMap<TopicPartition, Offset>| -> HashMap<TopicPartition, Offset> {
