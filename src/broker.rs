@@ -412,6 +412,8 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
     let (controller, replicas, groups) = {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            // An Apache Kafka data directory is adopted on the first start.
+            crate::kafka_import::adopt_if_kafka_dir(&s.log_dir, s.node_id, s.cluster_id.as_deref())?;
             let controller = Controller::open(
                 &s.log_dir,
                 s.node_id,

@@ -142,7 +142,7 @@ fn segment_seeds() {
     log.close().unwrap();
     let read = |suffix: &str, offset: i64| std::fs::read(tmp.path().join(format!("{offset:020}{suffix}"))).unwrap_or_default();
     let (log0, index0, time0) = (read(".log", 0), read(".index", 0), read(".timeindex", 0));
-    let snapshot = read(".snapshot", end.0);
+    let snapshot = read(".klamm-snapshot", end.0);
     assert!(!snapshot.is_empty() && !index0.is_empty());
     let offset_u8 = u8::try_from(end.0).unwrap();
     // flags, recovery point, log start, segment 1 base, snapshot offset.
@@ -236,11 +236,82 @@ fn state_seeds() {
     let end = log.log_end_offset();
     log.close().unwrap();
     let mut seed = vec![5];
-    seed.extend_from_slice(&std::fs::read(pdir.join(format!("{:020}.snapshot", end.0))).unwrap());
+    seed.extend_from_slice(&std::fs::read(pdir.join(format!("{:020}.klamm-snapshot", end.0))).unwrap());
     write_state(&dir, "producer-snapshot", &seed);
 
     // 6: names.
     write_state(&dir, "partition-dir", b"\x06orders-12");
+}
+
+/// Seeds of `kafka_metadata` and `kafka_offsets`: Kafka's records as the
+/// decoders' unit tests build them.
+fn kafka_import_seeds() {
+    use crate::kafka_import::batches::tests::{batch, control_batch, txn_batch};
+    use crate::kafka_import::group_offsets::tests::{group_key, group_value, offset_key, offset_value};
+    use crate::kafka_import::kraft::tests::{config_record, partition_change, partition_record, remove_topic, topic_record};
+    let (a, b) = (Uuid([1; 16]), Uuid([2; 16]));
+    let values = |base: i64, vs: &[Vec<u8>]| {
+        let records: Vec<crate::kafka_import::batches::tests::KeyValue<'_>> = vs.iter().map(|v| (None, Some(&v[..]))).collect();
+        batch(base, &records)
+    };
+    let mut metadata = values(0, &[
+        topic_record("t", a),
+        partition_record(a, 0, 0, 2),
+        config_record(2, "t", "retention.ms", Some("1000")),
+        topic_record("gone", b),
+        partition_record(b, 0, 0, 1),
+    ]);
+    metadata.extend(control_batch(5, -1, 2));
+    metadata.extend(values(6, &[partition_change(a, 0, Some(1)), remove_topic(b), config_record(2, "t", "x", None)]));
+    let (gk, ok) = (group_key("g"), offset_key("g", "t", 0));
+    let mut offsets = batch(0, &[(Some(&gk), Some(&group_value(3, "consumer", 1, 1))), (Some(&ok), Some(&offset_value(3, 5, 0, "m")))]);
+    offsets.extend(txn_batch(2, 7, &[(Some(&ok), Some(&offset_value(4, 9, 1, "")))]));
+    offsets.extend(control_batch(3, 7, 1));
+    offsets.extend(batch(4, &[(Some(&offset_key("g", "t", 1)), None), (Some(&gk), Some(&group_value(4, "", 0, 0)))]));
+    let mut topic = BatchBuilder::new(0, NOW);
+    topic.append(NOW, Some(b"k"), Some(b"v"), &[]);
+    let topic = topic.build();
+
+    let dir = corpus("kafka_metadata");
+    for (i, rec) in [topic_record("t", a), partition_record(a, 3, 4, 2), partition_change(a, 0, Some(-1)), config_record(2, "t", "k", Some("v"))]
+        .iter()
+        .enumerate()
+    {
+        let mut seed = vec![0];
+        seed.extend_from_slice(rec);
+        write(&dir, &format!("record-{i}"), &seed);
+    }
+    let mut seed = vec![0x81, 0];
+    seed.extend_from_slice(&metadata);
+    write(&dir, "log", &seed);
+    let mut seed = vec![0x82, 6];
+    let mut snapshot = control_batch(0, -1, 3);
+    snapshot.extend(values(1, &[topic_record("t", a), partition_record(a, 0, 0, 2)]));
+    section(&mut seed, &snapshot);
+    section(&mut seed, &metadata);
+    write(&dir, "dir", &seed);
+    let mut seed = vec![0x83];
+    section(&mut seed, &metadata);
+    section(&mut seed, &offsets);
+    seed.extend_from_slice(&topic);
+    write(&dir, "adopt", &seed);
+
+    let dir = corpus("kafka_offsets");
+    for (name, key, value) in [
+        ("offset-v1", offset_key("g", "t", 0), offset_value(1, 5, 0, "m")),
+        ("offset-v3", offset_key("g", "t", 0), offset_value(3, 5, 2, "m")),
+        ("offset-v4", offset_key("g", "t", 0), offset_value(4, 5, 2, "m")),
+        ("group-v3", group_key("g"), group_value(3, "consumer", 4, 2)),
+        ("group-v4", group_key("g"), group_value(4, "consumer", 4, 1)),
+    ] {
+        let mut seed = vec![0];
+        section(&mut seed, &key);
+        seed.extend_from_slice(&value);
+        write(&dir, name, &seed);
+    }
+    let mut seed = vec![0x81];
+    seed.extend_from_slice(&offsets);
+    write(&dir, "segment", &seed);
 }
 
 #[test]
@@ -250,4 +321,5 @@ fn write_fuzz_seeds() {
     record_batch_seeds();
     segment_seeds();
     state_seeds();
+    kafka_import_seeds();
 }

@@ -9,7 +9,9 @@
 //! consumer-group protocol and committed offsets, and `config` turns Kafka
 //! property names (file, overrides, `KAFKA_*` environment) into a checked
 //! `BrokerConfig`. `platform` holds every difference between operating
-//! systems (memory-map hints, the open-files limit, file locks).
+//! systems (memory-map hints, the open-files limit, file locks);
+//! `kafka_import` adopts a data directory Apache Kafka left (its topics and
+//! committed offsets) on the first start.
 
 pub mod config;
 pub mod controller;
@@ -18,6 +20,7 @@ pub mod group;
 pub mod handlers;
 pub mod healthcheck;
 pub mod http;
+pub mod kafka_import;
 pub mod metrics;
 pub mod platform;
 pub mod protocol;

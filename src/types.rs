@@ -53,6 +53,22 @@ impl TimestampMs {
     }
 }
 
+/// Apache Kafka's own topics: its KRaft metadata log and the state of its
+/// group, transaction and share-group coordinators. klamm keeps that state
+/// elsewhere, never creates topics with these names and never opens their
+/// partition directories (an Apache Kafka broker may have left them).
+pub const KAFKA_INTERNAL_TOPICS: [&str; 4] = [
+    "__cluster_metadata",
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// Whether `topic` is one of [`KAFKA_INTERNAL_TOPICS`].
+pub fn is_kafka_internal_topic(topic: &str) -> bool {
+    KAFKA_INTERNAL_TOPICS.contains(&topic)
+}
+
 /// A topic name and partition index.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TopicPartition {

@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(file(&dir, second_base, ".log"), &log1).unwrap();
     }
     if flags & 8 != 0 {
-        std::fs::write(file(&dir, snapshot_offset, ".snapshot"), &snapshot).unwrap();
+        std::fs::write(file(&dir, snapshot_offset, ".klamm-snapshot"), &snapshot).unwrap();
     }
 
     let opts = OpenOptions {

@@ -248,6 +248,14 @@ impl Controller {
         if let Err(msg) = topic_name::validate(&t.name) {
             return Err(ControllerError::new(ErrorCode::InvalidTopicException, msg));
         }
+        if crate::types::is_kafka_internal_topic(&t.name) {
+            // Kafka refuses `__cluster_metadata` this way; klamm also keeps
+            // the others' names free, as their directories may be Kafka's.
+            return Err(ControllerError::new(
+                ErrorCode::InvalidRequest,
+                format!("Creation of internal topic {} is prohibited.", t.name),
+            ));
+        }
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let image = self.image();
         if image.topics.contains_key(&t.name) {
@@ -437,6 +445,58 @@ fn metadata_dir(log_dir: &Path) -> PathBuf {
     log_dir.join(".klamm").join("metadata")
 }
 
+/// Whether `log_dir` holds klamm metadata (any record, even only a
+/// producer-id reservation). Blocking; may truncate a torn tail of the
+/// metadata log, as [`Controller::open`] would.
+pub fn has_metadata(log_dir: &Path) -> std::io::Result<bool> {
+    let dir = metadata_dir(log_dir);
+    if !dir.exists() {
+        return Ok(false);
+    }
+    Ok(!MetadataLog::open(&dir)?.records.is_empty())
+}
+
+/// Writes the first metadata of `log_dir` in one step (adopting another
+/// broker's data): `topics` with their ids, epochs and configs, and producer
+/// ids reserved below `next_producer_id`. They go into a staging directory
+/// as one snapshot which is then renamed into place, so a crash leaves
+/// either no metadata (the next start adopts again) or all of it. Refuses
+/// if klamm metadata exists.
+pub fn write_initial_metadata(log_dir: &Path, topics: &[TopicInfo], next_producer_id: i64) -> std::io::Result<()> {
+    if has_metadata(log_dir)? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} already holds klamm metadata", metadata_dir(log_dir).display()),
+        ));
+    }
+    let dir = metadata_dir(log_dir);
+    let parent = dir.parent().unwrap_or(log_dir).to_path_buf();
+    let staging = parent.join("metadata.adopting");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let mut records: Vec<MetadataRecord> = topics
+        .iter()
+        .map(|t| MetadataRecord::Topic {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions,
+            leader_epoch: t.leader_epoch,
+            configs: t.configs.clone(),
+        })
+        .collect();
+    records.push(MetadataRecord::ProducerIds { next_block_start: next_producer_id.max(0) });
+    {
+        let mut replay = MetadataLog::open(&staging)?;
+        replay.log.snapshot(&records)?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::rename(&staging, &dir)?;
+    crate::util::fsync_dir(&parent)
+}
+
 /// Reads or creates Kafka's `meta.properties` in the log dir and returns
 /// the cluster id.
 fn meta_properties(log_dir: &Path, node_id: i32, configured: Option<&str>) -> std::io::Result<String> {
@@ -531,9 +591,44 @@ mod tests {
         assert_eq!(err(c.create_topic(new_topic("a_b", 1), false)), ErrorCode::InvalidTopicException);
         assert_eq!(c.create_partitions("a.b", 1, false).unwrap_err().code, ErrorCode::InvalidPartitions);
         assert_eq!(c.delete_topic("nope").unwrap_err().code, ErrorCode::UnknownTopicOrPartition);
+        for internal in crate::types::KAFKA_INTERNAL_TOPICS {
+            assert_eq!(err(c.create_topic(new_topic(internal, 1), false)), ErrorCode::InvalidRequest);
+        }
         // validate_only writes nothing.
         c.create_topic(new_topic("v", 1), true).unwrap();
         assert!(c.image().topic("v").is_none());
+    }
+
+    #[test]
+    fn initial_metadata_is_written_once_and_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!has_metadata(dir.path()).unwrap());
+        let topic = |name: &str, id: u8, partitions| TopicInfo {
+            name: name.into(),
+            id: Uuid([id; 16]),
+            partitions,
+            leader_epoch: 7,
+            configs: [("retention.ms".to_string(), "60000".to_string())].into(),
+        };
+        let topics = [topic("orders", 1, 3), topic("audit", 2, 1)];
+        // A leftover staging directory from a crash is replaced.
+        std::fs::create_dir_all(dir.path().join(".klamm/metadata.adopting/junk")).unwrap();
+        write_initial_metadata(dir.path(), &topics, 5000).unwrap();
+        assert!(has_metadata(dir.path()).unwrap());
+        assert!(!dir.path().join(".klamm/metadata.adopting").exists());
+        assert!(write_initial_metadata(dir.path(), &topics, 0).is_err(), "only once");
+        let c = Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+        let img = c.image();
+        assert_eq!(img.topics.len(), 2);
+        assert_eq!(**img.topic("orders").unwrap(), topics[0]);
+        assert_eq!(img.topic_by_id(&Uuid([2; 16])).unwrap().name, "audit");
+        assert_eq!(img.total_partitions, 4);
+        assert_eq!(c.allocate_producer_id().unwrap(), 5000);
+        c.create_topic(new_topic("more", 1), false).unwrap();
+        drop(c);
+        let c = Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+        assert_eq!(c.image().topics.len(), 3);
+        assert!(c.allocate_producer_id().unwrap() > 5000);
     }
 
     #[test]

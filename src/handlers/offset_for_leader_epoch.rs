@@ -6,6 +6,8 @@
 //! epoch (the current one) starting at its log start offset. Answers follow
 //! Kafka's leader-epoch cache: the current epoch ends at the log end; an
 //! older epoch ends where the current one starts; a newer one is unknown.
+//! A log adopted from Apache Kafka also answers from the epoch history
+//! Kafka left in it (`PartitionLog::end_offset_for_epoch`).
 
 use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
@@ -32,12 +34,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetForLeaderEpochRequest) 
                     let epoch = log.leader_epoch();
                     if let Err(code) = check_leader_epoch(p.current_leader_epoch, epoch) {
                         r.error_code = code.code();
-                    } else if p.leader_epoch == epoch {
-                        r.leader_epoch = epoch;
-                        r.end_offset = log.log_end_offset().0;
-                    } else if p.leader_epoch >= 0 && p.leader_epoch < epoch {
-                        r.leader_epoch = p.leader_epoch;
-                        r.end_offset = log.log_start_offset().0;
+                    } else if let Some((leader_epoch, end_offset)) = log.end_offset_for_epoch(p.leader_epoch) {
+                        r.leader_epoch = leader_epoch;
+                        r.end_offset = end_offset.0;
                     }
                 }
             }

@@ -12,10 +12,21 @@ use crate::types::Offset;
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
-pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+/// klamm's producer-state snapshots. Not Kafka's `.snapshot`: Kafka writes
+/// its own (different) format under that name, at the same offsets klamm
+/// would choose, and its files must survive a klamm run untouched.
+pub const SNAPSHOT_SUFFIX: &str = ".klamm-snapshot";
+/// Kafka's producer-state snapshots (and klamm's before it used
+/// [`SNAPSHOT_SUFFIX`]; those start with klamm's magic).
+pub const KAFKA_SNAPSHOT_SUFFIX: &str = ".snapshot";
 pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
-/// Suffixes of files left behind by interrupted operations.
-pub const STRAY_SUFFIXES: [&str; 4] = [".cleaned", ".swap", ".deleted", ".tmp"];
+/// Suffixes of files left behind by interrupted operations, removed at load
+/// (Kafka removes its `.cleaned` and `.deleted` files at load too).
+pub const STRAY_SUFFIXES: [&str; 3] = [".cleaned", ".deleted", ".tmp"];
+/// Kafka's half-done segment swaps (log compaction, segment splits). Kafka
+/// completes them at load; klamm cannot, and deleting one could lose the
+/// only copy of its records, so they are kept and reported.
+pub const SWAP_SUFFIX: &str = ".swap";
 
 /// `00000000000000000042` for offset 42.
 pub fn offset_file_stem(offset: Offset) -> String {

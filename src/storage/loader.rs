@@ -1,5 +1,6 @@
 //! Opening a partition directory: removal of stray files left by
-//! interrupted operations, segment loading, crash recovery (CRC scan and
+//! interrupted operations (Kafka's unfinished `.swap` files are kept),
+//! segment loading, crash recovery (CRC scan and
 //! truncation at the first bad byte, rebuilding indexes) and the rebuild of
 //! producer state from the newest usable snapshot plus a header scan.
 //!
@@ -16,11 +17,9 @@ use super::config::LogConfig;
 use super::error::StorageError;
 use super::files::{
     parse_offset_file, remove_if_exists, sync_dir, INDEX_SUFFIX, LOG_SUFFIX, MAX_BASE_OFFSET,
-    STRAY_SUFFIXES, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+    STRAY_SUFFIXES, SWAP_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
-use super::producer_state::{
-    list_snapshots, prune_snapshots, snapshot_path, ProducerBatch, ProducerStateManager,
-};
+use super::producer_state::{list_snapshots, prune_snapshots, ProducerBatch, ProducerStateManager};
 use super::segment::{OpenMode, Segment};
 use crate::records::{BatchIter, Validation};
 use crate::types::{Offset, TimestampMs};
@@ -94,6 +93,12 @@ fn scan_directory(dir: &Path, report: &mut LoadReport) -> Result<Vec<Offset>, St
             info!(path = %path.display(), "removing stray file");
             remove_if_exists(&path)?;
             report.removed_files += 1;
+        } else if name.ends_with(SWAP_SUFFIX) {
+            warn!(
+                path = %path.display(),
+                "keeping an unfinished Kafka segment swap (compaction or split): klamm serves the segments \
+                 it would replace, and Kafka completes it if it opens this directory again"
+            );
         } else if let Some(o) = parse_offset_file(&name, LOG_SUFFIX) {
             logs.insert(o);
         } else if let Some(o) = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX]
@@ -252,8 +257,7 @@ fn rebuild_producer_state(
     prune_snapshots(dir, log_end, usize::MAX)?;
     let mut state = ProducerStateManager::new();
     let mut from = Offset(0);
-    for offset in list_snapshots(dir)?.into_iter().rev() {
-        let path = snapshot_path(dir, offset);
+    for (offset, path) in list_snapshots(dir)?.into_iter().rev() {
         match ProducerStateManager::read_snapshot(&path) {
             Ok((o, s)) if o == offset => {
                 state = s;

@@ -2,12 +2,19 @@
 //! start (clean-shutdown marker, recovery-point and log-start checkpoints),
 //! creating and deleting partitions, periodic flush/retention/checkpoint
 //! helpers, and clean shutdown.
+//!
+//! The partition directories of Kafka's internal topics (`__cluster_metadata`,
+//! `__consumer_offsets`, `__transaction_state`, `__share_group_state`), left
+//! by an Apache Kafka broker that used the same directory, are never opened:
+//! their files stay exactly as Kafka wrote them, and their entries in the
+//! offset checkpoint files are carried over when klamm rewrites those files,
+//! so the directory can go back to Kafka.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::checkpoint::{
     read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE,
@@ -18,7 +25,7 @@ use super::error::StorageError;
 use super::files::{remove_if_exists, sync_dir};
 use super::loader::OpenOptions;
 use super::partition_log::PartitionLog;
-use crate::types::{Offset, TimestampMs, TopicPartition};
+use crate::types::{is_kafka_internal_topic, Offset, TimestampMs, TopicPartition};
 
 /// Marker written last on clean shutdown (Kafka's name and JSON content).
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
@@ -108,6 +115,9 @@ pub struct LogManager {
     had_clean_shutdown: bool,
     /// Serialises checkpoint file writes.
     checkpoint_lock: Mutex<()>,
+    /// Checkpoint entries (recovery point, log start) of the Kafka-internal
+    /// partitions found at open: written back unchanged with ours.
+    foreign_checkpoints: (HashMap<TopicPartition, Offset>, HashMap<TopicPartition, Offset>),
 }
 
 impl LogManager {
@@ -147,6 +157,7 @@ impl LogManager {
         let now = TimestampMs::now();
 
         let mut logs = HashMap::new();
+        let mut foreign: Vec<TopicPartition> = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(StorageError::io("list directory", &dir))? {
             let entry = entry.map_err(StorageError::io("list directory", &dir))?;
             if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -173,6 +184,11 @@ impl LogManager {
                 warn!(path = %path.display(), "ignoring directory that is not a partition");
                 continue;
             };
+            if is_kafka_internal_topic(&tp.topic) {
+                debug!(path = %path.display(), "leaving Apache Kafka's internal partition directory untouched");
+                foreign.push(tp);
+                continue;
+            }
             if !load(&tp) {
                 continue;
             }
@@ -188,13 +204,21 @@ impl LogManager {
             remove_if_exists(&marker)?;
             sync_dir(&dir)?;
         }
+        if !foreign.is_empty() {
+            info!(dirs = foreign.len(), "left Apache Kafka's internal partition directories untouched");
+        }
         info!(dir = %dir.display(), partitions = logs.len(), clean = had_clean_shutdown, "loaded logs");
+        let keep = |all: &HashMap<TopicPartition, Offset>| -> HashMap<TopicPartition, Offset> {
+            foreign.iter().filter_map(|tp| all.get(tp).map(|o| (tp.clone(), *o))).collect()
+        };
+        let foreign_checkpoints = (keep(&recovery_points), keep(&log_starts));
         Ok(LogManager {
             dir,
             default_config,
             logs: Mutex::new(logs),
             had_clean_shutdown,
             checkpoint_lock: Mutex::new(()),
+            foreign_checkpoints,
         })
     }
 
@@ -223,7 +247,7 @@ impl LogManager {
         config: LogConfig,
     ) -> Result<SharedLog, StorageError> {
         validate_topic_name(&tp.topic)?;
-        if tp.partition < 0 {
+        if tp.partition < 0 || is_kafka_internal_topic(&tp.topic) {
             return Err(StorageError::InvalidTopic {
                 name: partition_dir_name(tp),
             });
@@ -282,11 +306,12 @@ impl LogManager {
     }
 
     /// Writes both checkpoint files from every log's recovery point and log
-    /// start offset.
+    /// start offset (plus the entries of Kafka's internal partitions, as
+    /// they were read).
     pub fn checkpoint_all(&self) -> Result<(), StorageError> {
         let _guard = lock(&self.checkpoint_lock);
-        let mut recovery_points = HashMap::new();
-        let mut log_starts = HashMap::new();
+        let mut recovery_points = self.foreign_checkpoints.0.clone();
+        let mut log_starts = self.foreign_checkpoints.1.clone();
         for (tp, log) in self.all_logs() {
             let log = lock(&log);
             recovery_points.insert(tp.clone(), log.recovery_point());
@@ -536,6 +561,53 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn kafka_internal_partitions_are_never_opened_and_keep_their_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // Kafka's files, including ones the loader would otherwise remove
+        // (an orphaned index, a stray .deleted) or rewrite (a torn log).
+        let mut files = Vec::new();
+        for name in ["__cluster_metadata-0", "__consumer_offsets-3", "__transaction_state-0", "__share_group_state-1"] {
+            let d = root.join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            for (file, bytes) in [
+                ("00000000000000000000.log", &b"torn"[..]),
+                ("00000000000000000007.index", &[0u8; 64][..]),
+                ("00000000000000000000.log.deleted", &b"x"[..]),
+                ("00000000000000000000.snapshot", &b"kafka"[..]),
+                ("leader-epoch-checkpoint", &b"0\n1\n0 0\n"[..]),
+            ] {
+                std::fs::write(d.join(file), bytes).unwrap();
+                files.push((d.join(file), bytes.to_vec()));
+            }
+        }
+        let offsets = TopicPartition::new("__consumer_offsets", 3);
+        let metadata = TopicPartition::new("__cluster_metadata", 0);
+        let mut cp = HashMap::new();
+        cp.insert(offsets.clone(), Offset(42));
+        cp.insert(metadata.clone(), Offset(7));
+        write_checkpoint(&root.join(RECOVERY_POINT_CHECKPOINT_FILE), &cp).unwrap();
+        write_checkpoint(&root.join(LOG_START_OFFSET_CHECKPOINT_FILE), &cp).unwrap();
+
+        let m = LogManager::open(root, cfg()).unwrap();
+        assert!(m.partitions().is_empty());
+        assert!(m.get_or_create(&offsets, cfg()).is_err(), "never a klamm log");
+        let ours = TopicPartition::new("orders", 0);
+        let log = m.get_or_create(&ours, cfg()).unwrap();
+        append(&log, 2);
+        m.shutdown().unwrap();
+        for (path, bytes) in &files {
+            assert_eq!(&std::fs::read(path).unwrap(), bytes, "{}", path.display());
+        }
+        for file in [RECOVERY_POINT_CHECKPOINT_FILE, LOG_START_OFFSET_CHECKPOINT_FILE] {
+            let back = read_checkpoint(&root.join(file)).unwrap();
+            assert_eq!(back.get(&offsets), Some(&Offset(42)), "{file}");
+            assert_eq!(back.get(&metadata), Some(&Offset(7)), "{file}");
+            assert!(back.contains_key(&ours), "{file}");
+        }
     }
 
     #[test]

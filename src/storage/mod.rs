@@ -19,8 +19,8 @@ mod producer_state;
 mod segment;
 
 pub use checkpoint::{
-    read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT_FILE,
-    RECOVERY_POINT_CHECKPOINT_FILE,
+    read_checkpoint, read_leader_epoch_checkpoint, write_checkpoint, EpochEntry,
+    LEADER_EPOCH_CHECKPOINT_FILE, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
 };
 pub use config::{LogConfig, NEVER};
 pub use dir_lock::{DirLock, LOCK_FILE};

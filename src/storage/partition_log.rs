@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use super::checkpoint::{read_leader_epoch_checkpoint, EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
@@ -74,6 +75,10 @@ pub struct PartitionLog {
     recovery_point: Offset,
     last_flush_ms: TimestampMs,
     leader_epoch: i32,
+    /// Kafka's leader-epoch history of this partition, when Apache Kafka
+    /// wrote the directory (its `leader-epoch-checkpoint`, read once, never
+    /// written): the epochs before klamm's.
+    kafka_epochs: Vec<EpochEntry>,
     producers: ProducerStateManager,
     load_report: LoadReport,
     closed: bool,
@@ -117,6 +122,11 @@ impl PartitionLog {
         if r.recovered_segments + r.truncated_bytes + r.deleted_segments + r.removed_files > 0 {
             info!(dir = %dir.display(), report = ?loaded.report, "loaded partition log");
         }
+        let epochs_path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        let kafka_epochs = read_leader_epoch_checkpoint(&epochs_path).unwrap_or_else(|e| {
+            warn!(path = %epochs_path.display(), error = %e, "ignoring Kafka's unreadable leader-epoch checkpoint");
+            Vec::new()
+        });
         let log = PartitionLog {
             dir,
             config,
@@ -127,6 +137,7 @@ impl PartitionLog {
             recovery_point: Offset(0),
             last_flush_ms: now,
             leader_epoch: 0,
+            kafka_epochs,
             producers: loaded.producers,
             load_report: loaded.report,
             closed: false,
@@ -197,6 +208,41 @@ impl PartitionLog {
 
     pub fn set_leader_epoch(&mut self, epoch: i32) {
         self.leader_epoch = epoch.max(NO_PARTITION_LEADER_EPOCH);
+    }
+
+    /// OffsetForLeaderEpoch's answer for `requested`: the epoch the answer
+    /// is about and the end offset of that epoch (the start of the next),
+    /// or `None` for an epoch newer than the current one. Kafka's
+    /// `LeaderEpochFileCache.endOffsetFor` over Kafka's epoch history (if
+    /// Apache Kafka wrote this directory) followed by klamm's current epoch.
+    /// Without a history the log is one epoch, starting at the log start.
+    /// When klamm's epoch is newer than the history's last, where it began
+    /// is not recorded: the log end offset stands in for it, which is never
+    /// below a position reached in an older epoch, so no consumer is told
+    /// its log was truncated.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> Option<(i32, Offset)> {
+        let current = self.leader_epoch;
+        if requested == current {
+            return Some((current, self.log_end_offset));
+        }
+        if requested < 0 || requested > current {
+            return None;
+        }
+        let history = self.kafka_epochs.iter().filter(|e| e.epoch < current);
+        if self.kafka_epochs.is_empty() {
+            return Some((requested, self.log_start_offset));
+        }
+        let floor = history.clone().rfind(|e| e.epoch <= requested);
+        let next_start = match history.clone().find(|e| e.epoch > requested) {
+            Some(e) => e.start_offset,
+            None => self
+                .kafka_epochs
+                .iter()
+                .find(|e| e.epoch == current)
+                .map_or(self.log_end_offset, |e| e.start_offset),
+        };
+        let end = next_start.clamp(self.log_start_offset, self.log_end_offset);
+        Some((floor.map_or(requested, |e| e.epoch), end))
     }
 
     pub fn log_start_offset(&self) -> Offset {

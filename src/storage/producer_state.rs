@@ -2,7 +2,9 @@
 //! ProducerStateManager/ProducerAppendInfo rules): per producer id, the
 //! current epoch and the metadata of its last 5 batches, used to reject
 //! fenced epochs and sequence gaps and to answer retried batches with their
-//! original offsets. Persisted as CRC-protected `<offset>.snapshot` files.
+//! original offsets. Persisted as CRC-protected `<offset>.klamm-snapshot`
+//! files; Kafka's own `<offset>.snapshot` files (another format) are left
+//! alone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::error::StorageError;
 use super::files::{
     offset_file, parse_offset_file, read_bounded, remove_if_exists, write_atomically,
-    SNAPSHOT_SUFFIX,
+    KAFKA_SNAPSHOT_SUFFIX, SNAPSHOT_SUFFIX,
 };
 use crate::records::{RecordBatch, NO_PRODUCER_EPOCH, NO_SEQUENCE};
 use crate::types::{Offset, TimestampMs};
@@ -457,31 +459,47 @@ pub fn snapshot_path(dir: &Path, offset: Offset) -> PathBuf {
     offset_file(dir, offset, SNAPSHOT_SUFFIX)
 }
 
-/// Offsets of the snapshot files in `dir`, ascending.
-pub fn list_snapshots(dir: &Path) -> Result<Vec<Offset>, StorageError> {
+/// Whether the file starts with klamm's snapshot magic (a `.snapshot` file
+/// without it is Kafka's and is never read, pruned or deleted).
+fn has_klamm_magic(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == SNAPSHOT_MAGIC
+}
+
+/// klamm's snapshot files in `dir`, ascending by offset:
+/// `<offset>.klamm-snapshot`, and `<offset>.snapshot` files that start with
+/// klamm's magic (written before klamm moved off Kafka's name; at the same
+/// offset they sort first, so the newer name wins).
+pub fn list_snapshots(dir: &Path) -> Result<Vec<(Offset, PathBuf)>, StorageError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(StorageError::io("list directory", dir))? {
         let entry = entry.map_err(StorageError::io("list directory", dir))?;
-        if let Some(o) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| parse_offset_file(n, SNAPSHOT_SUFFIX))
-        {
-            out.push(o);
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if let Some(o) = parse_offset_file(&name, SNAPSHOT_SUFFIX) {
+            out.push((o, true, entry.path()));
+        } else if let Some(o) = parse_offset_file(&name, KAFKA_SNAPSHOT_SUFFIX) {
+            if has_klamm_magic(&entry.path()) {
+                out.push((o, false, entry.path()));
+            }
         }
     }
     out.sort();
-    Ok(out)
+    Ok(out.into_iter().map(|(o, _, p)| (o, p)).collect())
 }
 
-/// Deletes snapshots with an offset above `max_offset`, and all but the
-/// newest `keep` of the rest.
+/// Deletes klamm's snapshots with an offset above `max_offset`, and all but
+/// the newest `keep` of the rest.
 pub fn prune_snapshots(dir: &Path, max_offset: Offset, keep: usize) -> Result<(), StorageError> {
     let snapshots = list_snapshots(dir)?;
-    let valid = snapshots.iter().filter(|&&o| o <= max_offset).count();
-    for (i, &o) in snapshots.iter().enumerate() {
-        if o > max_offset || i.saturating_add(keep) < valid {
-            remove_if_exists(&snapshot_path(dir, o))?;
+    let valid = snapshots.iter().filter(|(o, _)| *o <= max_offset).count();
+    for (i, (o, path)) in snapshots.iter().enumerate() {
+        if *o > max_offset || i.saturating_add(keep) < valid {
+            remove_if_exists(path)?;
         }
     }
     Ok(())
@@ -677,16 +695,39 @@ mod tests {
         for o in [10, 20, 30, 40] {
             s.write_snapshot(dir.path(), Offset(o)).unwrap();
         }
-        std::fs::write(dir.path().join("junk.snapshot"), b"x").unwrap();
-        assert_eq!(
-            list_snapshots(dir.path()).unwrap(),
-            vec![Offset(10), Offset(20), Offset(30), Offset(40)]
-        );
+        std::fs::write(dir.path().join("junk.klamm-snapshot"), b"x").unwrap();
+        let offsets = |d: &Path| list_snapshots(d).unwrap().into_iter().map(|(o, _)| o).collect::<Vec<_>>();
+        assert_eq!(offsets(dir.path()), vec![Offset(10), Offset(20), Offset(30), Offset(40)]);
         prune_snapshots(dir.path(), Offset(35), 2).unwrap();
+        assert_eq!(offsets(dir.path()), vec![Offset(20), Offset(30)]);
+    }
+
+    #[test]
+    fn kafka_snapshots_are_never_listed_pruned_or_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        // Kafka's format: version 1 (i16), CRC, entries; anything without
+        // klamm's magic counts as Kafka's.
+        let kafka = [0u8, 1, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0];
+        for o in [5, 30, 99] {
+            std::fs::write(offset_file(dir.path(), Offset(o), KAFKA_SNAPSHOT_SUFFIX), kafka).unwrap();
+        }
+        // A snapshot from a klamm that still used Kafka's name is ours.
+        let legacy = ProducerStateManager::new().encode_snapshot(Offset(20));
+        let legacy_path = offset_file(dir.path(), Offset(20), KAFKA_SNAPSHOT_SUFFIX);
+        std::fs::write(&legacy_path, &legacy).unwrap();
+        let s = ProducerStateManager::new();
+        let ours = s.write_snapshot(dir.path(), Offset(30)).unwrap();
+        assert!(ours.to_str().unwrap().ends_with("00000000000000000030.klamm-snapshot"));
         assert_eq!(
             list_snapshots(dir.path()).unwrap(),
-            vec![Offset(20), Offset(30)]
+            vec![(Offset(20), legacy_path.clone()), (Offset(30), ours.clone())]
         );
+        assert_eq!(ProducerStateManager::read_snapshot(&legacy_path).unwrap().0, Offset(20));
+        prune_snapshots(dir.path(), Offset(10), 0).unwrap();
+        assert!(list_snapshots(dir.path()).unwrap().is_empty());
+        for o in [5, 30, 99] {
+            assert_eq!(std::fs::read(offset_file(dir.path(), Offset(o), KAFKA_SNAPSHOT_SUFFIX)).unwrap(), kafka);
+        }
     }
 
     #[test]

@@ -474,12 +474,8 @@ fn producer_state_survives_clean_and_unclean_restarts() {
         produce_idem(&mut log, 3, 7, 2, 60).unwrap();
         // Dropped without close: like kill -9.
     }
-    for snapshot in crate::storage::producer_state::list_snapshots(dir.path()).unwrap() {
-        std::fs::remove_file(crate::storage::producer_state::snapshot_path(
-            dir.path(),
-            snapshot,
-        ))
-        .unwrap();
+    for (_, snapshot) in crate::storage::producer_state::list_snapshots(dir.path()).unwrap() {
+        std::fs::remove_file(snapshot).unwrap();
     }
     let mut log = open(dir.path(), &cfg);
     assert_eq!(log.log_end_offset(), Offset(63));
@@ -768,9 +764,11 @@ fn stray_files_are_removed_and_bad_indexes_rebuilt() {
     }
     std::fs::write(dir.path().join("00000000000000000000.index"), [0xffu8; 24]).unwrap();
     let log = PartitionLog::open(dir.path(), cfg.clone(), true, Offset(0)).unwrap();
-    assert_eq!(log.load_report().removed_files, 5);
+    assert_eq!(log.load_report().removed_files, 4);
     assert_eq!(read_all(&log), before);
     assert!(!dir.path().join("00000000000000099999.index").exists());
+    // Kafka's unfinished swap may hold the only copy of its records: kept.
+    assert_eq!(std::fs::read(dir.path().join("00000000000000000009.log.swap")).unwrap(), b"junk");
     assert!(
         std::fs::read(dir.path().join("00000000000000000000.index")).unwrap() != vec![0xffu8; 24]
     );
@@ -869,4 +867,42 @@ fn log_append_time_topics_take_any_client_timestamp() {
     let mut log = open(dir.path(), &cfg);
     let mut b = test_batch(2, 10_000_000 + 86_400_000, None);
     log.append(&mut b, TimestampMs(10_000_000)).unwrap();
+
+#[test]
+fn epoch_end_offsets_follow_kafkas_epoch_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config();
+    {
+        let mut log = open(dir.path(), &cfg);
+        // No history: one epoch from the log start.
+        log.set_leader_epoch(3);
+        for _ in 0..30 {
+            produce(&mut log, 1, 0);
+        }
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, Offset(30))));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, Offset(0))));
+        assert_eq!(log.end_offset_for_epoch(4), None);
+        assert_eq!(log.end_offset_for_epoch(-1), None);
+        log.close().unwrap();
+    }
+    // Kafka led epochs 0 (from 0), 2 (from 10) and 4 (from 25); klamm
+    // runs at epoch 5, whose start Kafka's file does not know.
+    let checkpoint = "0\n3\n0 0\n2 10\n4 25\n";
+    std::fs::write(dir.path().join("leader-epoch-checkpoint"), checkpoint).unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), true, Offset(0)).unwrap();
+    log.set_leader_epoch(5);
+    assert_eq!(log.end_offset_for_epoch(0), Some((0, Offset(10))));
+    assert_eq!(log.end_offset_for_epoch(1), Some((0, Offset(10))), "floor epoch, next start");
+    assert_eq!(log.end_offset_for_epoch(2), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(3), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, Offset(30))), "an upper bound: the log end");
+    assert_eq!(log.end_offset_for_epoch(5), Some((5, Offset(30))));
+    assert_eq!(log.end_offset_for_epoch(6), None);
+    // klamm's epoch is Kafka's last: its start is known.
+    log.set_leader_epoch(4);
+    assert_eq!(log.end_offset_for_epoch(2), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(3), Some((2, Offset(25))));
+    assert_eq!(log.end_offset_for_epoch(4), Some((4, Offset(30))));
+    log.close().unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap(), checkpoint, "never written");
 }
