@@ -68,10 +68,10 @@ pub enum OpenFilesLimit {
     Refused { current: u64, error: io::Error },
 }
 
-/// `OPEN_MAX` of macOS's `<limits.h>`: above this (and above
-/// `kern.maxfilesperproc`) macOS refuses a soft `RLIMIT_NOFILE` with
-/// EINVAL even when the hard limit is unlimited. The JVM caps Kafka's
-/// limit the same way there.
+/// `OPEN_MAX` of macOS's `<limits.h>`: macOS's setrlimit(2) refuses a
+/// soft `RLIMIT_NOFILE` above it with EINVAL, even when the hard limit is
+/// unlimited (its man page says to use `min(OPEN_MAX, rlim_max)`). The JVM
+/// caps Kafka's limit the same way there.
 const OPEN_MAX_FALLBACK: u64 = 10_240;
 
 /// Raises the soft open-files limit to the hard one: every active segment
