@@ -867,6 +867,7 @@ fn log_append_time_topics_take_any_client_timestamp() {
     let mut log = open(dir.path(), &cfg);
     let mut b = test_batch(2, 10_000_000 + 86_400_000, None);
     log.append(&mut b, TimestampMs(10_000_000)).unwrap();
+}
 
 #[test]
 fn epoch_end_offsets_follow_kafkas_epoch_history() {
