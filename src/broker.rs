@@ -209,6 +209,39 @@ impl Broker {
         self.change_metadata(move |c| c.create_topic(t, false)).await
     }
 
+    /// Creates `topics` with one metadata write (see
+    /// [`Controller::create_topics`]) and one pass over the logs.
+    pub async fn create_topics(self: &Arc<Self>, topics: Vec<NewTopic>) -> Vec<Result<TopicInfo, ControllerError>> {
+        let n = topics.len();
+        match self.change_metadata(move |c| Ok(c.create_topics(topics))).await {
+            Ok(results) => results,
+            Err(e) => (0..n).map(|_| Err(ControllerError::new(e.code, e.message.clone()))).collect(),
+        }
+    }
+
+    /// Auto-creates `names` with broker defaults, in one metadata write; a
+    /// concurrent creation of the same topic counts as success.
+    pub async fn auto_create_topics(self: &Arc<Self>, names: &[String]) -> Vec<Result<Arc<TopicInfo>, ControllerError>> {
+        let requests = names.iter().map(|n| crate::handlers::metadata::auto_create_request(n)).collect();
+        let created = self.create_topics(requests).await;
+        let image = self.controller.image();
+        names
+            .iter()
+            .zip(created)
+            .map(|(name, r)| {
+                match r {
+                    Ok(_) => {}
+                    Err(e) if e.code == ErrorCode::TopicAlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                image
+                    .topic(name)
+                    .cloned()
+                    .ok_or_else(|| ControllerError::new(ErrorCode::LeaderNotAvailable, "topic is being created"))
+            })
+            .collect()
+    }
+
     /// Creates a topic with broker defaults; a concurrent creation of the
     /// same topic counts as success.
     pub async fn auto_create_topic(self: &Arc<Self>, name: &str) -> Result<Arc<TopicInfo>, ControllerError> {

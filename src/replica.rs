@@ -328,9 +328,12 @@ impl ReplicaManager {
         let _guard = lock(&self.changes);
         // Delete logs whose topic is gone or was replaced.
         for tp in self.logs.partitions() {
+            // The id of a partition already served is in memory; only logs
+            // loaded at start and not yet reconciled read partition.metadata.
+            let known_id = self.get(&tp).map(|p| p.topic_id);
             let keep = match image.topic(&tp.topic) {
                 Some(t) if tp.partition < t.partitions => {
-                    match self.stored_topic_id(&tp) {
+                    match known_id.or_else(|| self.stored_topic_id(&tp)) {
                         Some(id) => id == t.id,
                         // A log without the file is ours from before it was
                         // written: adopt it.

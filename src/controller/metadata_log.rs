@@ -234,25 +234,37 @@ impl MetadataLog {
     /// error nothing of the record is left in the file (or, if that cannot
     /// be ensured, the log refuses further appends).
     pub fn append(&mut self, record: &MetadataRecord) -> std::io::Result<()> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends `records` with one write and one fsync (a group commit):
+    /// all of them are durable when this returns, or none is in the file.
+    pub fn append_all(&mut self, records: &[MetadataRecord]) -> std::io::Result<()> {
         if self.failed {
             return Err(std::io::Error::other(
                 "an earlier write to the metadata log failed and could not be undone; restart the broker",
             ));
         }
-        let payload = record.encode(self.next_seq);
-        if payload.len() > MAX_RECORD_BYTES {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("metadata record of {} bytes is over the limit of {MAX_RECORD_BYTES}", payload.len()),
-            ));
+        let mut bytes = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let payload = record.encode(self.next_seq + i as u64);
+            if payload.len() > MAX_RECORD_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("metadata record of {} bytes is over the limit of {MAX_RECORD_BYTES}", payload.len()),
+                ));
+            }
+            bytes.extend_from_slice(&frame(&payload));
         }
-        let bytes = frame(&payload);
+        if bytes.is_empty() {
+            return Ok(());
+        }
         if let Err(e) = self.write_frame(&bytes).and_then(|_| self.file.sync_data()) {
             self.roll_back();
             return Err(e);
         }
         self.size_bytes += bytes.len() as u64;
-        self.next_seq += 1;
+        self.next_seq += records.len() as u64;
         Ok(())
     }
 

@@ -225,10 +225,18 @@ impl Controller {
     }
 
     fn commit(&self, w: &mut Writer, record: MetadataRecord) -> Result<(), ControllerError> {
-        w.log.append(&record)?;
+        self.commit_all(w, vec![record])
+    }
+
+    /// Appends `records` with one fsync, then publishes them in one new
+    /// image.
+    fn commit_all(&self, w: &mut Writer, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        w.log.append_all(&records)?;
         let mut guard = self.image.write().unwrap_or_else(|e| e.into_inner());
         let mut next = (**guard).clone();
-        next.apply(&record);
+        for record in &records {
+            next.apply(record);
+        }
         let next = Arc::new(next);
         *guard = next.clone();
         drop(guard);
@@ -245,6 +253,52 @@ impl Controller {
     /// Checks a new topic as Kafka's controller does; `validate_only` stops
     /// before writing. Returns the created (or would-be) topic.
     pub fn create_topic(&self, t: NewTopic, validate_only: bool) -> Result<TopicInfo, ControllerError> {
+        if validate_only {
+            return self.check_new_topic(&self.image(), t);
+        }
+        self.create_topics(vec![t])
+            .pop()
+            .unwrap_or_else(|| Err(ControllerError::new(ErrorCode::UnknownServerError, "no result")))
+    }
+
+    /// Creates several topics with one durable write (one fsync) of the
+    /// metadata log, each checked as [`Controller::create_topic`] checks
+    /// one (against the topics before it in the batch too). Results are in
+    /// input order; if the write fails, every topic the batch would have
+    /// created fails with it.
+    pub fn create_topics(&self, topics: Vec<NewTopic>) -> Vec<Result<TopicInfo, ControllerError>> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (*self.image()).clone();
+        let mut records = Vec::new();
+        let mut results: Vec<Result<TopicInfo, ControllerError>> = Vec::with_capacity(topics.len());
+        for t in topics {
+            let checked = self.check_new_topic(&next, t);
+            if let Ok(info) = &checked {
+                let record = MetadataRecord::Topic {
+                    name: info.name.clone(),
+                    id: info.id,
+                    partitions: info.partitions,
+                    leader_epoch: info.leader_epoch,
+                    configs: info.configs.clone(),
+                };
+                next.apply(&record);
+                records.push(record);
+            }
+            results.push(checked);
+        }
+        if records.is_empty() {
+            return results;
+        }
+        if let Err(e) = self.commit_all(&mut w, records) {
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(e.clone());
+            }
+        }
+        results
+    }
+
+    /// The topic `t` would create in `image`, or Kafka's error for it.
+    fn check_new_topic(&self, image: &MetadataImage, t: NewTopic) -> Result<TopicInfo, ControllerError> {
         if let Err(msg) = topic_name::validate(&t.name) {
             return Err(ControllerError::new(ErrorCode::InvalidTopicException, msg));
         }
@@ -256,8 +310,6 @@ impl Controller {
                 format!("Creation of internal topic {} is prohibited.", t.name),
             ));
         }
-        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let image = self.image();
         if image.topics.contains_key(&t.name) {
             return Err(ControllerError::new(
                 ErrorCode::TopicAlreadyExists,
@@ -334,21 +386,7 @@ impl Controller {
         while image.ids.contains_key(&id) {
             id = crate::util::random_uuid();
         }
-        let info = TopicInfo { name: t.name, id, partitions, leader_epoch: 0, configs: t.configs };
-        if validate_only {
-            return Ok(info);
-        }
-        self.commit(
-            &mut w,
-            MetadataRecord::Topic {
-                name: info.name.clone(),
-                id: info.id,
-                partitions: info.partitions,
-                leader_epoch: info.leader_epoch,
-                configs: info.configs.clone(),
-            },
-        )?;
-        Ok(info)
+        Ok(TopicInfo { name: t.name, id, partitions, leader_epoch: 0, configs: t.configs })
     }
 
     /// Deletes a topic by name; returns what it was.
@@ -651,4 +689,37 @@ mod tests {
         assert!(Controller::open(dir.path(), 2, None, 1, 1).is_err());
         assert_eq!(Controller::open(dir.path(), 1, None, 1, 1).unwrap().cluster_id(), "abc");
     }
+
+    #[test]
+    fn topics_are_created_in_batches_checked_one_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+            let results = c.create_topics(vec![
+                new_topic("a", 2),
+                new_topic("b", 1),
+                new_topic("a", 1),
+                new_topic("bad name", 1),
+                new_topic("a_b", 1),
+                new_topic("a.b", 1),
+            ]);
+            let codes: Vec<ErrorCode> = results.iter().map(|r| r.as_ref().map(|_| ErrorCode::None).unwrap_or_else(|e| e.code)).collect();
+            assert_eq!(
+                codes,
+                vec![
+                    ErrorCode::None,
+                    ErrorCode::None,
+                    ErrorCode::TopicAlreadyExists,
+                    ErrorCode::InvalidTopicException,
+                    ErrorCode::None,
+                    ErrorCode::InvalidTopicException, // collides with a_b, created just before
+                ]
+            );
+            assert_eq!(c.image().total_partitions, 4);
+        }
+        let c = Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+        let names: Vec<String> = c.image().topics.keys().cloned().collect();
+        assert_eq!(names, ["a", "a_b", "b"]);
+    }
+
 }

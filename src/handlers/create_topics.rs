@@ -89,9 +89,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
         }
         return CreateTopicsResponse { throttle_time_ms: 0, topics: results };
     }
-    for (i, new_topic, validated) in valid {
+    // The valid topics are created together: one metadata write, one fsync.
+    let created: Vec<Result<TopicInfo, crate::controller::ControllerError>> = if req.validate_only {
+        valid.iter().map(|(_, _, validated)| Ok(validated.clone())).collect()
+    } else {
+        ctx.broker.create_topics(valid.iter().map(|(_, t, _)| t.clone()).collect()).await
+    };
+    for ((i, _, _), created) in valid.into_iter().zip(created) {
         let result = &mut results[i];
-        let created = if req.validate_only { Ok(validated) } else { ctx.broker.create_topic(new_topic, false).await };
         match created {
             Ok(info) => {
                 result.topic_id = info.id;

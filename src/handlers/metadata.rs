@@ -56,8 +56,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
             topics.extend(image.topics.values().map(|t| topic_entry(t, node_id)));
         }
         Some(list) => {
+            // Topics to auto-create, with the index of their placeholder in
+            // `topics`: created together after the loop (one metadata write
+            // for a request naming a thousand new topics, not a thousand).
+            let mut to_create: Vec<(usize, String)> = Vec::new();
+            let image = broker.controller.image();
             for wanted in list {
-                let image = broker.controller.image();
                 let name = match wanted.name {
                     Some(n) if !n.is_empty() || wanted.topic_id.is_nil() => n,
                     _ => match image.topic_by_id(&wanted.topic_id) {
@@ -83,11 +87,22 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
                     topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::UnknownTopicOrPartition));
                     continue;
                 }
-                let entry = match broker.auto_create_topic(&name).await {
-                    Ok(t) => topic_entry(&t, node_id),
-                    Err(e) => error_entry(Some(name), Uuid::NIL, e.code),
-                };
-                topics.push(entry);
+                // A name given twice is answered twice and created once.
+                to_create.push((topics.len(), name.clone()));
+                topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::UnknownTopicOrPartition));
+            }
+            if !to_create.is_empty() {
+                let mut names: Vec<String> = to_create.iter().map(|(_, n)| n.clone()).collect();
+                names.sort();
+                names.dedup();
+                let created = broker.auto_create_topics(&names).await;
+                for (i, name) in to_create {
+                    let Ok(k) = names.binary_search(&name) else { continue };
+                    topics[i] = match &created[k] {
+                        Ok(t) => topic_entry(t, node_id),
+                        Err(e) => error_entry(Some(name), Uuid::NIL, e.code),
+                    };
+                }
             }
         }
     }
