@@ -41,6 +41,14 @@ pub struct CliArgs {
     #[arg(long)]
     pub ephemeral: bool,
 
+    /// Durable mode: every acknowledged record is on disk (fdatasync)
+    /// before the producer hears of it, so it survives a power loss, not
+    /// just a crash. Shorthand for `--override log.flush.interval.messages=1`
+    /// (a later `--override` of that key wins); appends that arrive while
+    /// a sync runs share the next one (group commit).
+    #[arg(long)]
+    pub durable: bool,
+
     /// Log line format on stderr: `text` (default) or `json` (one JSON
     /// object per line). Filter with RUST_LOG, e.g. `RUST_LOG=klamm=debug`.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "KLAMM_LOG_FORMAT")]
@@ -83,9 +91,17 @@ impl CliArgs {
         K: Into<String>,
         V: Into<String>,
     {
+        if self.durable {
+            let mut overrides = vec![DURABLE_OVERRIDE.to_string()];
+            overrides.extend(self.overrides.iter().cloned());
+            return BrokerConfig::load(self.config.as_deref(), env, &overrides);
+        }
         BrokerConfig::load(self.config.as_deref(), env, &self.overrides)
     }
 }
+
+/// What `--durable` stands for.
+pub const DURABLE_OVERRIDE: &str = "log.flush.interval.messages=1";
 
 /// The process environment, skipping variables whose name or value is not
 /// valid UTF-8 (`std::env::vars` would panic on them).
@@ -104,6 +120,16 @@ pub fn log_colours(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durable_is_flush_per_message_and_an_explicit_override_wins() {
+        let args = CliArgs::parse_from(["klamm", "--durable"]);
+        let c = args.resolve_config(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.topic_defaults().flush_messages, 1);
+        let args = CliArgs::parse_from(["klamm", "--durable", "--override", "log.flush.interval.messages=10"]);
+        let c = args.resolve_config(Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(c.topic_defaults().flush_messages, 10);
+    }
 
     #[test]
     fn colours_only_on_a_terminal_without_no_color() {

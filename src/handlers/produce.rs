@@ -195,8 +195,17 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                         buf.clear();
                         buf.extend_from_slice(&records);
                         let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-                        let appended = log.append(&mut buf, now);
+                        let appended = log.append_deferring_flush(&mut buf, now);
                         drop(log);
+                        // flush.messages asks for this append to be durable
+                        // before it is acknowledged: a group commit, off
+                        // the partition lock.
+                        let appended = appended.and_then(|(info, needs_sync)| {
+                            if needs_sync {
+                                partition.sync_through(info.last_offset.next())?;
+                            }
+                            Ok(info)
+                        });
                         match appended {
                             Ok(info) => {
                                 if info.records_count > 0 {

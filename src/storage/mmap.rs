@@ -92,7 +92,9 @@ enum Writer {
     /// Sealed or opened read-only.
     ReadOnly,
     Map,
-    Pwrite(File),
+    /// Shared so that a group commit can fdatasync it without the
+    /// partition lock ([`MappedFile::data_sync_handle`]).
+    Pwrite(Arc<File>),
 }
 
 impl Drop for MapSlice {
@@ -234,7 +236,7 @@ impl MappedFile {
                     .len(capacity)
                     .map_raw_read_only(&file)
                     .map_err(StorageError::io("mmap", path))?;
-                (map, Writer::Pwrite(file))
+                (map, Writer::Pwrite(Arc::new(file)))
             }
         };
         debug_assert!(map.len() >= capacity);
@@ -478,6 +480,16 @@ impl MappedFile {
         Ok(())
     }
 
+    /// The descriptor to fdatasync for everything published so far, for a
+    /// caller that syncs without holding the segment (a group commit);
+    /// `None` for files not written with `pwrite`.
+    pub fn data_sync_handle(&self) -> Option<Arc<File>> {
+        match &self.writer {
+            Writer::Pwrite(file) => Some(file.clone()),
+            _ => None,
+        }
+    }
+
     /// Shrinks the file to `len` bytes (the logical size, at roll or close)
     /// and fsyncs it. Never cuts below the published length; afterwards at
     /// most `len` bytes can be written.
@@ -492,7 +504,7 @@ impl MappedFile {
         if self.is_writable() {
             let reopened;
             let file = match &self.writer {
-                Writer::Pwrite(file) => file,
+                Writer::Pwrite(file) => &**file,
                 _ => {
                     reopened = self.reopen()?;
                     &reopened

@@ -73,6 +73,10 @@ pub struct PartitionLog {
     log_end_offset: Offset,
     /// Everything below this offset is flushed to disk.
     recovery_point: Offset,
+    /// Everything below this offset is in the log file on disk (a group
+    /// commit fdatasynced it, [`PartitionLog::mark_data_synced`]); its
+    /// indexes may not be, so the recovery point stays where it is.
+    data_synced_through: Offset,
     last_flush_ms: TimestampMs,
     leader_epoch: i32,
     /// Kafka's leader-epoch history of this partition, when Apache Kafka
@@ -135,6 +139,7 @@ impl PartitionLog {
             log_end_offset,
             // Recovery validated everything; what it rewrote is flushed below.
             recovery_point: Offset(0),
+            data_synced_through: Offset(0),
             last_flush_ms: now,
             leader_epoch: 0,
             kafka_epochs,
@@ -299,6 +304,43 @@ impl PartitionLog {
         input: &mut [u8],
         now: TimestampMs,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_with(input, now, false).map(|(info, _)| info)
+    }
+
+    /// [`PartitionLog::append`] that leaves the flush `flush.messages` asks
+    /// for to the caller, to be done without this log's lock and shared
+    /// with concurrent appends (a group commit): `true` means the append
+    /// must be made durable (fdatasync of [`PartitionLog::data_sync_handle`])
+    /// before it is acknowledged. `flush.ms` flushes as usual.
+    pub fn append_deferring_flush(
+        &mut self,
+        input: &mut [u8],
+        now: TimestampMs,
+    ) -> Result<(AppendInfo, bool), StorageError> {
+        self.append_with(input, now, true)
+    }
+
+    /// Records that a group commit made everything below `offset` durable
+    /// in the log file.
+    pub fn mark_data_synced(&mut self, offset: Offset) {
+        self.data_synced_through = self.data_synced_through.max(offset.min(self.log_end_offset));
+    }
+
+    /// The active segment's log descriptor, for a group commit; `None` when
+    /// the log is not written with `pwrite` (then flush under the lock).
+    pub fn data_sync_handle(&self) -> Option<std::sync::Arc<std::fs::File>> {
+        if self.closed {
+            return None;
+        }
+        self.active().data_sync_handle()
+    }
+
+    fn append_with(
+        &mut self,
+        input: &mut [u8],
+        now: TimestampMs,
+        defer_message_flush: bool,
+    ) -> Result<(AppendInfo, bool), StorageError> {
         self.ensure_open()?;
         if input.len() > self.config.segment_bytes as usize {
             return Err(StorageError::RecordListTooLarge {
@@ -347,7 +389,7 @@ impl PartitionLog {
                     pb.max_timestamp = batch_max_timestamp;
                     if let Some(dup) = self.producers.find_duplicate(&pb) {
                         debug!(dir = %self.dir.display(), producer_id = pb.producer_id, "duplicate batch");
-                        return Ok(AppendInfo {
+                        return Ok((AppendInfo {
                             first_offset: dup.first_offset,
                             last_offset: dup.last_offset,
                             log_append_time: if log_append_time {
@@ -361,7 +403,7 @@ impl PartitionLog {
                             offset_of_max_timestamp: dup.last_offset,
                             records_count: 0,
                             size_bytes: 0,
-                        });
+                        }, false));
                     }
                     self.producers.stage(&mut pending, &pb)?;
                 }
@@ -396,9 +438,19 @@ impl PartitionLog {
         self.active_mut().append(input, now)?;
         self.producers.commit(pending, next);
         self.log_end_offset = next;
-        self.flush_if_due(now)?;
+        let needs_sync = if defer_message_flush {
+            let since_ms = now.0.saturating_sub(self.last_flush_ms.0).max(0) as u64;
+            if since_ms >= self.config.flush_interval_ms {
+                self.flush_at(now)?;
+            }
+            let synced = self.recovery_point.max(self.data_synced_through);
+            (self.log_end_offset.0 - synced.0).max(0) as u64 >= self.config.flush_interval_messages
+        } else {
+            self.flush_if_due(now)?;
+            false
+        };
         self.check_invariants();
-        Ok(AppendInfo {
+        let info = AppendInfo {
             first_offset: batches.first().map(|b| b.base_offset).unwrap_or(next),
             last_offset,
             log_append_time: if log_append_time {
@@ -412,7 +464,8 @@ impl PartitionLog {
             offset_of_max_timestamp,
             records_count,
             size_bytes: input.len(),
-        })
+        };
+        Ok((info, needs_sync))
     }
 
     /// Reads whole batches starting with the one that contains

@@ -654,6 +654,12 @@ impl Segment {
             || !(0..=i32::MAX as i64).contains(&rel)
     }
 
+    /// The log's descriptor for a group commit (see
+    /// [`MappedFile::data_sync_handle`]).
+    pub fn data_sync_handle(&self) -> Option<std::sync::Arc<std::fs::File>> {
+        self.log.data_sync_handle()
+    }
+
     /// msyncs the log and both indexes.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.log.flush()?;
