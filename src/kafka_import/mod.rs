@@ -203,6 +203,15 @@ fn adopted_topics(log_dir: &Path, image: &kraft::KraftImage) -> Vec<TopicInfo> {
             warn!(topic = %t.name, "not adopting a topic without partitions");
             continue;
         }
+        if t.partition_count() > crate::controller::MAX_PARTITIONS_PER_TOPIC {
+            warn!(
+                topic = %t.name,
+                partitions = t.partition_count(),
+                limit = crate::controller::MAX_PARTITIONS_PER_TOPIC,
+                "not adopting a topic with more partitions than klamm allows per topic"
+            );
+            continue;
+        }
         if !t.partitions_contiguous() {
             warn!(topic = %t.name, partitions = t.partition_count(), "Kafka's metadata lacks some partition ids of this topic; adopting 0..count");
         }
@@ -223,14 +232,28 @@ fn adopted_topics(log_dir: &Path, image: &kraft::KraftImage) -> Vec<TopicInfo> {
         if configs.get("cleanup.policy").is_some_and(|p| p.contains("compact")) {
             warn!(topic = %t.name, "topic uses log compaction, which klamm does not do: its log is kept as is and only grows");
         }
+        // One line per kind of surprise, naming the first few partitions:
+        // a topic may have up to MAX_PARTITIONS_PER_TOPIC of them.
+        const NAMED: usize = 5;
+        let (mut other_id, mut no_metadata, mut missing) = (Vec::new(), Vec::new(), 0usize);
         for p in 0..t.partition_count() {
             let dir = log_dir.join(format!("{}-{p}", t.name));
             match stored_topic_id(&dir) {
                 Some(id) if id == t.id => {}
-                Some(other) => warn!(dir = %dir.display(), id = %other, expected = %t.id, "partition directory belongs to another topic id; klamm will not serve it"),
-                None if dir.is_dir() => warn!(dir = %dir.display(), "partition directory has no partition.metadata; klamm takes it as this topic's"),
-                None => warn!(dir = %dir.display(), "Kafka left no directory for this partition; it starts empty"),
+                Some(_) => other_id.push(p),
+                None if dir.is_dir() => no_metadata.push(p),
+                None => missing += 1,
             }
+        }
+        let first = |v: &[i32]| v.iter().take(NAMED).map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        if !other_id.is_empty() {
+            warn!(topic = %t.name, partitions = other_id.len(), first = %first(&other_id), expected = %t.id, "partition directories belong to another topic id; klamm will not serve them");
+        }
+        if !no_metadata.is_empty() {
+            warn!(topic = %t.name, partitions = no_metadata.len(), first = %first(&no_metadata), "partition directories have no partition.metadata; klamm takes them as this topic's");
+        }
+        if missing > 0 {
+            warn!(topic = %t.name, partitions = missing, "Kafka left no directory for these partitions; they start empty");
         }
         out.push(TopicInfo {
             name: t.name.clone(),
