@@ -23,6 +23,7 @@ use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
 use crate::replica::{Partition, ReplicaManager};
+use crate::server::quotas::ClientQuotas;
 use crate::server::{Limits, Listener};
 use crate::storage::DirLock;
 use crate::types::{TimestampMs, TopicPartition};
@@ -93,11 +94,20 @@ impl BrokerSettings {
             delete_topic_enable: c.delete_topic_enable,
             num_partitions: c.num_partitions,
             default_replication_factor: c.default_replication_factor,
-            limits: Limits {
-                max_connections: c.max_connections,
-                request_max_bytes: c.socket_request_max_bytes,
-                connections_max_idle_ms: c.connections_max_idle_ms.max(1) as u64,
-                queued_max_request_bytes: c.queued_max_request_bytes.unwrap_or(DEFAULT_QUEUED_MAX_REQUEST_BYTES),
+            limits: {
+                let queued = c.queued_max_request_bytes.unwrap_or(DEFAULT_QUEUED_MAX_REQUEST_BYTES);
+                Limits {
+                    max_connections: c.max_connections,
+                    max_connections_per_ip: c.max_connections_per_ip,
+                    max_connections_per_ip_overrides: c.max_connections_per_ip_overrides.clone(),
+                    request_max_bytes: c.socket_request_max_bytes,
+                    connections_max_idle_ms: c.connections_max_idle_ms.max(1) as u64,
+                    write_timeout_ms: c.socket_write_timeout_ms.max(1) as u64,
+                    queued_max_request_bytes: queued,
+                    queued_max_request_bytes_per_ip: c
+                        .queued_max_request_bytes_per_ip
+                        .unwrap_or_else(|| crate::server::listener::default_per_ip_bytes(queued, c.socket_request_max_bytes)),
+                }
             },
             http_listener: c.http_listener.as_deref().map(crate::http::parse_listener).transpose()?,
             config: Arc::new(c.clone()),
@@ -122,12 +132,7 @@ impl BrokerSettings {
             delete_topic_enable: true,
             num_partitions: 1,
             default_replication_factor: 1,
-            limits: Limits {
-                max_connections: 10_000,
-                request_max_bytes: 104_857_600,
-                connections_max_idle_ms: 600_000,
-                queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
-            },
+            limits: Limits::defaults(),
             http_listener: None,
             config: Arc::new(config),
         }
@@ -137,6 +142,8 @@ impl BrokerSettings {
 pub struct Broker {
     settings: BrokerSettings,
     request_memory: Arc<Semaphore>,
+    /// Connections and request memory per client IP.
+    client_quotas: Arc<ClientQuotas>,
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
@@ -169,8 +176,20 @@ impl Broker {
         &self.settings.limits
     }
 
+    /// The broker-wide request-memory pool (`queued.max.request.bytes`;
+    /// `request_memory_bytes` is its capacity).
     pub fn request_memory(&self) -> &Arc<Semaphore> {
         &self.request_memory
+    }
+
+    /// The capacity of `request_memory`, in bytes.
+    pub fn request_memory_bytes(&self) -> usize {
+        self.settings.limits.queued_max_request_bytes.clamp(1, Semaphore::MAX_PERMITS)
+    }
+
+    /// Per-IP connection counts and request-memory budgets.
+    pub fn client_quotas(&self) -> &Arc<ClientQuotas> {
+        &self.client_quotas
     }
 
     /// Runs a blocking controller operation (it fsyncs) off the async workers.
@@ -474,10 +493,11 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         Some((socket, addr)) => Some(socket.listen(LISTEN_BACKLOG).map_err(|e| bind_error("http.listener", addr, e))?),
         None => None,
     };
-    let queued = settings.limits.queued_max_request_bytes.min(Semaphore::MAX_PERMITS);
+    let queued = settings.limits.queued_max_request_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let shutdown = CancellationToken::new();
     let broker = Arc::new(Broker {
         request_memory: Arc::new(Semaphore::new(queued)),
+        client_quotas: Arc::new(ClientQuotas::new(&settings.limits)),
         controller,
         replicas,
         groups,

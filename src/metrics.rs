@@ -47,6 +47,11 @@ pub struct Metrics {
     other_topics: Arc<TopicCounters>,
     pub connections_accepted: AtomicU64,
     pub connections_open: AtomicI64,
+    /// Connections closed right after accept by `max.connections.per.ip`.
+    pub connections_rejected_per_ip: AtomicU64,
+    /// Connections closed because a response was not read in time
+    /// (`klamm.socket.write.timeout.ms`).
+    pub write_timeouts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -58,6 +63,8 @@ impl Default for Metrics {
             other_topics: Arc::new(TopicCounters::default()),
             connections_accepted: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
+            connections_rejected_per_ip: AtomicU64::new(0),
+            write_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -110,6 +117,12 @@ impl Metrics {
         let _ = writeln!(out, "# HELP klamm_connections_accepted_total Client connections accepted.");
         let _ = writeln!(out, "# TYPE klamm_connections_accepted_total counter");
         let _ = writeln!(out, "klamm_connections_accepted_total {}", self.connections_accepted.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP klamm_connections_rejected_per_ip_total Connections closed at accept by max.connections.per.ip.");
+        let _ = writeln!(out, "# TYPE klamm_connections_rejected_per_ip_total counter");
+        let _ = writeln!(out, "klamm_connections_rejected_per_ip_total {}", self.connections_rejected_per_ip.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP klamm_write_timeouts_total Connections closed because the client read no response bytes in klamm.socket.write.timeout.ms.");
+        let _ = writeln!(out, "# TYPE klamm_write_timeouts_total counter");
+        let _ = writeln!(out, "klamm_write_timeouts_total {}", self.write_timeouts.load(Ordering::Relaxed));
 
         let _ = writeln!(out, "# HELP klamm_requests_total Requests handled, by API.");
         let _ = writeln!(out, "# TYPE klamm_requests_total counter");

@@ -75,13 +75,21 @@ pub struct BrokerConfig {
     pub socket_listen_backlog_size: u32,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`, by IP address.
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
     pub connections_max_idle_ms: i64,
+    /// `klamm.socket.write.timeout.ms`: a response not written in this
+    /// long closes the connection.
+    pub socket_write_timeout_ms: i64,
     pub num_network_threads: i32,
     pub num_io_threads: i32,
     pub queued_max_requests: usize,
     /// `queued.max.request.bytes`; `None` (Kafka's -1, unbounded) means
     /// klamm's own bound, `broker::DEFAULT_QUEUED_MAX_REQUEST_BYTES`.
     pub queued_max_request_bytes: Option<usize>,
+    /// `klamm.queued.max.request.bytes.per.ip`; `None` (-1): a quarter of
+    /// the broker-wide bound, at least `socket.request.max.bytes`.
+    pub queued_max_request_bytes_per_ip: Option<usize>,
     pub message_max_bytes: usize,
     pub fetch_max_bytes: usize,
     pub max_incremental_fetch_session_cache_slots: usize,
@@ -591,6 +599,29 @@ impl Values<'_> {
         let v = self.int(name)?;
         u32::try_from(v).map_err(|_| ConfigError::internal(format!("'{name}' is negative")))
     }
+}
+
+/// Most entries in `max.connections.per.ip.overrides` (a limit, like
+/// everything).
+const MAX_PER_IP_OVERRIDES: usize = 10_000;
+
+/// Parses `max.connections.per.ip.overrides`: `ip:count` entries separated
+/// by commas, split at the last `:` so IPv6 addresses work (`::1:5`).
+/// Kafka also takes host names and resolves them; klamm takes addresses
+/// only, so a name is an error rather than a silent lookup.
+fn parse_per_ip_overrides(text: &str) -> Result<BTreeMap<std::net::IpAddr, usize>, String> {
+    let mut map = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if map.len() >= MAX_PER_IP_OVERRIDES {
+            return Err(format!("more than {MAX_PER_IP_OVERRIDES} entries"));
+        }
+        let (ip, count) = entry.rsplit_once(':').ok_or_else(|| format!("'{entry}' is not ip:count"))?;
+        let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
+        let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("'{ip}' is not an IP address (klamm takes addresses, not host names)"))?;
+        let count: usize = count.trim().parse().map_err(|_| format!("'{count}' is not a connection count"))?;
+        map.insert(ip, count);
+    }
+    Ok(map)
 }
 
 /// The listener-related part of the configuration.
@@ -1107,6 +1138,23 @@ fn build(
     let socket_send_buffer_bytes = buffer("socket.send.buffer.bytes")?;
     let socket_receive_buffer_bytes = buffer("socket.receive.buffer.bytes")?;
 
+    // Connections per client IP (Kafka's ConnectionQuotas)
+    let max_connections_per_ip = v.usize("max.connections.per.ip")?;
+    let overrides_text = v.opt_string("max.connections.per.ip.overrides")?.unwrap_or("");
+    let max_connections_per_ip_overrides = match parse_per_ip_overrides(overrides_text) {
+        Ok(map) => map,
+        Err(why) => {
+            errors.push(ConfigError::invalid_value("max.connections.per.ip.overrides", overrides_text, why));
+            BTreeMap::new()
+        }
+    };
+    if max_connections_per_ip == 0 && overrides_text.trim().is_empty() {
+        errors.push(ConfigError::invalid(
+            "max.connections.per.ip",
+            "can be set to zero only if max.connections.per.ip.overrides is set (as in Kafka)",
+        ));
+    }
+
     // klamm's HTTP endpoint
     let http_listener = match v.opt_string("http.listener")? {
         None | Some("") => None,
@@ -1170,12 +1218,18 @@ fn build(
         socket_receive_buffer_bytes,
         socket_listen_backlog_size: v.u32("socket.listen.backlog.size")?,
         max_connections: v.usize("max.connections")?,
-        max_connections_per_ip: v.usize("max.connections.per.ip")?,
+        max_connections_per_ip,
+        max_connections_per_ip_overrides,
         connections_max_idle_ms: v.long("connections.max.idle.ms")?,
+        socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
         num_network_threads: v.int("num.network.threads")?,
         num_io_threads: v.int("num.io.threads")?,
         queued_max_requests: v.usize("queued.max.requests")?,
         queued_max_request_bytes: match v.long("queued.max.request.bytes")? {
+            n if n <= 0 => None,
+            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        },
+        queued_max_request_bytes_per_ip: match v.long("klamm.queued.max.request.bytes.per.ip")? {
             n if n <= 0 => None,
             n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         },
@@ -1825,6 +1879,24 @@ mod tests {
         raw.set_cluster_id("not a uuid");
         let e = BrokerConfig::resolve(&raw).unwrap_err().to_string();
         assert!(e.starts_with("invalid configuration 'CLUSTER_ID'"), "{e}");
+    }
+
+    #[test]
+    fn per_ip_connection_overrides() {
+        let c = resolve(&[
+            ("max.connections.per.ip", "3"),
+            ("max.connections.per.ip.overrides", "127.0.0.2:5, ::1:7,[fe80::1]:0"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_connections_per_ip, 3);
+        let get = |ip: &str| c.max_connections_per_ip_overrides.get(&ip.parse().unwrap()).copied();
+        assert_eq!((get("127.0.0.2"), get("::1"), get("fe80::1")), (Some(5), Some(7), Some(0)));
+        assert!(error(&[("max.connections.per.ip.overrides", "localhost:5")]).contains("not an IP address"));
+        assert!(error(&[("max.connections.per.ip.overrides", "127.0.0.1")]).contains("ip:count"));
+        assert!(error(&[("max.connections.per.ip", "0")]).contains("overrides"));
+        assert!(resolve(&[("max.connections.per.ip", "0"), ("max.connections.per.ip.overrides", "127.0.0.1:2")]).is_ok());
+        let d = resolve(&[]).unwrap();
+        assert_eq!((d.socket_write_timeout_ms, d.queued_max_request_bytes_per_ip), (30_000, None));
     }
 
     #[test]

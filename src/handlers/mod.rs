@@ -5,13 +5,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::broker::Broker;
 use crate::protocol::header::RequestHeader;
 use crate::protocol::messages;
 use crate::protocol::{DecodeError, Reader, Writer};
 use crate::server::listener::ListenerInfo;
+use crate::server::quotas::FrameMemory;
 
 /// The versions of one API that klamm serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub struct RequestContext<'a> {
     pub header: &'a RequestHeader,
     suppress_response: AtomicBool,
     close_connection: AtomicBool,
+    /// The frame's share of the request-memory budgets, until released.
+    request_memory: Mutex<Option<FrameMemory>>,
 }
 
 impl<'a> RequestContext<'a> {
@@ -39,7 +42,33 @@ impl<'a> RequestContext<'a> {
         peer: SocketAddr,
         header: &'a RequestHeader,
     ) -> Self {
-        RequestContext { broker, listener, peer, header, suppress_response: AtomicBool::new(false), close_connection: AtomicBool::new(false) }
+        RequestContext {
+            broker,
+            listener,
+            peer,
+            header,
+            suppress_response: AtomicBool::new(false),
+            close_connection: AtomicBool::new(false),
+            request_memory: Mutex::new(None),
+        }
+    }
+
+    /// Attaches the frame's memory reservation (see `release_request_memory`).
+    pub fn with_request_memory(self, memory: FrameMemory) -> Self {
+        *self.request_memory.lock().unwrap_or_else(|e| e.into_inner()) = Some(memory);
+        self
+    }
+
+    /// Returns the frame's memory to the budgets: called once the frame
+    /// is no longer referenced, before a handler waits (long polls, parked
+    /// joins).
+    pub fn release_request_memory(&self) {
+        drop(self.request_memory.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// Bytes of the broker-wide pool this request still holds.
+    pub fn request_memory_held_bytes(&self) -> usize {
+        self.request_memory.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |m| m.held_bytes())
     }
 
     pub fn version(&self) -> i16 {
@@ -85,6 +114,14 @@ macro_rules! apis {
                 $(
                     k if k == $module::SPEC.api_key => {
                         let request = messages::$req::$req_ty::decode(r, version)?;
+                        if k != produce::SPEC.api_key {
+                            // Decoded: only Produce keeps slices of the
+                            // frame (its records, until the append;
+                            // JoinGroup and SyncGroup copy what they keep).
+                            // Drop our reference and return the memory.
+                            *r = Reader::new(bytes::Bytes::new());
+                            ctx.release_request_memory();
+                        }
                         let response: messages::$resp::$resp_ty = $module::handle(ctx, request).await;
                         response.encode(w, version);
                         Ok(())

@@ -3,7 +3,9 @@
 //! (clients may pipeline; like Kafka we process one request of a connection
 //! at a time, which also keeps an idempotent producer's batches in order).
 //! Frames over `socket.request.max.bytes`, garbage framing and idle
-//! connections close this connection only.
+//! connections close this connection only. A frame's memory is reserved
+//! as its bytes arrive (see `quotas`); a response the client does not read
+//! within `klamm.socket.write.timeout.ms` closes the connection.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -12,13 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatch::{self, Outcome};
-use super::listener::ListenerInfo;
+use super::listener::{ListenerInfo, SHUTDOWN_WRITE_GRACE_MS};
+use super::quotas::{FrameMemory, IpSlot, FRAME_CHUNK_BYTES};
 use crate::broker::Broker;
 
 /// Read-side buffer: small frames are read in few syscalls; large ones
@@ -34,6 +37,8 @@ pub struct Connection {
     broker: Arc<Broker>,
     listener: Arc<ListenerInfo>,
     shutdown: CancellationToken,
+    /// This connection's place in its IP's quotas.
+    slot: IpSlot,
 }
 
 impl Connection {
@@ -43,8 +48,9 @@ impl Connection {
         broker: Arc<Broker>,
         listener: Arc<ListenerInfo>,
         shutdown: CancellationToken,
+        slot: IpSlot,
     ) -> Connection {
-        Connection { socket, peer, broker, listener, shutdown }
+        Connection { socket, peer, broker, listener, shutdown, slot }
     }
 
     pub async fn run(self) {
@@ -60,9 +66,10 @@ impl Connection {
     }
 
     async fn serve(self) -> Result<(), String> {
-        let Connection { socket, peer, broker, listener, shutdown } = self;
+        let Connection { socket, peer, broker, listener, shutdown, slot } = self;
         let limits = broker.limits().clone();
         let idle = Duration::from_millis(limits.connections_max_idle_ms.max(1));
+        let write_stall = Duration::from_millis(limits.write_timeout_ms.max(1));
         let (rd, mut wr) = socket.into_split();
         let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
         loop {
@@ -81,27 +88,55 @@ impl Connection {
                 return Err(format!("invalid frame size {size} (socket.request.max.bytes = {})", limits.request_max_bytes));
             }
             let size = size as usize;
-            // Memory for queued request bytes is bounded broker-wide.
-            let permit = broker
-                .request_memory()
-                .acquire_many(size.min(limits.queued_max_request_bytes) as u32)
-                .await
-                .map_err(|_| "shutting down".to_string())?;
-            let mut frame = BytesMut::zeroed(size);
-            match tokio::time::timeout(idle, rd.read_exact(&mut frame)).await {
-                Err(_) => return Err("timed out reading a request".into()),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Ok(Ok(_)) => {}
-            }
+            // Memory is reserved as the body arrives, from the IP's budget
+            // and the broker-wide pool; while either is exhausted this
+            // connection is not read (muted). The whole frame, waits for
+            // memory included, must arrive within connections.max.idle.ms:
+            // that also ends a stall of frames holding memory each other
+            // needs.
+            let mut memory = FrameMemory::new(
+                broker.request_memory().clone(),
+                broker.request_memory_bytes(),
+                slot.memory().clone(),
+                limits.queued_max_request_bytes_per_ip,
+            );
+            let frame = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                r = tokio::time::timeout(idle, read_body(&mut rd, size, &mut memory)) => match r {
+                    Err(_) => return Err("timed out reading a request".into()),
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(frame)) => frame,
+                },
+            };
             let api_key = i16::from_be_bytes([frame[0], frame[1]]);
             let api_version = i16::from_be_bytes([frame[2], frame[3]]);
             let started = Instant::now();
-            let outcome = dispatch::handle_frame(&broker, &listener, peer, frame.freeze()).await;
+            // The memory goes with the frame: dispatch returns it once the
+            // request is decoded (Produce: once it is appended).
+            let outcome = dispatch::handle_frame(&broker, &listener, peer, frame.freeze(), memory).await;
             broker.metrics.request(api_key, started.elapsed(), matches!(outcome, Outcome::Close(_)));
             tracing::trace!(%peer, api_key, api_version, elapsed_us = started.elapsed().as_micros() as u64, "request");
-            drop(permit);
             match outcome {
-                Outcome::Respond(chunks) => write_frame(&mut wr, chunks).await.map_err(|e| e.to_string())?,
+                Outcome::Respond(chunks) => {
+                    // A client that stopped reading is dropped after the
+                    // write timeout; at shutdown, after a short grace.
+                    let grace = async {
+                        shutdown.cancelled().await;
+                        tokio::time::sleep(Duration::from_millis(SHUTDOWN_WRITE_GRACE_MS)).await;
+                    };
+                    tokio::select! {
+                        r = tokio::time::timeout(idle, write_frame(&mut wr, chunks, write_stall)) => match r {
+                            Err(_) => return Err("a response took longer than connections.max.idle.ms to write".into()),
+                            Ok(Err(WriteError::Stalled(reason))) => {
+                                broker.metrics.write_timeouts.fetch_add(1, Ordering::Relaxed);
+                                return Err(reason);
+                            }
+                            Ok(Err(WriteError::Io(reason))) => return Err(reason),
+                            Ok(Ok(())) => {}
+                        },
+                        _ = grace => return Err("shutting down with a response still unwritten".into()),
+                    }
+                }
                 Outcome::NoResponse => {}
                 Outcome::Close(reason) => return Err(reason),
             }
@@ -109,29 +144,72 @@ impl Connection {
     }
 }
 
-/// Writes `[size][chunks...]` with vectored writes, without joining chunks.
-async fn write_frame(wr: &mut OwnedWriteHalf, chunks: Vec<Bytes>) -> std::io::Result<()> {
+/// Reads a frame body of `size` bytes. The buffer starts at one chunk and
+/// doubles as it fills, and `memory` is grown before the buffer, so what
+/// is reserved (and allocated) is at most twice what has arrived, or one
+/// chunk.
+async fn read_body<R: AsyncRead + Unpin>(rd: &mut R, size: usize, memory: &mut FrameMemory) -> Result<BytesMut, String> {
+    let mut frame = BytesMut::new();
+    let mut reserved_bytes = 0usize;
+    while frame.len() < size {
+        if frame.len() == reserved_bytes {
+            let target = size.min(reserved_bytes.saturating_mul(2).max(FRAME_CHUNK_BYTES));
+            memory.grow(target - reserved_bytes).await.map_err(|_| "request memory is closed".to_string())?;
+            let mut bigger = BytesMut::with_capacity(target);
+            bigger.extend_from_slice(&frame);
+            frame = bigger;
+            reserved_bytes = target;
+        }
+        let room = (reserved_bytes - frame.len()) as u64;
+        let n = (&mut *rd).take(room).read_buf(&mut frame).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("connection closed after {} of a {size}-byte request", frame.len()));
+        }
+    }
+    Ok(frame)
+}
+
+/// Why a response could not be written.
+enum WriteError {
+    /// No progress within the write timeout: the client stopped reading.
+    Stalled(String),
+    Io(String),
+}
+
+/// Writes `[size][chunks...]` with vectored writes, without joining
+/// chunks. Each write must make progress within `stall`, or the client is
+/// taken to have stopped reading.
+async fn write_frame(wr: &mut OwnedWriteHalf, chunks: Vec<Bytes>, stall: Duration) -> Result<(), WriteError> {
     let total: usize = chunks.iter().map(|c| c.len()).sum();
     let size = (total as u32).to_be_bytes();
+    let mut parts: Vec<Bytes> = Vec::with_capacity(chunks.len() + 1);
     if chunks.len() == 1 && total <= 64 * 1024 {
         // Common small case: one syscall with the size prefix in front.
         let mut buf = BytesMut::with_capacity(4 + total);
         buf.extend_from_slice(&size);
         buf.extend_from_slice(&chunks[0]);
-        return wr.write_all(&buf).await;
+        parts.push(buf.freeze());
+    } else {
+        parts.push(Bytes::copy_from_slice(&size));
+        parts.extend(chunks);
     }
-    let mut parts: Vec<Bytes> = Vec::with_capacity(chunks.len() + 1);
-    parts.push(Bytes::copy_from_slice(&size));
-    parts.extend(chunks);
     let mut idx = 0;
     let mut offset = 0;
     while idx < parts.len() {
         let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[idx][offset..]))
             .chain(parts[idx + 1..].iter().take(63).map(|b| IoSlice::new(b)))
             .collect();
-        let mut written = wr.write_vectored(&slices).await?;
+        let mut written = match tokio::time::timeout(stall, wr.write_vectored(&slices)).await {
+            Err(_) => {
+                return Err(WriteError::Stalled(format!(
+                    "the client read nothing of a response for {} ms (klamm.socket.write.timeout.ms)",
+                    stall.as_millis()
+                )))
+            }
+            Ok(r) => r.map_err(|e| WriteError::Io(e.to_string()))?,
+        };
         if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+            return Err(WriteError::Io("the socket accepted no bytes of a response".into()));
         }
         while written > 0 && idx < parts.len() {
             let left = parts[idx].len() - offset;

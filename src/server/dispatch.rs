@@ -1,7 +1,9 @@
 //! Turns one request frame into one outcome: decodes the header, applies
 //! the version rules (KIP-511 for ApiVersions, connection close for other
 //! unsupported versions, as Kafka does), routes the body to its handler and
-//! encodes the response with the right header version.
+//! encodes the response with the right header version. A request's memory
+//! reservation is returned once its body is decoded, so a long-polling
+//! Fetch or a parked JoinGroup does not hold it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::listener::ListenerInfo;
+use super::quotas::FrameMemory;
 use crate::broker::Broker;
 use crate::handlers::{self, RequestContext};
 use crate::protocol::header::{encode_response_header, peek_ids, RequestHeader, API_VERSIONS_KEY};
@@ -25,7 +28,17 @@ pub enum Outcome {
     Close(String),
 }
 
-pub async fn handle_frame(broker: &Arc<Broker>, listener: &Arc<ListenerInfo>, peer: SocketAddr, frame: Bytes) -> Outcome {
+/// `memory` is the frame's reservation: the request context returns it as
+/// soon as the body is decoded (Produce keeps it until the append, its
+/// records being slices of the frame), and at the latest when this
+/// returns.
+pub async fn handle_frame(
+    broker: &Arc<Broker>,
+    listener: &Arc<ListenerInfo>,
+    peer: SocketAddr,
+    frame: Bytes,
+    memory: FrameMemory,
+) -> Outcome {
     let Some((api_key, version, correlation_id)) = peek_ids(&frame) else {
         return Outcome::Close("frame too short for a request header".into());
     };
@@ -49,7 +62,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, listener: &Arc<ListenerInfo>, pe
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("bad request header: {e}")),
     };
-    let ctx = RequestContext::new(broker, listener, peer, &header);
+    let ctx = RequestContext::new(broker, listener, peer, &header).with_request_memory(memory);
     let flexible = protocol::is_flexible(api_key, version);
     let mut w = Writer::with_capacity(512);
     encode_response_header(&mut w, api_key, correlation_id, flexible);

@@ -1,7 +1,9 @@
 //! Owns a bound TCP listener: accepts connections while a connection permit
 //! is free, spawns one task per connection, and stops on shutdown.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,13 +46,61 @@ pub fn configure_client_socket(socket: &tokio::net::TcpSocket, config: &crate::c
 pub struct Limits {
     /// `max.connections`: connections served at once on all listeners.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: connections from one IP address at once,
+    /// on all listeners; one over it is closed right after accept.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: per-IP exceptions.
+    pub max_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub request_max_bytes: usize,
-    /// `connections.max.idle.ms`: a connection idle this long is closed.
+    /// `connections.max.idle.ms`: a connection idle this long is closed,
+    /// and a request frame must arrive whole within it.
     pub connections_max_idle_ms: u64,
+    /// `klamm.socket.write.timeout.ms`: a response not written within
+    /// this long (the client stopped reading) closes the connection.
+    pub write_timeout_ms: u64,
     /// `queued.max.request.bytes`: request bytes held in memory at once,
-    /// broker-wide; readers wait for room before allocating a frame.
+    /// broker-wide, counted as they arrive.
     pub queued_max_request_bytes: usize,
+    /// `klamm.queued.max.request.bytes.per.ip`: the same for one client IP.
+    pub queued_max_request_bytes_per_ip: usize,
+}
+
+/// How long a response may take to be written (`klamm.socket.write.timeout.ms`
+/// default). Kafka has no write timeout of its own: a client that stops
+/// reading holds its socket until `connections.max.idle.ms` (10 minutes)
+/// because Kafka's selector counts a blocked write as activity. 30 s is
+/// what Kafka clients use as `request.timeout.ms`: a client that has not
+/// read a response in that long has given up on it anyway.
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 30_000;
+
+/// At shutdown, how long a connection may go on writing the response it
+/// is blocked on before it is dropped.
+pub const SHUTDOWN_WRITE_GRACE_MS: u64 = 2_000;
+
+impl Limits {
+    /// Kafka's defaults, with klamm's bound on request memory.
+    pub fn defaults() -> Limits {
+        let queued = crate::broker::DEFAULT_QUEUED_MAX_REQUEST_BYTES;
+        let request_max_bytes = 104_857_600;
+        Limits {
+            max_connections: 10_000,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            request_max_bytes,
+            connections_max_idle_ms: 600_000,
+            write_timeout_ms: DEFAULT_WRITE_TIMEOUT_MS,
+            queued_max_request_bytes: queued,
+            queued_max_request_bytes_per_ip: default_per_ip_bytes(queued, request_max_bytes),
+        }
+    }
+}
+
+/// `klamm.queued.max.request.bytes.per.ip = -1`: a quarter of the pool (so
+/// at least four client hosts share it), but at least one largest frame,
+/// and never more than the pool.
+pub fn default_per_ip_bytes(queued_max_request_bytes: usize, request_max_bytes: usize) -> usize {
+    (queued_max_request_bytes / 4).max(request_max_bytes).min(queued_max_request_bytes)
 }
 
 /// A client-facing listener: its name (`PLAINTEXT`, `HOST`, …) and the
@@ -104,8 +154,17 @@ impl Listener {
                     continue;
                 }
             };
+            // As Kafka: a connection over max.connections.per.ip is
+            // closed right after accept (debug only: a client retrying
+            // in a loop must not flood the log).
+            let Some(slot) = broker.client_quotas().admit(peer.ip()) else {
+                tracing::debug!(%peer, limit = broker.client_quotas().connection_limit(peer.ip()), "closed: max.connections.per.ip reached");
+                broker.metrics.connections_rejected_per_ip.fetch_add(1, Ordering::Relaxed);
+                drop(socket);
+                continue;
+            };
             let _ = socket.set_nodelay(true);
-            let conn = Connection::new(socket, peer, broker.clone(), listener.clone(), shutdown.clone());
+            let conn = Connection::new(socket, peer, broker.clone(), listener.clone(), shutdown.clone(), slot);
             tracker.spawn(async move {
                 conn.run().await;
                 drop(permit);

@@ -2,11 +2,14 @@
 //! accepts connections (a semaphore bounds them, taken before accept),
 //! `connection` reads size-prefixed frames and writes responses in request
 //! order, `dispatch` decodes a frame and routes it to its handler.
-//! Shutdown is a `CancellationToken`: listeners stop accepting, connections
-//! finish the request in flight and close.
+//! `quotas` bounds what one client IP may hold (connections, request
+//! memory counted as it arrives). Shutdown is a `CancellationToken`:
+//! listeners stop accepting, connections finish the request in flight and
+//! close; one blocked writing a response is dropped after a short grace.
 
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod quotas;
 
 pub use listener::{bind_listener, configure_client_socket, Limits, Listener};
