@@ -1,5 +1,5 @@
 //! The broker: the shared state every handler sees (settings, controller,
-//! partition logs, group coordinator, limits) and its life cycle: `start`
+//! partition logs, group and transaction coordinators, limits) and its life cycle: `start`
 //! locks the data directory (one broker per `log.dirs`), binds the
 //! listeners' ports, opens (recovers) the data directory, then listens and
 //! spawns the listeners with the housekeeping task;
@@ -147,6 +147,8 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
+    /// Transactional ids and their transactions (`src/txn`).
+    pub txns: crate::txn::TransactionCoordinator,
     pub metrics: Metrics,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: FetchSessionCache,
@@ -461,7 +463,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         Some(addr) => Some((bind_socket("http.listener", addr, None)?, addr)),
         None => None,
     };
-    let (controller, replicas, groups) = {
+    let (controller, replicas, groups, txns) = {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             // An Apache Kafka data directory is adopted on the first start.
@@ -478,7 +480,9 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
             let replicas = ReplicaManager::open(Arc::new(config), &controller.image()).map_err(std::io::Error::other)?;
             let groups = GroupCoordinator::open(group_config(&s.config), &s.log_dir.join(".klamm").join("groups"))
                 .map_err(std::io::Error::other)?;
-            Ok((controller, replicas, groups))
+            let txns = crate::txn::TransactionCoordinator::open(&crate::txn::log_dir(&s.log_dir), s.config.transaction_max_timeout_ms)
+                .map_err(std::io::Error::other)?;
+            Ok((controller, replicas, groups, txns))
         })
         .await
         .map_err(std::io::Error::other)??
@@ -501,6 +505,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         controller,
         replicas,
         groups,
+        txns,
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
         shutdown: shutdown.clone(),
@@ -544,10 +549,15 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
     let mut checkpoint = tokio::time::interval(ms(c.log_flush_offset_checkpoint_interval_ms));
     let mut producers = tokio::time::interval(ms(600_000));
     let mut offsets = tokio::time::interval(ms(c.offsets_retention_check_interval_ms));
+    // Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms
+    // default; also retries owed completions and expires idle ids.
+    let mut transactions = tokio::time::interval(ms(10_000));
     for i in [&mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i.reset();
     }
+    transactions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: transactions a stop left ending finish now.
     loop {
         let job: fn(&Broker) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -569,6 +579,10 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = producers.tick() => |b| {
                 let expiry = i64::from(b.config().producer_id_expiration_ms);
                 b.replicas.log_manager().expire_producers_all(TimestampMs::now(), expiry);
+            },
+            _ = transactions.tick() => {
+                crate::txn::housekeeping(&broker).await;
+                continue;
             },
             _ = offsets.tick() => {
                 let n = broker.groups.cleanup_expired_offsets(TimestampMs::now()).await;

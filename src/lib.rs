@@ -29,6 +29,7 @@ pub mod replica;
 pub mod server;
 pub mod storage;
 pub mod testing;
+pub mod txn;
 pub mod types;
 pub mod util;
 pub mod broker;

@@ -1069,6 +1069,23 @@ fn validate_offset_commit(g: &Group, req: &OffsetCommitRequest) -> Option<i16> {
     None
 }
 
+/// Kafka's `doTxnCommitOffsets` checks: a member id, when given, must be
+/// a member; a generation, when given, must be the group's.
+fn validate_txn_offset_commit(g: &Group, req: &OffsetCommitRequest) -> Option<i16> {
+    if g.is(GroupState::Dead) {
+        return Some(COORDINATOR_NOT_AVAILABLE);
+    }
+    if !req.member_id.is_empty() || req.group_instance_id.is_some() {
+        if let Some(e) = validate_member(g, &req.member_id, req.group_instance_id.as_deref()) {
+            return Some(e);
+        }
+    }
+    if req.generation_id_or_member_epoch >= 0 && req.generation_id_or_member_epoch != g.generation_id {
+        return Some(ILLEGAL_GENERATION);
+    }
+    None
+}
+
 /// Decrements a group's in-flight commit count however the commit future
 /// ends (completion or cancellation).
 struct PendingCommitGuard {
@@ -1347,12 +1364,33 @@ impl GroupCoordinator {
 
     /// OffsetCommit. Answers once the offsets are durable.
     pub async fn offset_commit(&self, req: OffsetCommitRequest) -> OffsetCommitResponse {
+        self.commit_offsets(req, None).await
+    }
+
+    /// TxnOffsetCommit (Kafka's `handleTxnCommitOffsets`): the offsets are
+    /// stored pending under `producer_id` and become committed offsets
+    /// only when its transaction commits ([`Self::complete_txn_offsets`]).
+    /// A group that does not exist is created, as Kafka does.
+    pub async fn txn_offset_commit(&self, req: OffsetCommitRequest, producer_id: i64) -> OffsetCommitResponse {
+        self.commit_offsets(req, Some(producer_id)).await
+    }
+
+    /// Ends `producer_id`'s pending offsets of `group`: committed
+    /// (visible to OffsetFetch) or dropped. Answers once durable.
+    pub async fn complete_txn_offsets(&self, group: &str, producer_id: i64, commit: bool) -> Result<(), StoreError> {
+        self.inner
+            .store
+            .append(vec![StoreRecord::TxnMarker { group: group.to_string(), producer_id, commit }])
+            .await
+    }
+
+    async fn commit_offsets(&self, req: OffsetCommitRequest, txn_producer: Option<i64>) -> OffsetCommitResponse {
         if !self.is_active() {
             return commit_error_response(&req, COORDINATOR_NOT_AVAILABLE);
         }
         let group_ref = match self.inner.get_group(&req.group_id) {
             Some(g) => g,
-            None if req.generation_id_or_member_epoch < 0 => {
+            None if req.generation_id_or_member_epoch < 0 || txn_producer.is_some() => {
                 match self.inner.get_or_create_group(&req.group_id, true) {
                     Ok(Some(g)) => {
                         tracing::info!(group = %req.group_id, "creating simple consumer group via offset commit");
@@ -1373,7 +1411,11 @@ impl GroupCoordinator {
         };
         let (mut response, rx) = {
             let mut g = lock_group(&group_ref);
-            if let Some(e) = validate_offset_commit(&g, &req) {
+            let invalid = match txn_producer {
+                None => validate_offset_commit(&g, &req),
+                Some(_) => validate_txn_offset_commit(&g, &req),
+            };
+            if let Some(e) = invalid {
                 return commit_error_response(&req, e);
             }
             let ctx = Ctx {
@@ -1424,16 +1466,26 @@ impl GroupCoordinator {
                                 UNKNOWN_SERVER_ERROR
                             } else {
                                 new_keys += usize::from(is_new);
-                                records.push(StoreRecord::OffsetCommit {
-                                    group: req.group_id.clone(),
-                                    topic: t.name.clone(),
-                                    partition: p.partition_index,
-                                    value: CommittedOffset {
-                                        offset: Offset(p.committed_offset),
-                                        leader_epoch: p.committed_leader_epoch,
-                                        metadata: p.committed_metadata.clone().unwrap_or_default(),
-                                        commit_timestamp: commit_ts,
-                                        expire_timestamp: expire_ts,
+                                let value = CommittedOffset {
+                                    offset: Offset(p.committed_offset),
+                                    leader_epoch: p.committed_leader_epoch,
+                                    metadata: p.committed_metadata.clone().unwrap_or_default(),
+                                    commit_timestamp: commit_ts,
+                                    expire_timestamp: expire_ts,
+                                };
+                                records.push(match txn_producer {
+                                    None => StoreRecord::OffsetCommit {
+                                        group: req.group_id.clone(),
+                                        topic: t.name.clone(),
+                                        partition: p.partition_index,
+                                        value,
+                                    },
+                                    Some(producer_id) => StoreRecord::TxnOffsetCommit {
+                                        group: req.group_id.clone(),
+                                        producer_id,
+                                        topic: t.name.clone(),
+                                        partition: p.partition_index,
+                                        value,
                                     },
                                 });
                                 NONE
@@ -1500,9 +1552,10 @@ impl GroupCoordinator {
                 topics: Vec::new(),
             };
         }
-        // No transactional offsets exist, so `require_stable` never finds
-        // unstable ones.
-        let _ = req.require_stable;
+        // Offsets pending in an open transaction are UNSTABLE_OFFSET_COMMIT
+        // for a caller that requires stable offsets (KIP-447).
+        let pending = if req.require_stable { self.inner.store.pending_partitions(&req.group_id) } else { Default::default() };
+        let unstable = |topic: &str, p: i32| pending.contains(&(topic.to_string(), p));
         let topics = self
             .inner
             .store
@@ -1516,6 +1569,10 @@ impl GroupCoordinator {
                             partitions: partitions
                                 .iter()
                                 .map(|&p| match known.and_then(|k| k.get(&p)) {
+                                    _ if unstable(topic, p) => OffsetFetchPartitionResponse {
+                                        error_code: UNSTABLE_OFFSET_COMMIT,
+                                        ..unknown_offset(p)
+                                    },
                                     Some(c) => fetched_offset(p, c),
                                     None => unknown_offset(p),
                                 })

@@ -4,7 +4,9 @@
 //! One append-only file, `<dir>/offsets.log`, starts with an 8-byte header
 //! and holds length-prefixed, CRC-32C-checked records: offset commits,
 //! group metadata (so groups with offsets survive a restart, as Kafka's
-//! do) and tombstones (offset delete, group delete, topic delete). The
+//! do), transactional offset commits (pending under their producer id
+//! until that producer's transaction marker commits or drops them, as
+//! Kafka's `__consumer_offsets` holds them) and tombstones (offset delete, group delete, topic delete). The
 //! live state is materialized in memory.
 //!
 //! Writes go through one dedicated writer thread: it takes every queued
@@ -61,6 +63,8 @@ const TYPE_OFFSET_COMMIT: u8 = 2;
 const TYPE_OFFSET_TOMBSTONE: u8 = 3;
 const TYPE_GROUP_TOMBSTONE: u8 = 4;
 const TYPE_TOPIC_TOMBSTONE: u8 = 5;
+const TYPE_TXN_OFFSET_COMMIT: u8 = 6;
+const TYPE_TXN_MARKER: u8 = 7;
 
 /// A committed offset as stored (Kafka's `OffsetAndMetadata`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +113,21 @@ pub enum StoreRecord {
     TopicTombstone {
         topic: String,
     },
+    /// An offset committed in `producer_id`'s open transaction (pending).
+    TxnOffsetCommit {
+        group: String,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        value: CommittedOffset,
+    },
+    /// `producer_id`'s transaction ended: its pending offsets of `group`
+    /// become committed offsets (`commit`) or are dropped.
+    TxnMarker {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 /// The live state of one group in the store.
@@ -143,6 +162,8 @@ struct Materialized {
     /// minus the header).
     live_bytes: u64,
     offset_count: usize,
+    /// group -> producer id -> (topic, partition) -> pending offset.
+    pending: HashMap<String, HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>>,
 }
 
 fn str_size(s: &str) -> u64 {
@@ -250,7 +271,33 @@ impl Materialized {
                 }
                 self.remove_group_if_unused(&group);
             }
+            StoreRecord::TxnOffsetCommit { group, producer_id, topic, partition, value } => {
+                let added = commit_record_size(&group, &topic, &value) + 8;
+                let parts = self.pending.entry(group.clone()).or_default().entry(producer_id).or_default();
+                if let Some(old) = parts.insert((topic.clone(), partition), value) {
+                    self.live_bytes = self.live_bytes.saturating_sub(commit_record_size(&group, &topic, &old) + 8);
+                }
+                self.live_bytes += added;
+            }
+            StoreRecord::TxnMarker { group, producer_id, commit } => {
+                let Some(by_producer) = self.pending.get_mut(&group) else { return };
+                let Some(parts) = by_producer.remove(&producer_id) else { return };
+                if by_producer.is_empty() {
+                    self.pending.remove(&group);
+                }
+                for ((topic, partition), value) in parts {
+                    self.live_bytes = self.live_bytes.saturating_sub(commit_record_size(&group, &topic, &value) + 8);
+                    if commit {
+                        self.apply(StoreRecord::OffsetCommit { group: group.clone(), topic, partition, value });
+                    }
+                }
+            }
             StoreRecord::GroupTombstone { group } => {
+                if let Some(by_producer) = self.pending.remove(&group) {
+                    for ((topic, _), value) in by_producer.values().flatten() {
+                        self.live_bytes = self.live_bytes.saturating_sub(commit_record_size(&group, topic, value) + 8);
+                    }
+                }
                 if let Some(g) = self.groups.remove(&group) {
                     self.drop_group_bytes(&group, &g);
                 }
@@ -293,6 +340,19 @@ impl Materialized {
                 for (partition, value) in parts {
                     out.push(StoreRecord::OffsetCommit {
                         group: group.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        value: value.clone(),
+                    });
+                }
+            }
+        }
+        for (group, by_producer) in &self.pending {
+            for (producer_id, parts) in by_producer {
+                for ((topic, partition), value) in parts {
+                    out.push(StoreRecord::TxnOffsetCommit {
+                        group: group.clone(),
+                        producer_id: *producer_id,
                         topic: topic.clone(),
                         partition: *partition,
                         value: value.clone(),
@@ -364,6 +424,24 @@ fn encode_record(rec: &StoreRecord, out: &mut Vec<u8>) -> Result<(), StoreError>
         StoreRecord::TopicTombstone { topic } => {
             out.push(TYPE_TOPIC_TOMBSTONE);
             put_str(out, topic);
+        }
+        StoreRecord::TxnOffsetCommit { group, producer_id, topic, partition, value } => {
+            out.push(TYPE_TXN_OFFSET_COMMIT);
+            put_str(out, group);
+            out.extend_from_slice(&producer_id.to_be_bytes());
+            put_str(out, topic);
+            out.extend_from_slice(&partition.to_be_bytes());
+            out.extend_from_slice(&value.offset.0.to_be_bytes());
+            out.extend_from_slice(&value.leader_epoch.to_be_bytes());
+            put_str(out, &value.metadata);
+            out.extend_from_slice(&value.commit_timestamp.0.to_be_bytes());
+            out.extend_from_slice(&value.expire_timestamp.map_or(-1, |t| t.0).to_be_bytes());
+        }
+        StoreRecord::TxnMarker { group, producer_id, commit } => {
+            out.push(TYPE_TXN_MARKER);
+            put_str(out, group);
+            out.extend_from_slice(&producer_id.to_be_bytes());
+            out.push(u8::from(*commit));
         }
     }
     let body_bytes = out.len() - start - FRAME_HEADER_BYTES;
@@ -469,6 +547,28 @@ fn decode_body(body: &[u8]) -> Result<StoreRecord, DecodeError> {
         },
         TYPE_GROUP_TOMBSTONE => StoreRecord::GroupTombstone { group: r.string()? },
         TYPE_TOPIC_TOMBSTONE => StoreRecord::TopicTombstone { topic: r.string()? },
+        TYPE_TXN_OFFSET_COMMIT => StoreRecord::TxnOffsetCommit {
+            group: r.string()?,
+            producer_id: r.i64()?,
+            topic: r.string()?,
+            partition: r.i32()?,
+            value: CommittedOffset {
+                offset: Offset(r.i64()?),
+                leader_epoch: r.i32()?,
+                metadata: r.string()?,
+                commit_timestamp: TimestampMs(r.i64()?),
+                expire_timestamp: r.opt_timestamp()?,
+            },
+        },
+        TYPE_TXN_MARKER => StoreRecord::TxnMarker {
+            group: r.string()?,
+            producer_id: r.i64()?,
+            commit: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError),
+            },
+        },
         _ => return Err(DecodeError),
     };
     if !r.buf.is_empty() {
@@ -765,6 +865,17 @@ impl OffsetsStore {
     }
 
     /// Whether any group has committed offsets for `topic`.
+    /// The partitions for which an open transaction holds a pending offset
+    /// of `group`.
+    pub fn pending_partitions(&self, group: &str) -> std::collections::HashSet<(String, i32)> {
+        self.shared
+            .state()
+            .pending
+            .get(group)
+            .map(|by_producer| by_producer.values().flat_map(|parts| parts.keys().cloned()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn topic_has_offsets(&self, topic: &str) -> bool {
         self.shared
             .state()
@@ -1144,6 +1255,39 @@ mod tests {
         m.apply(StoreRecord::GroupTombstone { group: "g".into() });
         assert!(m.groups.is_empty());
         assert_eq!(m.live_bytes, 0);
+    }
+
+    fn txn_commit(group: &str, producer_id: i64, partition: i32, offset: i64) -> StoreRecord {
+        let StoreRecord::OffsetCommit { group, topic, partition, value } = commit(group, "t", partition, offset, "") else {
+            unreachable!()
+        };
+        StoreRecord::TxnOffsetCommit { group, producer_id, topic, partition, value }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transactional_offsets_stay_pending_until_their_marker_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        for rec in [txn_commit("g", 7, 0, 5), StoreRecord::TxnMarker { group: "g".into(), producer_id: 7, commit: true }] {
+            let mut buf = Vec::new();
+            encode_record(&rec, &mut buf).unwrap();
+            assert_eq!(decode_body(&buf[FRAME_HEADER_BYTES..]).unwrap(), rec);
+        }
+        let store = Arc::new(OffsetsStore::open(dir.path()).unwrap());
+        store.append(vec![txn_commit("g", 7, 0, 5), txn_commit("g", 8, 1, 9)]).await.unwrap();
+        assert!(store.committed_offset("g", "t", 0).is_none());
+        assert!(store.pending_partitions("g").contains(&("t".to_string(), 0)));
+        store.append(vec![StoreRecord::TxnMarker { group: "g".into(), producer_id: 7, commit: true }]).await.unwrap();
+        assert_eq!(store.committed_offset("g", "t", 0).unwrap().offset, Offset(5));
+        assert!(!store.pending_partitions("g").contains(&("t".to_string(), 0)));
+        store.close().await;
+        drop(store);
+        let store = Arc::new(OffsetsStore::open(dir.path()).unwrap());
+        assert_eq!(store.committed_offset("g", "t", 0).unwrap().offset, Offset(5));
+        assert!(store.pending_partitions("g").contains(&("t".to_string(), 1)), "still pending after reopen");
+        store.append(vec![StoreRecord::TxnMarker { group: "g".into(), producer_id: 8, commit: false }]).await.unwrap();
+        assert!(store.committed_offset("g", "t", 1).is_none());
+        assert!(store.pending_partitions("g").is_empty());
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::fetch_request::FetchRequest;
-use crate::protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use crate::protocol::messages::fetch_response::{AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData};
 use crate::metrics::count_records;
 use crate::fetch_session::{FetchContext, FetchParams, PartitionKey, Summary, TopicKey, NO_SESSION};
 use crate::protocol::{ErrorCode, Uuid};
@@ -301,15 +301,27 @@ fn read_one(w: &Wanted, remaining: &mut usize, first: bool, read_committed: bool
         return (data, true);
     }
     let end = log.log_end_offset().0;
+    let lso = log.last_stable_offset();
     data.high_watermark = end;
-    data.last_stable_offset = end;
+    data.last_stable_offset = lso.0;
     data.log_start_offset = log.log_start_offset().0;
     let limit = (w.partition_max_bytes.max(0) as usize).min(*remaining);
     if limit == 0 && !first {
         return (data, false);
     }
-    match log.read(Offset(w.fetch_offset), limit.min(u32::MAX as usize) as u32, None) {
+    // READ_COMMITTED reads stop at the last stable offset and name the
+    // aborted transactions they may contain.
+    let upper = read_committed.then_some(lso);
+    match log.read(Offset(w.fetch_offset), limit.min(u32::MAX as usize) as u32, upper) {
         Ok(read) => {
+            if read_committed && !read.records.is_empty() {
+                data.aborted_transactions = Some(
+                    log.aborted_transactions(Offset(w.fetch_offset), lso)
+                        .into_iter()
+                        .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset.0 })
+                        .collect(),
+                );
+            }
             let mut records = read.records;
             // Only the very first batch of the response may exceed a limit.
             if records.len() > limit && !first {

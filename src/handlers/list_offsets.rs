@@ -30,6 +30,8 @@ struct Query {
     index: i32,
     current_leader_epoch: i32,
     timestamp: i64,
+    /// READ_COMMITTED: "latest" is the last stable offset.
+    read_committed: bool,
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -49,6 +51,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOf
                 index: p.partition_index,
                 current_leader_epoch: p.current_leader_epoch,
                 timestamp: p.timestamp,
+                read_committed: req.isolation_level == 1,
             });
         }
         topics.push((t.name, queries));
@@ -90,6 +93,7 @@ fn answer(q: &Query) -> ListOffsetsPartitionResponse {
         return r;
     }
     let found = match q.timestamp {
+        LATEST if q.read_committed => Ok(Some((-1, log.last_stable_offset().0, epoch))),
         LATEST => Ok(Some((-1, log.log_end_offset().0, epoch))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset().0, epoch))),
         EARLIEST_PENDING_UPLOAD => Ok(None),

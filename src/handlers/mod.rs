@@ -160,6 +160,10 @@ apis! {
     describe_configs: describe_configs_request::DescribeConfigsRequest => describe_configs_response::DescribeConfigsResponse,
     alter_configs: alter_configs_request::AlterConfigsRequest => alter_configs_response::AlterConfigsResponse,
     incremental_alter_configs: incremental_alter_configs_request::IncrementalAlterConfigsRequest => incremental_alter_configs_response::IncrementalAlterConfigsResponse,
+    add_partitions_to_txn: add_partitions_to_txn_request::AddPartitionsToTxnRequest => add_partitions_to_txn_response::AddPartitionsToTxnResponse,
+    add_offsets_to_txn: add_offsets_to_txn_request::AddOffsetsToTxnRequest => add_offsets_to_txn_response::AddOffsetsToTxnResponse,
+    end_txn: end_txn_request::EndTxnRequest => end_txn_response::EndTxnResponse,
+    txn_offset_commit: txn_offset_commit_request::TxnOffsetCommitRequest => txn_offset_commit_response::TxnOffsetCommitResponse,
 }
 
 pub mod config_ops;

@@ -17,6 +17,7 @@ pub mod mmap;
 mod partition_log;
 mod producer_state;
 mod segment;
+pub mod txn_index;
 
 pub use checkpoint::{
     read_checkpoint, read_leader_epoch_checkpoint, write_checkpoint, EpochEntry,

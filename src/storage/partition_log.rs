@@ -1,7 +1,9 @@
 //! `PartitionLog`: the log of one `<topic>-<partition>` directory — ordered
 //! segments with one active segment, log start/end offsets, append with
 //! validation, offset assignment and idempotence checks, zero-copy reads,
-//! timestamp lookups, rolling, flushing, retention and DeleteRecords.
+//! timestamp lookups, rolling, flushing, retention and DeleteRecords, and
+//! transactions: COMMIT/ABORT markers, the last stable offset and the
+//! aborted transactions of READ_COMMITTED reads (see `txn_index`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +17,9 @@ use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager};
 use super::segment::{Segment, SegmentRead, TimestampAndOffset};
+use super::txn_index::{AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
-    set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
+    BatchBuilder, BatchIter, Validation, set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
     ProduceBatches, ProduceCheck, RecordBatch, RecordIter, TimestampType, NO_PARTITION_LEADER_EPOCH,
 };
 use crate::types::{Offset, TimestampMs};
@@ -59,6 +62,8 @@ struct PendingBatch {
     len: usize,
     base_offset: Offset,
     max_timestamp: TimestampMs,
+    /// The producer id of a transactional batch.
+    transactional_producer: Option<i64>,
 }
 
 /// The log of one partition. Not internally synchronised: the log manager
@@ -84,6 +89,8 @@ pub struct PartitionLog {
     /// written): the epochs before klamm's.
     kafka_epochs: Vec<EpochEntry>,
     producers: ProducerStateManager,
+    /// Open and aborted transactions (rebuilt from the log at open).
+    txns: TxnIndex,
     load_report: LoadReport,
     closed: bool,
 }
@@ -144,10 +151,12 @@ impl PartitionLog {
             leader_epoch: 0,
             kafka_epochs,
             producers: loaded.producers,
+            txns: TxnIndex::new(),
             load_report: loaded.report,
             closed: false,
         };
         let mut log = log;
+        log.rebuild_txns();
         log.flush_at(now)?;
         log.check_invariants();
         Ok(log)
@@ -291,6 +300,87 @@ impl PartitionLog {
         self.closed
     }
 
+    /// Rebuilds the transaction state from every batch header in the log
+    /// (markers also raise their producer's epoch, as Kafka's do).
+    fn rebuild_txns(&mut self) {
+        let mut txns = TxnIndex::new();
+        for segment in self.segments.values() {
+            for batch in BatchIter::new(segment.log_bytes(), Validation::Structure).flatten() {
+                if batch.last_offset() < self.log_start_offset {
+                    continue;
+                }
+                txns.replay(&batch);
+                if batch.is_control() && batch.has_producer_id() {
+                    self.producers.apply_marker(batch.producer_id(), batch.producer_epoch());
+                }
+            }
+        }
+        self.txns = txns;
+    }
+
+    /// The last stable offset: below it every transaction is decided.
+    pub fn last_stable_offset(&self) -> Offset {
+        self.txns.last_stable_offset(self.log_end_offset)
+    }
+
+    /// Aborted transactions overlapping `[start, end)`.
+    pub fn aborted_transactions(&self, start: Offset, end: Offset) -> Vec<AbortedTxn> {
+        self.txns.aborted_in(start, end)
+    }
+
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txns
+    }
+
+    /// Writes a COMMIT or ABORT marker (a v2 control batch) for the
+    /// transaction of `producer_id` (Kafka's WriteTxnMarkers on a leader).
+    /// Returns the marker's offset.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now: TimestampMs,
+    ) -> Result<Offset, StorageError> {
+        self.ensure_open()?;
+        if let Some(e) = self.producers.entry(producer_id) {
+            if producer_epoch < e.epoch {
+                return Err(StorageError::InvalidProducerEpoch {
+                    producer_id,
+                    epoch: producer_epoch,
+                    current_epoch: e.epoch,
+                });
+            }
+        }
+        let offset = self.log_end_offset;
+        let kind = if commit { CONTROL_TYPE_COMMIT } else { CONTROL_TYPE_ABORT };
+        let mut key = Vec::with_capacity(4);
+        key.extend_from_slice(&0i16.to_be_bytes());
+        key.extend_from_slice(&kind.to_be_bytes());
+        let mut value = Vec::with_capacity(6);
+        value.extend_from_slice(&0i16.to_be_bytes());
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let mut b = BatchBuilder::new(offset.0, now);
+        b.producer(producer_id, producer_epoch, crate::records::NO_SEQUENCE)
+            .transactional(true)
+            .control(true)
+            .partition_leader_epoch(self.leader_epoch)
+            .append(now, Some(&key), Some(&value), &[]);
+        let bytes = b.build();
+        if self.active().should_roll(&self.config, bytes.len(), now, offset, now) {
+            self.roll_at(now)?;
+        }
+        self.active_mut().append(&bytes, now)?;
+        self.log_end_offset = offset.next();
+        self.producers.apply_marker(producer_id, producer_epoch);
+        self.producers.set_map_end_offset(self.log_end_offset);
+        self.txns.on_marker(producer_id, offset, commit);
+        self.flush_if_due(now)?;
+        self.check_invariants();
+        Ok(offset)
+    }
+
     /// Forgets producers idle for `expiration_ms`.
     pub fn expire_producers(&mut self, now: TimestampMs, expiration_ms: i64) -> usize {
         self.producers.remove_expired(now, expiration_ms)
@@ -412,6 +502,8 @@ impl PartitionLog {
                     len: batch.size_bytes(),
                     base_offset,
                     max_timestamp: batch_max_timestamp,
+                    transactional_producer: (batch.is_transactional() && batch.has_producer_id())
+                        .then(|| batch.producer_id()),
                 });
             }
         }
@@ -437,6 +529,11 @@ impl PartitionLog {
         }
         self.active_mut().append(input, now)?;
         self.producers.commit(pending, next);
+        for b in &batches {
+            if let Some(pid) = b.transactional_producer {
+                self.txns.on_data(pid, b.base_offset);
+            }
+        }
         self.log_end_offset = next;
         let needs_sync = if defer_message_flush {
             let since_ms = now.0.saturating_sub(self.last_flush_ms.0).max(0) as u64;
@@ -707,6 +804,7 @@ impl PartitionLog {
                 segment.delete()?;
             }
         }
+        self.txns.truncate_before(self.log_start_offset);
         self.check_invariants();
         Ok(victims.len())
     }

@@ -288,6 +288,15 @@ impl ProducerStateManager {
         self.map_end_offset = self.map_end_offset.max(map_end_offset);
     }
 
+    /// A transaction marker of `producer_id` at `epoch`: a newer epoch
+    /// fences the older one (its sequences start over), as in Kafka.
+    pub fn apply_marker(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self.entry_mut(producer_id);
+        if epoch > entry.epoch {
+            entry.maybe_update_epoch(epoch);
+        }
+    }
+
     /// Applies a batch read back from the log, without validation (Kafka's
     /// replication/recovery origin).
     pub fn replay(&mut self, b: &ProducerBatch) {

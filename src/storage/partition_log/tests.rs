@@ -907,3 +907,62 @@ fn epoch_end_offsets_follow_kafkas_epoch_history() {
     log.close().unwrap();
     assert_eq!(std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap(), checkpoint, "never written");
 }
+
+fn produce_txn(log: &mut PartitionLog, pid: i64, epoch: i16, seq: i32, n: usize, ts: i64) -> AppendInfo {
+    let mut b = BatchBuilder::new(0, TimestampMs(ts));
+    b.producer(pid, epoch, seq).transactional(true);
+    for i in 0..n {
+        b.append(TimestampMs(ts), Some(format!("k{i}").as_bytes()), Some(b"v"), &[]);
+    }
+    let mut bytes = b.build();
+    log.append(&mut bytes, TimestampMs(ts)).unwrap()
+}
+
+#[test]
+fn transactions_bound_the_lso_and_markers_record_aborts_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig::default();
+    let now = TimestampMs::now().0;
+    let mut log = open(dir.path(), &cfg);
+    produce(&mut log, 2, now); // 0-1
+    produce_txn(&mut log, 7, 0, 0, 3, now); // 2-4
+    produce_txn(&mut log, 8, 0, 0, 1, now); // 5
+    assert_eq!(log.last_stable_offset(), Offset(2));
+    assert_eq!(log.log_end_offset(), Offset(6));
+    let abort = log.append_marker(7, 0, false, 0, TimestampMs(now)).unwrap();
+    assert_eq!(abort, Offset(6));
+    assert_eq!(log.last_stable_offset(), Offset(5));
+    let commit = log.append_marker(8, 0, true, 0, TimestampMs(now)).unwrap();
+    assert_eq!(commit, Offset(7));
+    assert_eq!(log.last_stable_offset(), Offset(8));
+    let aborted = vec![AbortedTxn { producer_id: 7, first_offset: Offset(2), last_offset: Offset(6) }];
+    assert_eq!(log.aborted_transactions(Offset(0), Offset(8)), aborted);
+    // The marker is a control batch that reads back as Kafka writes it.
+    let read = log.read(Offset(6), 1 << 20, None).unwrap();
+    let batch = BatchIter::new(&read.records, Validation::Crc).next().unwrap().unwrap();
+    assert!(batch.is_control() && batch.is_transactional());
+    assert_eq!((batch.producer_id(), batch.producer_epoch(), batch.base_offset()), (7, 0, Offset(6)));
+    assert_eq!(crate::storage::txn_index::marker_kind(&batch), Some(false));
+    // A READ_COMMITTED read stops before an open transaction.
+    produce_txn(&mut log, 7, 0, 3, 1, now); // 8, open
+    produce(&mut log, 1, now); // 9
+    assert_eq!(log.last_stable_offset(), Offset(8));
+    let upto = log.read(Offset(8), 1 << 20, Some(Offset(8))).unwrap();
+    assert!(upto.records.is_empty());
+    // A marker with an older epoch than the producer's is refused; a
+    // newer one fences the old epoch.
+    log.append_marker(7, 1, false, 0, TimestampMs(now)).unwrap(); // 10
+    assert!(matches!(log.append_marker(7, 0, true, 0, TimestampMs(now)), Err(StorageError::InvalidProducerEpoch { .. })));
+    let mut stale = BatchBuilder::new(0, TimestampMs(now));
+    stale.producer(7, 0, 4).transactional(true).append(TimestampMs(now), None, Some(b"zombie"), &[]);
+    assert!(matches!(log.append(&mut stale.build(), TimestampMs(now)), Err(StorageError::InvalidProducerEpoch { .. })));
+    produce_txn(&mut log, 8, 0, 1, 1, now); // 11, open
+    drop(log);
+    // Unclean reopen: the state is rebuilt from the log.
+    let log = open(dir.path(), &cfg);
+    assert_eq!(log.last_stable_offset(), Offset(11));
+    let all = log.aborted_transactions(Offset(0), Offset(100));
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1], AbortedTxn { producer_id: 7, first_offset: Offset(8), last_offset: Offset(10) });
+    assert_eq!(log.producer_state().entry(7).unwrap().epoch, 1);
+}

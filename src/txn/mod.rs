@@ -1,0 +1,114 @@
+//! The transaction coordinator (issue 10, transaction version 1): the
+//! state machine of each transactional id (`state`, following Kafka's
+//! `TransactionState`), its durable log in `<log.dir>/.klamm/transactions`
+//! (`log`), the coordinator that serializes and persists transitions
+//! (`coordinator`), and here the completion of a transaction across the
+//! broker: COMMIT/ABORT markers into every partition of the transaction,
+//! the group offsets it committed made visible or dropped, then the
+//! Complete state recorded.
+
+pub mod coordinator;
+pub mod log;
+pub mod state;
+
+use std::sync::Arc;
+
+pub use coordinator::{InitResult, TransactionCoordinator};
+pub use state::{Completion, TransactionState};
+
+use crate::broker::Broker;
+use crate::protocol::ErrorCode;
+use crate::types::TimestampMs;
+
+/// The coordinator epoch written into markers: one node, one epoch.
+pub const COORDINATOR_EPOCH: i32 = 0;
+
+/// Directory of the transaction log under `log.dir`.
+pub fn log_dir(log_dir: &std::path::Path) -> std::path::PathBuf {
+    log_dir.join(".klamm").join("transactions")
+}
+
+/// Writes `c`'s markers (blocking), settles its groups' offsets, then
+/// records the completion. On failure the completion stays owed and is
+/// retried by housekeeping.
+pub async fn finish(broker: &Arc<Broker>, c: Completion) -> Result<(), ErrorCode> {
+    let b = broker.clone();
+    let c2 = c.clone();
+    tokio::task::spawn_blocking(move || write_markers(&b, &c2))
+        .await
+        .map_err(|_| ErrorCode::UnknownServerError)??;
+    for group in &c.groups {
+        if let Err(e) = broker.groups.complete_txn_offsets(group, c.producer_id, c.commit).await {
+            tracing::warn!(group, error = %e, "settling transactional offsets failed; retrying later");
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+    }
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.txns.complete(&c, TimestampMs::now()))
+        .await
+        .map_err(|_| ErrorCode::UnknownServerError)?
+}
+
+/// Writes the markers of `c` to each of its partitions that still exists.
+fn write_markers(broker: &Broker, c: &Completion) -> Result<(), ErrorCode> {
+    let now = TimestampMs::now();
+    for tp in &c.partitions {
+        let Some(partition) = broker.replicas.get(tp) else {
+            // A deleted topic: nothing to mark (as Kafka skips it).
+            continue;
+        };
+        let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+        let written = log.append_marker(c.producer_id, c.producer_epoch, c.commit, COORDINATOR_EPOCH, now);
+        drop(log);
+        match written {
+            Ok(_) => partition.waiters.wake(),
+            Err(crate::storage::StorageError::InvalidProducerEpoch { .. }) => {
+                // A newer epoch already marked this partition.
+            }
+            Err(e) => {
+                tracing::warn!(partition = %tp, error = %e, "writing a transaction marker failed; retrying later");
+                return Err(ErrorCode::KafkaStorageError);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Housekeeping: aborts timed-out transactions, retries owed completions
+/// and expires idle transactional ids.
+pub async fn housekeeping(broker: &Arc<Broker>) {
+    let b = broker.clone();
+    let expiration_ms = i64::from(broker.config().transactional_id_expiration_ms);
+    let owed = tokio::task::spawn_blocking(move || {
+        let now = TimestampMs::now();
+        let mut owed = b.txns.abort_timed_out(now);
+        for c in b.txns.owed() {
+            if !owed.contains(&c) {
+                owed.push(c);
+            }
+        }
+        let expired = b.txns.expire(now, expiration_ms);
+        if expired > 0 {
+            tracing::info!(transactional_ids = expired, "expired idle transactional ids");
+        }
+        owed
+    })
+    .await
+    .unwrap_or_default();
+    for c in owed {
+        let id = c.transactional_id.clone();
+        if let Err(e) = finish(broker, c).await {
+            tracing::warn!(transactional_id = %id, error = ?e, "completing a transaction failed; retrying later");
+        }
+    }
+}
+
+/// PRODUCER_FENCED (KIP-588) is answered only from the API version that
+/// introduced it; older clients get INVALID_PRODUCER_EPOCH, as Kafka does.
+pub fn fenced_error_for(code: ErrorCode, version: i16, producer_fenced_since: i16) -> ErrorCode {
+    if code == ErrorCode::ProducerFenced && version < producer_fenced_since {
+        ErrorCode::InvalidProducerEpoch
+    } else {
+        code
+    }
+}
