@@ -5,7 +5,9 @@ committed records, a read_uncommitted one sees all of them;
 consume-transform-produce with send_offsets_to_transaction makes the
 group's offset visible only once the transaction commits; a second
 producer with the same transactional.id fences the first; the Java
-producer runs transactions through ProducerPerformance. Every assertion
+producer runs transactions through ProducerPerformance; committed and
+open transactions survive a kill -9 and the next producer aborts the open
+one. Every assertion
 holds against Apache Kafka 4.1.2 (KLAMM_COMPAT_BROKER=kafka)."""
 
 from __future__ import annotations
@@ -167,3 +169,26 @@ def test_java_producer_transactions_with_producer_performance(bootstrap):
                            timeout=120)
     assert "200 records sent" in cp.stdout, cp.stdout[-2000:] + cp.stderr[-2000:]
     assert len(read(bootstrap, topic, "read_committed", 200, timeout=30)) == 200
+
+
+def test_transactions_survive_a_kill_and_the_next_producer_aborts_the_open_one(broker_factory):
+    b = broker_factory()
+    topic = compat.unique("txn-crash")
+    compat.create_topic(b.bootstrap, topic, 1)
+    txn_id = compat.unique("txn-id")
+    old = txn_producer(b.bootstrap, txn_id)
+    old.begin_transaction()
+    old.produce(topic, value=b"c0", partition=0)
+    old.commit_transaction(30)
+    old.begin_transaction()
+    old.produce(topic, value=b"open", partition=0)
+    old.flush(30)
+    b.restart(graceful=False)
+    # The open transaction still holds back read_committed readers.
+    assert read(b.bootstrap, topic, "read_committed", 1, timeout=30) == [b"c0"]
+    new = txn_producer(b.bootstrap, txn_id)
+    new.begin_transaction()
+    new.produce(topic, value=b"c1", partition=0)
+    new.commit_transaction(30)
+    assert read(b.bootstrap, topic, "read_committed", 2) == [b"c0", b"c1"]
+    assert read(b.bootstrap, topic, "read_uncommitted", 3) == [b"c0", b"c1", b"open"]
