@@ -39,6 +39,22 @@ pub fn random_uuid() -> Uuid {
 }
 
 /// fsyncs a directory so a rename or create inside it is durable.
+/// Reads until `buf` is full or the input ends; returns how many bytes
+/// were read (fewer than `buf.len()` only at end of input). Used by the
+/// CRC-framed state files to tell a torn tail from a whole frame.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }

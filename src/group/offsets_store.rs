@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -584,19 +584,6 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Reads exactly `buf.len()` bytes; returns how many were read before EOF.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
 
 /// Replays the file into `state`; returns the length of the valid prefix.
 fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64, StoreError> {
@@ -604,7 +591,7 @@ fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64,
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::with_capacity(256 * 1024, &mut *file);
     let mut magic = [0u8; FILE_MAGIC.len()];
-    let got = read_full(&mut reader, &mut magic)?;
+    let got = crate::util::read_full(&mut reader, &mut magic)?;
     if got < FILE_MAGIC.len() {
         // A file torn while it was being created: only a prefix of our
         // header (or nothing) is acceptable.
@@ -624,7 +611,7 @@ fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64,
     let mut body = Vec::new();
     loop {
         let mut header = [0u8; FRAME_HEADER_BYTES];
-        let got = read_full(&mut reader, &mut header)?;
+        let got = crate::util::read_full(&mut reader, &mut header)?;
         if got == 0 {
             break;
         }
@@ -642,7 +629,7 @@ fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64,
             break;
         }
         body.resize(body_bytes, 0);
-        if read_full(&mut reader, &mut body)? < body_bytes {
+        if crate::util::read_full(&mut reader, &mut body)? < body_bytes {
             tracing::warn!(path = %path.display(), position = valid_bytes, "torn record in offsets file");
             break;
         }

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::state::{TransactionMetadata, TransactionState, MAX_GROUPS_PER_TXN, MAX_PARTITIONS_PER_TXN};
@@ -194,19 +194,6 @@ pub fn decode_body(body: &[u8]) -> Option<TxnRecord> {
     (r.pos == body.len()).then_some(rec)
 }
 
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// The open log and the live state it describes.
 pub struct TransactionLog {
     dir: PathBuf,
@@ -261,7 +248,7 @@ impl TransactionLog {
         file.seek(SeekFrom::Start(0))?;
         let mut reader = io::BufReader::with_capacity(256 * 1024, &mut *file);
         let mut magic = [0u8; FILE_MAGIC.len()];
-        let got = read_full(&mut reader, &mut magic)?;
+        let got = crate::util::read_full(&mut reader, &mut magic)?;
         if got < FILE_MAGIC.len() {
             return Ok((magic[..got] == FILE_MAGIC[..got]).then_some(0));
         }
@@ -272,7 +259,7 @@ impl TransactionLog {
         let mut body = Vec::new();
         loop {
             let mut header = [0u8; FRAME_HEADER_BYTES];
-            let got = read_full(&mut reader, &mut header)?;
+            let got = crate::util::read_full(&mut reader, &mut header)?;
             if got == 0 {
                 break;
             }
@@ -287,7 +274,7 @@ impl TransactionLog {
                 break;
             }
             body.resize(body_bytes, 0);
-            if read_full(&mut reader, &mut body)? < body_bytes || crc32c::crc32c(&body) != crc {
+            if crate::util::read_full(&mut reader, &mut body)? < body_bytes || crc32c::crc32c(&body) != crc {
                 tracing::warn!(path = %path.display(), position = valid, "corrupt record in the transaction log");
                 break;
             }
