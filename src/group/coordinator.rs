@@ -44,6 +44,13 @@ pub const MAX_GROUPS: usize = 100_000;
 /// Upper bound on member ids handed out with MEMBER_ID_REQUIRED and not yet
 /// used, per group.
 pub const MAX_PENDING_MEMBERS_PER_GROUP: usize = 10_000;
+/// Upper bound on the bytes one group's members keep alive (ids, protocol
+/// metadata, assignments; `Member::retained_bytes`). A JoinGroup that would
+/// pass it is refused with GROUP_MAX_SIZE_REACHED, as a join beyond
+/// `group.max.size` is: counting members alone would let a few members
+/// with 100 MB subscriptions hold gigabytes. Kafka has no such bound; its
+/// subscriptions are a few hundred bytes, far below it.
+pub const MAX_MEMBER_BYTES_PER_GROUP: usize = 64 * 1024 * 1024;
 /// Upper bound on live committed offsets over all groups; commits that
 /// would add new partitions beyond it fail with UNKNOWN_SERVER_ERROR.
 pub const MAX_COMMITTED_OFFSETS: usize = 10_000_000;
@@ -618,8 +625,30 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether the group's members, with this join's member as the request
+    /// describes it, stay within `MAX_MEMBER_BYTES_PER_GROUP`.
+    fn join_fits_byte_bound(g: &Group, req: &JoinGroupRequest) -> bool {
+        // A new member's id is not chosen yet; charge the longest Kafka
+        // generates (client id or instance id, '-', a 36-character UUID).
+        let member_id_len = if req.member_id.is_empty() {
+            req.group_instance_id.as_deref().unwrap_or(&req.client_id).len() + 37
+        } else {
+            req.member_id.len()
+        };
+        let joining = crate::group::model::retained_bytes(
+            "",
+            req.group_instance_id.as_deref(),
+            &req.client_id,
+            &req.client_host,
+            &req.protocols,
+        ) + member_id_len;
+        g.retained_member_bytes_except(&req.member_id)
+            .saturating_add(joining)
+            <= MAX_MEMBER_BYTES_PER_GROUP
+    }
+
     fn join(&self, g: &mut Group, req: &JoinGroupRequest) -> Outcome<JoinGroupResponse> {
-        if !self.accept_joining_member(g, &req.member_id) {
+        if !self.accept_joining_member(g, &req.member_id) || !Self::join_fits_byte_bound(g, req) {
             if !req.member_id.is_empty() && g.remove_member(&req.member_id).is_some() {
                 self.maybe_complete_join_phase(g);
             }

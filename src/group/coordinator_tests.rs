@@ -630,6 +630,29 @@ async fn group_max_size_is_enforced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_member_bytes_are_bounded() {
+    let (c, _dir) = open(cfg());
+    let members = form_group(&c, "g", 1).await;
+    // A newcomer whose subscription alone passes the group's byte bound is
+    // refused before it is given a member id; so is a member that rejoins
+    // with one; a normal newcomer still gets in.
+    let huge = Bytes::from(vec![0u8; coordinator::MAX_MEMBER_BYTES_PER_GROUP]);
+    let mut big = join_req("g", "", &["t1"]);
+    big.protocols = vec![("range".into(), huge.clone())];
+    let r = c.join_group(big).await;
+    assert_eq!(
+        (r.error_code, r.member_id.as_str()),
+        (GROUP_MAX_SIZE_REACHED, "")
+    );
+    let mut rejoin = join_req("g", &members[0].0, &["t1"]);
+    rejoin.protocols = vec![("range".into(), huge)];
+    assert_eq!(c.join_group(rejoin).await.error_code, GROUP_MAX_SIZE_REACHED);
+    let r = c.join_group(join_req("g", "", &["t1"])).await;
+    assert_eq!(r.error_code, MEMBER_ID_REQUIRED);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_commit_and_fetch() {
     let (c, _dir) = open(cfg());
     let members = form_group(&c, "g", 1).await;

@@ -22,6 +22,23 @@ use crate::group::state::GroupState;
 use crate::types::TimestampMs;
 
 /// One member of a classic group.
+/// Bytes a member with these ids and protocols keeps alive (its assignment
+/// not counted): what the group's byte bound charges for it.
+pub(crate) fn retained_bytes(
+    member_id: &str,
+    group_instance_id: Option<&str>,
+    client_id: &str,
+    client_host: &str,
+    protocols: &[(String, Bytes)],
+) -> usize {
+    let protocols_bytes: usize = protocols.iter().map(|(name, meta)| name.len() + meta.len()).sum();
+    member_id.len()
+        + group_instance_id.map_or(0, str::len)
+        + client_id.len()
+        + client_host.len()
+        + protocols_bytes
+}
+
 #[derive(Debug)]
 pub(crate) struct Member {
     pub member_id: String,
@@ -66,6 +83,18 @@ impl Member {
     /// they wait for a rebalance answer.
     pub fn has_satisfied_heartbeat(&self) -> bool {
         !self.is_new && (self.is_awaiting_join() || self.is_awaiting_sync())
+    }
+
+    /// Bytes this member keeps alive in the coordinator: its ids, its
+    /// protocols' names and metadata, and its assignment.
+    pub fn retained_bytes(&self) -> usize {
+        retained_bytes(
+            &self.member_id,
+            self.group_instance_id.as_deref(),
+            &self.client_id,
+            &self.client_host,
+            &self.protocols,
+        ) + self.assignment.len()
     }
 
     /// Metadata for a protocol the member supports.
@@ -359,6 +388,16 @@ impl Group {
 
     /// Removes a member (or a pending member id) and picks a new leader if
     /// needed. Parked answers of the removed member are dropped.
+    /// Bytes kept for all members but `except` (ids, protocol metadata,
+    /// assignments); O(members), like the other per-join checks.
+    pub fn retained_member_bytes_except(&self, except: &str) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.member_id != except)
+            .map(Member::retained_bytes)
+            .sum()
+    }
+
     pub fn remove_member(&mut self, member_id: &str) -> Option<Member> {
         let removed = self.members.remove(member_id);
         if let Some(m) = &removed {
