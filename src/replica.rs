@@ -318,8 +318,9 @@ pub fn log_config(t: &TopicConfig) -> LogConfig {
         index_interval_bytes: t.index_interval_bytes,
         flush_interval_messages: never_if_max(t.flush_messages),
         flush_interval_ms: never_if_max(t.flush_ms),
-        retention_ms: t.retention_ms,
-        retention_bytes: t.retention_bytes,
+        // `compact` alone never deletes by time or size.
+        retention_ms: if t.cleanup_policy.delete { t.retention_ms } else { -1 },
+        retention_bytes: if t.cleanup_policy.delete { t.retention_bytes } else { -1 },
         max_message_bytes: t.max_message_bytes,
         message_timestamp_type: match t.message_timestamp_type {
             MessageTimestampType::CreateTime => TimestampType::CreateTime,
@@ -328,6 +329,11 @@ pub fn log_config(t: &TopicConfig) -> LogConfig {
         message_timestamp_before_max_ms: t.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms: t.message_timestamp_after_max_ms,
         preallocate: t.preallocate,
+        compact: t.cleanup_policy.compact,
+        min_cleanable_dirty_ratio_ppm: (t.min_cleanable_dirty_ratio.clamp(0.0, 1.0) * 1e6).round() as u32,
+        min_compaction_lag_ms: t.min_compaction_lag_ms,
+        max_compaction_lag_ms: t.max_compaction_lag_ms,
+        delete_retention_ms: t.delete_retention_ms,
     }
 }
 
@@ -504,6 +510,15 @@ mod tests {
         assert_eq!(l.flush_interval_messages, 1);
         assert_eq!(l.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(l.retention_ms, 1000);
+        assert!(!l.compact);
+        t.cleanup_policy.compact = true;
+        t.min_cleanable_dirty_ratio = 0.01;
+        assert_eq!(log_config(&t).retention_ms, 1000, "compact,delete keeps time retention");
+        assert_eq!(log_config(&t).min_cleanable_dirty_ratio_ppm, 10_000);
+        t.cleanup_policy.delete = false;
+        let l = log_config(&t);
+        assert!(l.compact);
+        assert_eq!((l.retention_ms, l.retention_bytes), (-1, -1), "compact alone never deletes");
     }
 
     fn stray_dirs(dir: &std::path::Path) -> Vec<String> {

@@ -20,9 +20,9 @@
 //! internal directories (`__cluster_metadata-0`, `__consumer_offsets-*`,
 //! `__transaction_state-*`, `__share_group_state-*`) and the files klamm
 //! does not use (Kafka's producer snapshots, `leader-epoch-checkpoint`,
-//! which klamm only reads, `.txnindex`, unfinished `.swap` files, Kafka's
-//! root checkpoint files) are read at most, never changed, so the directory
-//! can go back to Kafka. Everything read from disk is bounds-checked: a
+//! which klamm only reads, `.txnindex`, Kafka's root checkpoint files) are
+//! read at most, never changed, so the directory can go back to Kafka (an
+//! unfinished `.swap` is completed at load, as Kafka itself would). Everything read from disk is bounds-checked: a
 //! corrupt file is an error or a warning, never a panic.
 
 pub mod batches;
@@ -464,7 +464,7 @@ fn report_kept_files(log_dir: &Path, topics: &[TopicInfo]) {
                 } else if name.ends_with(".txnindex") {
                     ".txnindex"
                 } else if name.ends_with(".swap") {
-                    ".swap (unfinished compaction)"
+                    ".swap (unfinished compaction, completed at load)"
                 } else {
                     continue;
                 };

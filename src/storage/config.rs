@@ -40,6 +40,20 @@ pub struct LogConfig {
     /// grows by positioned writes, and Kafka's preallocation (a sparse
     /// `setLength` on Linux) would only change the file's apparent size.
     pub preallocate: bool,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps the last
+    /// record of each key, and records without a key are refused. At load
+    /// it also means the segments may have offset gaps (set when the
+    /// cleaner checkpoint names the partition, whatever the policy now).
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`, in millionths (the struct is `Eq`).
+    pub min_cleanable_dirty_ratio_ppm: u32,
+    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with dirty records older than this
+    /// is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones outlive the cleaned point.
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -58,6 +72,11 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,
             preallocate: false,
+            compact: false,
+            min_cleanable_dirty_ratio_ppm: 500_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         }
     }
 }

@@ -44,6 +44,18 @@ pub enum StorageError {
         upper: i64,
     },
 
+    /// INVALID_RECORD (87): records without a key produced to a compacted
+    /// topic (Kafka's LogValidator `validateKey`).
+    #[error("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        record_indexes.len(),
+        record_indexes.iter().take(3).map(|i| format!("RecordError(batchIndex={i}, message='{}')", keyless_message(partition))).collect::<Vec<_>>().join(", "))]
+    KeylessRecords {
+        /// `topic-partition`.
+        partition: String,
+        /// Indexes of the keyless records in their batch.
+        record_indexes: Vec<usize>,
+    },
+
     /// RECORD_LIST_TOO_LARGE (18): the append exceeds `segment.bytes`.
     #[error("append of {append_bytes} bytes exceeds segment.bytes {segment_bytes}")]
     RecordListTooLarge {
@@ -97,6 +109,11 @@ pub enum StorageError {
     Closed { path: PathBuf },
 }
 
+/// Kafka's record error for a keyless record in a compacted topic.
+pub fn keyless_message(partition: &str) -> String {
+    format!("Compacted topic cannot accept message without key in topic partition {partition}.")
+}
+
 impl StorageError {
     /// The Kafka error code for this error.
     pub fn error_code(&self) -> i16 {
@@ -106,6 +123,7 @@ impl StorageError {
             StorageError::MessageTooLarge { .. } => 10,
             StorageError::RecordListTooLarge { .. } => 18,
             StorageError::InvalidTimestamp { .. } => 32,
+            StorageError::KeylessRecords { .. } => 87,
             StorageError::InvalidProducerEpoch { .. } => 47,
             StorageError::OutOfOrderSequence { .. } => 45,
             StorageError::InvalidTopic { .. } => 17,

@@ -23,9 +23,8 @@ pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 /// Suffixes of files left behind by interrupted operations, removed at load
 /// (Kafka removes its `.cleaned` and `.deleted` files at load too).
 pub const STRAY_SUFFIXES: [&str; 3] = [".cleaned", ".deleted", ".tmp"];
-/// Kafka's half-done segment swaps (log compaction, segment splits). Kafka
-/// completes them at load; klamm cannot, and deleting one could lose the
-/// only copy of its records, so they are kept and reported.
+/// Half-done segment swaps (log compaction, Kafka's segment splits),
+/// completed at load by `cleaner::swap::recover` as Kafka's LogLoader does.
 pub const SWAP_SUFFIX: &str = ".swap";
 
 /// `00000000000000000042` for offset 42.

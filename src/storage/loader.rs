@@ -1,6 +1,7 @@
-//! Opening a partition directory: removal of stray files left by
-//! interrupted operations (Kafka's unfinished `.swap` files are kept),
-//! segment loading, crash recovery (CRC scan and
+//! Opening a partition directory: completion or roll-back of segment swaps
+//! a crash interrupted (`.cleaned`/`.swap`, as Kafka's LogLoader: see
+//! `cleaner::swap`), removal of stray files left by interrupted
+//! operations, segment loading, crash recovery (CRC scan and
 //! truncation at the first bad byte, rebuilding indexes) and the rebuild of
 //! producer state from the newest usable snapshot plus a header scan.
 //!
@@ -94,11 +95,9 @@ fn scan_directory(dir: &Path, report: &mut LoadReport) -> Result<Vec<Offset>, St
             remove_if_exists(&path)?;
             report.removed_files += 1;
         } else if name.ends_with(SWAP_SUFFIX) {
-            warn!(
-                path = %path.display(),
-                "keeping an unfinished Kafka segment swap (compaction or split): klamm serves the segments \
-                 it would replace, and Kafka completes it if it opens this directory again"
-            );
+            // `cleaner::swap::recover` ran first; a swap it could not
+            // parse is left alone.
+            warn!(path = %path.display(), "keeping an unrecognised .swap file");
         } else if let Some(o) = parse_offset_file(&name, LOG_SUFFIX) {
             logs.insert(o);
         } else if let Some(o) = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX]
@@ -127,6 +126,7 @@ pub(crate) fn load(
 ) -> Result<Loaded, StorageError> {
     std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))?;
     let mut report = LoadReport::default();
+    report.removed_files += super::cleaner::swap::recover(dir)?;
     let mut bases = scan_directory(dir, &mut report)?;
     // Kafka recovers from the segment containing the recovery point.
     let recover_from = if opts.clean_shutdown {
@@ -158,12 +158,15 @@ pub(crate) fn load(
                 garbage = seg_report.truncated_garbage, "truncated invalid bytes at the end of a segment"
             );
         }
-        // Data after a corrupt (not merely zero-padded) tail, or after a
-        // segment that does not end where the next one starts, cannot be
-        // trusted: drop the rest.
-        let discontinuous = bases
-            .get(i + 1)
-            .is_some_and(|next| *next != segment.next_offset());
+        // Data after a corrupt (not merely zero-padded) tail, after a
+        // segment that overlaps the next one, or after a truncated segment
+        // that no longer ends where the next one starts, cannot be trusted:
+        // drop the rest. (A compacted segment may end before the next
+        // begins: the cleaner drops records but never moves offsets.)
+        let discontinuous = bases.get(i + 1).is_some_and(|next| {
+            *next < segment.next_offset()
+                || (seg_report.truncated_bytes > 0 && *next != segment.next_offset())
+        });
         if !is_last && (seg_report.truncated_garbage || discontinuous) {
             for later in bases.drain(i + 1..) {
                 warn!(dir = %dir.display(), base_offset = later.0, "deleting segment after corrupt data");

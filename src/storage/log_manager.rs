@@ -24,6 +24,7 @@ use super::config::LogConfig;
 use super::error::StorageError;
 use super::files::{remove_if_exists, sync_dir};
 use super::loader::OpenOptions;
+use super::cleaner::{CleanReport, CleanerConfig, LogCleaner};
 use super::partition_log::PartitionLog;
 use crate::types::{is_kafka_internal_topic, Offset, TimestampMs, TopicPartition};
 
@@ -118,6 +119,8 @@ pub struct LogManager {
     /// Checkpoint entries (recovery point, log start) of the Kafka-internal
     /// partitions found at open: written back unchanged with ours.
     foreign_checkpoints: (HashMap<TopicPartition, Offset>, HashMap<TopicPartition, Offset>),
+    /// The log cleaner's state (`cleaner-offset-checkpoint`).
+    cleaner: LogCleaner,
 }
 
 impl LogManager {
@@ -155,6 +158,7 @@ impl LogManager {
         let recovery_points = read_or_empty(RECOVERY_POINT_CHECKPOINT_FILE);
         let log_starts = read_or_empty(LOG_START_OFFSET_CHECKPOINT_FILE);
         let now = TimestampMs::now();
+        let cleaner = LogCleaner::open(&dir);
 
         let mut logs = HashMap::new();
         let mut foreign: Vec<TopicPartition> = Vec::new();
@@ -197,7 +201,14 @@ impl LogManager {
                 recovery_point: recovery_points.get(&tp).copied().unwrap_or(Offset(0)),
                 log_start_offset: log_starts.get(&tp).copied().unwrap_or(Offset(0)),
             };
-            let log = PartitionLog::open_with(&path, default_config.clone(), opts, now)?;
+            // A partition the cleaner has compacted has offset gaps: load it
+            // as compacted whatever its policy now (set_config follows).
+            let config = if cleaner.checkpoint(&tp).is_some() {
+                LogConfig { compact: true, ..default_config.clone() }
+            } else {
+                default_config.clone()
+            };
+            let log = PartitionLog::open_with(&path, config, opts, now)?;
             logs.insert(tp, Arc::new(Mutex::new(log)));
         }
         if had_clean_shutdown {
@@ -219,6 +230,7 @@ impl LogManager {
             had_clean_shutdown,
             checkpoint_lock: Mutex::new(()),
             foreign_checkpoints,
+            cleaner,
         })
     }
 
@@ -265,6 +277,21 @@ impl LogManager {
         Ok(log)
     }
 
+    /// The log cleaner's state and counters.
+    pub fn cleaner(&self) -> &LogCleaner {
+        &self.cleaner
+    }
+
+    /// One cleaner pass: compacts the filthiest compacted log, if one needs
+    /// it (see [`LogCleaner::clean_filthiest`]). Blocking.
+    pub fn clean_filthiest(
+        &self,
+        config: &CleanerConfig,
+        now: TimestampMs,
+    ) -> Result<Option<CleanReport>, StorageError> {
+        self.cleaner.clean_filthiest(&self.all_logs(), config, now)
+    }
+
     /// Partitions currently loaded.
     pub fn partitions(&self) -> Vec<TopicPartition> {
         let mut v: Vec<TopicPartition> = lock(&self.logs).keys().cloned().collect();
@@ -301,6 +328,7 @@ impl LogManager {
             // Retried at the next start.
             warn!(path = %renamed.display(), error = %e, "could not remove deleted partition directory");
         }
+        self.cleaner.forget(tp);
         info!(partition = %tp, "deleted partition log");
         Ok(true)
     }

@@ -6,6 +6,7 @@
 //! All APIs are synchronous; the broker calls them from `spawn_blocking`.
 
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod dir_lock;
 mod error;
@@ -25,7 +26,7 @@ pub use checkpoint::{
 };
 pub use config::{LogConfig, NEVER};
 pub use dir_lock::{DirLock, LOCK_FILE};
-pub use error::StorageError;
+pub use error::{keyless_message, StorageError};
 pub use files::{sync_dir, write_atomically};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use loader::{LoadReport, OpenOptions};

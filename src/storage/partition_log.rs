@@ -278,6 +278,17 @@ impl PartitionLog {
         self.segments.values().map(|s| s.size_bytes() as u64).sum()
     }
 
+    /// The segments by base offset, the last active (for the cleaner).
+    pub(crate) fn segments(&self) -> &BTreeMap<i64, Segment> {
+        &self.segments
+    }
+
+    /// For the cleaner's swap, under this log's lock: it replaces inactive
+    /// segments by cleaned ones with the same offsets.
+    pub(crate) fn segments_mut(&mut self) -> &mut BTreeMap<i64, Segment> {
+        &mut self.segments
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
@@ -456,6 +467,9 @@ impl PartitionLog {
                         batch_bytes: batch.size_bytes(),
                         max_message_bytes: self.config.max_message_bytes,
                     });
+                }
+                if self.config.compact {
+                    super::cleaner::check_keys(&self.dir, &batch)?;
                 }
                 if !log_append_time {
                     check_timestamps(&self.config, &batch, &check, now)?;

@@ -201,6 +201,15 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Each producer's last data batch's last offset (the batch the log
+    /// cleaner keeps even when it is emptied).
+    pub fn last_batch_offsets(&self) -> HashMap<i64, Offset> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches().last().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     pub fn map_end_offset(&self) -> Offset {
         self.map_end_offset
     }

@@ -118,16 +118,19 @@ impl Stats {
 }
 
 /// Walks batches from `start`, CRC-checking them and checking that offsets
-/// are contiguous (klamm never compacts, and base offsets lie outside the
-/// CRC, so contiguity is what catches a corrupted one) and stay within
-/// `[base_offset, base_offset + i32::MAX]`. `expected_first` is the base
-/// offset the first batch must have (`None`: any, for a trusted start).
+/// are contiguous (base offsets lie outside the CRC, so contiguity is what
+/// catches a corrupted one) — or, with `allow_gaps` (a compacted log, whose
+/// cleaned segments have gaps as Kafka's do), only that they increase —
+/// and stay within `[base_offset, base_offset + i32::MAX]`.
+/// `expected_first` is the base offset the first batch must have (with
+/// `allow_gaps`, the least it may have; `None`: any, for a trusted start).
 /// Calls `on_batch` for each valid batch; returns where the valid prefix ends.
 fn scan_valid(
     log: &[u8],
     start: usize,
     base_offset: Offset,
     expected_first: Option<Offset>,
+    allow_gaps: bool,
     mut on_batch: impl FnMut(usize, &RecordBatch<'_>) -> Result<(), StorageError>,
 ) -> Result<usize, StorageError> {
     let mut iter = BatchIter::starting_at(log, start, Validation::Crc);
@@ -137,7 +140,7 @@ fn scan_valid(
         match iter.next() {
             Some(Ok(batch)) => {
                 let rel_last = batch.last_offset().0 - base_offset.0;
-                if expected.is_some_and(|e| batch.base_offset() != e)
+                if expected.is_some_and(|e| batch.base_offset() < e || (!allow_gaps && batch.base_offset() != e))
                     || batch.base_offset() < base_offset
                     || batch.last_offset_delta() < 0
                     || !(0..=i32::MAX as i64).contains(&rel_last)
@@ -322,6 +325,7 @@ impl Segment {
                     start,
                     base_offset,
                     expected_first,
+                    config.compact,
                     |pos, batch| {
                         if first {
                             first = false;
@@ -362,6 +366,7 @@ impl Segment {
                     0,
                     base_offset,
                     Some(base_offset),
+                    config.compact,
                     |pos, batch| {
                         stats.on_batch(
                             Some((&mut offset_index, &mut time_index)),

@@ -1,0 +1,468 @@
+//! Tests of the log cleaner: latest value per key, offsets kept,
+//! tombstones and their delete horizon, the last batch of a producer,
+//! control batches, the active segment, dirty ratio and lag rules, keyless
+//! produce, and crash recovery at every step of the swap.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::records::{BatchBuilder, RecordBatch};
+use crate::storage::config::LogConfig;
+use crate::storage::files::offset_file;
+
+const NOW: TimestampMs = TimestampMs(1_000_000);
+
+fn compact_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 * 1024,
+        segment_index_bytes: 4096,
+        index_interval_bytes: 256,
+        compact: true,
+        min_cleanable_dirty_ratio_ppm: 0,
+        delete_retention_ms: 1_000,
+        retention_ms: -1,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &Path, cfg: &LogConfig) -> PartitionLog {
+    PartitionLog::open_with(dir, cfg.clone(), crate::storage::OpenOptions::default(), NOW).unwrap()
+}
+
+/// One batch of `(key, value)` records with timestamp `ts`.
+fn batch(records: &[(&str, Option<&str>)], ts: i64, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+    let mut b = BatchBuilder::new(0, TimestampMs(ts));
+    if let Some((pid, epoch, seq)) = producer {
+        b.producer(pid, epoch, seq);
+    }
+    for (k, v) in records {
+        b.append(TimestampMs(ts), Some(k.as_bytes()), v.map(str::as_bytes), &[]);
+    }
+    b.build()
+}
+
+fn append(log: &mut PartitionLog, records: &[(&str, Option<&str>)], ts: i64) {
+    let mut b = batch(records, ts, None);
+    log.append(&mut b, TimestampMs(ts)).unwrap();
+}
+
+type Rec = (i64, Option<String>, Option<String>);
+
+/// Every record of the log: (offset, key, value), in offset order, checking
+/// CRCs and that offsets only increase.
+fn records(log: &PartitionLog) -> Vec<Rec> {
+    let mut out: Vec<Rec> = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let info = log.read(next, 1 << 20, None).unwrap();
+        if info.records.is_empty() {
+            break;
+        }
+        for b in BatchIter::new(&info.records, Validation::Crc) {
+            let b = b.unwrap();
+            for r in RecordIter::new(&b) {
+                let r = r.unwrap();
+                let o = r.offset(&b).0;
+                assert!(out.last().is_none_or(|l| l.0 < o), "offsets increase");
+                let s = |x: Option<&[u8]>| x.map(|v| String::from_utf8_lossy(v).into_owned());
+                out.push((o, s(r.key), s(r.value)));
+            }
+            next = b.next_offset();
+        }
+    }
+    out
+}
+
+fn batches(log: &PartitionLog) -> Vec<(i64, i64, i32, i64)> {
+    let mut out = Vec::new();
+    for s in log.segments().values() {
+        for b in BatchIter::new(s.log_bytes(), Validation::Crc) {
+            let b = b.unwrap();
+            out.push((b.base_offset().0, b.last_offset().0, b.records_count(), b.producer_id()));
+        }
+    }
+    out
+}
+
+fn shared(log: PartitionLog) -> (TopicPartition, SharedLog) {
+    (TopicPartition::new("t", 0), Arc::new(Mutex::new(log)))
+}
+
+fn clean(cleaner: &LogCleaner, logs: &[(TopicPartition, SharedLog)], now: TimestampMs) -> Option<CleanReport> {
+    cleaner.clean_filthiest(logs, &CleanerConfig::default(), now).unwrap()
+}
+
+/// 20 batches of 5 records over keys k0..k9 (value = offset), a segment
+/// every 4 batches, and a last batch in the active segment.
+fn filled(dir: &Path) -> PartitionLog {
+    let mut log = open(dir, &compact_config());
+    for i in 0..20i64 {
+        let recs: Vec<(String, String)> =
+            (0..5).map(|j| (format!("k{}", (i * 5 + j) % 10), format!("{}", i * 5 + j))).collect();
+        let refs: Vec<(&str, Option<&str>)> = recs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))).collect();
+        append(&mut log, &refs, 1_000 + i);
+        if i % 4 == 3 {
+            log.roll().unwrap();
+        }
+    }
+    append(&mut log, &[("k0", Some("active"))], 2_000);
+    log
+}
+
+/// The latest (offset, value) per key of a record list.
+fn latest(recs: &[Rec]) -> std::collections::BTreeMap<Option<String>, Rec> {
+    recs.iter().map(|r| (r.1.clone(), r.clone())).collect()
+}
+
+#[test]
+fn keeps_the_latest_record_of_each_key_at_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path());
+    let before = records(&log);
+    let active_before = log.segments().values().next_back().unwrap().log_bytes().to_vec();
+    let logs = [shared(log)];
+    let cleaner = LogCleaner::open(dir.path());
+    let report = clean(&cleaner, &logs, NOW).unwrap();
+    assert_eq!(report.end_offset, Offset(100), "cleaned up to the active segment");
+    let log = logs[0].1.lock().unwrap();
+    let after = records(&log);
+    // Inactive part: exactly the last record of each key, same offsets.
+    let inactive: Vec<Rec> = after.iter().filter(|r| r.0 < 100).cloned().collect();
+    let expected: Vec<Rec> = {
+        let mut v: Vec<Rec> = latest(&before.iter().filter(|r| r.0 < 100).cloned().collect::<Vec<_>>())
+            .into_values()
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(inactive, expected);
+    assert_eq!(inactive.len(), 10);
+    for r in &inactive {
+        assert_eq!(r.2.as_deref(), Some(r.0.to_string().as_str()), "the value written at that offset");
+    }
+    // The active segment is untouched, and the latest value of every key
+    // is what it was.
+    assert_eq!(log.segments().values().next_back().unwrap().log_bytes(), &active_before[..]);
+    assert_eq!(latest(&after), latest(&before));
+    assert_eq!(log.log_end_offset(), Offset(101));
+    assert_eq!(cleaner.checkpoint(&TopicPartition::new("t", 0)), Some(Offset(100)));
+    drop(log);
+    // Checkpointed: nothing more to clean; a new cleaner reads the file.
+    assert!(clean(&cleaner, &logs, NOW).is_none());
+    assert_eq!(LogCleaner::open(dir.path()).checkpoint(&TopicPartition::new("t", 0)), Some(Offset(100)));
+    // Reopening (indexes trusted or rebuilt, gaps accepted) loses nothing.
+    let mut log = logs[0].1.lock().unwrap();
+    log.close().unwrap();
+    let reopened = PartitionLog::open(dir.path(), compact_config(), true, Offset(0)).unwrap();
+    assert_eq!(records(&reopened), after);
+    assert_eq!(reopened.load_report().deleted_segments, 0);
+    // Lookups by offset inside a gap land on the next record.
+    let info = reopened.read(Offset(3), 1 << 20, None).unwrap();
+    let first = BatchIter::new(&info.records, Validation::Crc).next().unwrap().unwrap();
+    assert!(first.last_offset() >= Offset(3));
+}
+
+#[test]
+fn tombstones_stay_until_delete_retention_past_the_cleaned_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = compact_config();
+    let mut log = open(dir.path(), &cfg);
+    append(&mut log, &[("a", Some("1")), ("b", Some("1"))], 1_000);
+    append(&mut log, &[("a", None)], 1_001);
+    log.roll().unwrap();
+    append(&mut log, &[("c", Some("1"))], 1_002);
+    let logs = [shared(log)];
+    let cleaner = LogCleaner::open(dir.path());
+    clean(&cleaner, &logs, NOW).unwrap();
+    let recs = records(&logs[0].1.lock().unwrap());
+    assert_eq!(
+        recs,
+        vec![(1, Some("b".into()), Some("1".into())), (2, Some("a".into()), None), (3, Some("c".into()), Some("1".into()))],
+        "the tombstone is kept: nothing was clean before this pass"
+    );
+    // Less than delete.retention.ms later: still kept.
+    {
+        let mut log = logs[0].1.lock().unwrap();
+        log.roll().unwrap();
+        append(&mut log, &[("d", Some("1"))], 1_500);
+    }
+    clean(&cleaner, &logs, NOW).unwrap();
+    assert!(records(&logs[0].1.lock().unwrap()).iter().any(|r| r.0 == 2));
+    // A clean segment more than delete.retention.ms newer: dropped.
+    {
+        let mut log = logs[0].1.lock().unwrap();
+        log.roll().unwrap();
+        append(&mut log, &[("e", Some("1"))], 5_000);
+        log.roll().unwrap();
+        append(&mut log, &[("f", Some("1"))], 5_001);
+    }
+    clean(&cleaner, &logs, NOW).unwrap(); // "e" becomes the clean point
+    clean(&cleaner, &logs, NOW).unwrap_or_default();
+    {
+        let mut log = logs[0].1.lock().unwrap();
+        log.roll().unwrap();
+        append(&mut log, &[("g", Some("1"))], 5_002);
+    }
+    clean(&cleaner, &logs, NOW).unwrap();
+    let recs = records(&logs[0].1.lock().unwrap());
+    assert!(!recs.iter().any(|r| r.0 == 2), "tombstone dropped: {recs:?}");
+    assert!(recs.iter().any(|r| r.0 == 1), "b kept");
+}
+
+#[test]
+fn the_last_batch_of_each_producer_and_control_batches_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = compact_config();
+    let mut log = open(dir.path(), &cfg);
+    let mut b = batch(&[("a", Some("1"))], 1_000, Some((7, 0, 0)));
+    log.append(&mut b, TimestampMs(1_000)).unwrap(); // offset 0, pid 7's last batch
+    let mut b = batch(&[("x", Some("1"))], 1_000, Some((8, 0, 0)));
+    log.append(&mut b, TimestampMs(1_000)).unwrap(); // offset 1
+    let mut b = batch(&[("x", Some("2"))], 1_000, Some((8, 0, 1)));
+    log.append(&mut b, TimestampMs(1_000)).unwrap(); // offset 2, pid 8's last
+    let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+    b.producer(9, 0, 0).transactional(true).append(TimestampMs(1_000), Some(b"t"), Some(b"1"), &[]);
+    let mut b = b.build();
+    log.append(&mut b, TimestampMs(1_000)).unwrap(); // offset 3
+    log.append_marker(9, 0, true, 0, TimestampMs(1_000)).unwrap(); // offset 4
+    append(&mut log, &[("a", Some("2")), ("t", Some("2"))], 1_001); // 5, 6
+    log.roll().unwrap();
+    append(&mut log, &[("z", Some("1"))], 1_002);
+    let logs = [shared(log)];
+    let cleaner = LogCleaner::open(dir.path());
+    clean(&cleaner, &logs, NOW).unwrap();
+    let log = logs[0].1.lock().unwrap();
+    let bs = batches(&log);
+    assert!(bs.contains(&(0, 0, 0, 7)), "pid 7's emptied last batch stays, empty: {bs:?}");
+    assert!(!bs.iter().any(|b| b.0 == 1), "pid 8's earlier batch is dropped");
+    assert!(bs.contains(&(2, 2, 1, 8)));
+    assert!(bs.contains(&(3, 3, 0, 9)), "pid 9's emptied last batch stays");
+    assert!(bs.contains(&(4, 4, 1, 9)), "the commit marker stays");
+    drop(log);
+    // The producers' sequences survive a reopen from the log alone.
+    let mut log = logs[0].1.lock().unwrap();
+    log.close().unwrap();
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let p = f.unwrap().path();
+        if p.to_string_lossy().ends_with(".klamm-snapshot") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let mut log = PartitionLog::open(dir.path(), cfg, false, Offset(0)).unwrap();
+    let mut b = batch(&[("a", Some("3"))], 1_003, Some((7, 0, 1)));
+    log.append(&mut b, TimestampMs(1_003)).unwrap();
+    let mut b = batch(&[("a", Some("3"))], 1_003, Some((7, 0, 1)));
+    assert!(log.append(&mut b, TimestampMs(1_003)).unwrap().duplicate);
+}
+
+#[test]
+fn dirty_ratio_and_compaction_lags_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { min_cleanable_dirty_ratio_ppm: 500_000, ..compact_config() };
+    let log = {
+        let mut log = open(dir.path(), &cfg);
+        append(&mut log, &[("a", Some("1"))], 1_000);
+        log.roll().unwrap();
+        append(&mut log, &[("a", Some("2"))], 1_000);
+        log
+    };
+    let a = assess(&log, None, NOW);
+    assert_eq!((a.first_dirty, a.first_uncleanable), (Offset(0), Offset(1)));
+    assert_eq!(a.ratio(), 1.0);
+    assert!(a.cleanable(500_000));
+    let a = assess(&log, Some(Offset(1)), NOW);
+    assert_eq!(a.dirty_bytes, 0);
+    assert!(!a.cleanable(0));
+    // min.compaction.lag.ms keeps young segments out.
+    let mut log = log;
+    log.set_config(LogConfig { min_compaction_lag_ms: 10_000, ..cfg.clone() }).unwrap();
+    let a = assess(&log, None, TimestampMs(5_000));
+    assert_eq!(a.first_uncleanable, Offset(0));
+    assert!(!a.cleanable(0));
+    assert!(assess(&log, None, TimestampMs(20_000)).cleanable(0));
+    // max.compaction.lag.ms forces a log below the ratio.
+    log.set_config(LogConfig { min_cleanable_dirty_ratio_ppm: 1_000_000, max_compaction_lag_ms: 100, ..cfg.clone() }).unwrap();
+    assert!(assess(&log, None, TimestampMs(2_000)).needs_now);
+    assert!(!assess(&log, None, TimestampMs(1_050)).needs_now);
+    // A log that is not compacted is never cleaned.
+    log.set_config(LogConfig { compact: false, ..cfg }).unwrap();
+    let logs = [shared(log)];
+    assert!(clean(&LogCleaner::open(dir.path()), &logs, NOW).is_none());
+}
+
+#[test]
+fn a_small_dedupe_buffer_cleans_in_several_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path());
+    let before = records(&log);
+    let logs = [shared(log)];
+    let cleaner = LogCleaner::open(dir.path());
+    let config = CleanerConfig { dedupe_buffer_bytes: 12 * offset_map::ENTRY_BYTES as u64, ..CleanerConfig::default() };
+    let first = cleaner.clean_filthiest(&logs, &config, NOW).unwrap().unwrap();
+    assert!(first.end_offset < Offset(100) && first.end_offset > Offset(0), "{first:?}");
+    while cleaner.clean_filthiest(&logs, &config, NOW).unwrap().is_some() {}
+    let after = records(&logs[0].1.lock().unwrap());
+    assert_eq!(latest(&after), latest(&before));
+    assert_eq!(after.iter().filter(|r| r.0 < 100).count(), 10);
+    // A buffer that cannot hold one batch makes the log uncleanable.
+    let dir2 = tempfile::tempdir().unwrap();
+    let logs2 = [shared(filled(dir2.path()))];
+    let tiny = CleanerConfig { dedupe_buffer_bytes: 1, ..CleanerConfig::default() };
+    let cleaner2 = LogCleaner::open(dir2.path());
+    assert!(cleaner2.clean_filthiest(&logs2, &tiny, NOW).unwrap().is_none());
+    assert_eq!(cleaner2.stats.uncleanable_partitions.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn keyless_records_are_refused_by_a_compacted_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), &compact_config());
+    let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+    b.append(TimestampMs(1_000), Some(b"k"), Some(b"v"), &[]);
+    b.append(TimestampMs(1_000), None, Some(b"v"), &[]);
+    let mut bytes = b.build();
+    let err = log.append(&mut bytes, TimestampMs(1_000)).unwrap_err();
+    assert_eq!(err.error_code(), 87);
+    match &err {
+        StorageError::KeylessRecords { partition, record_indexes } => {
+            assert_eq!(record_indexes, &vec![1]);
+            assert!(!partition.is_empty());
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(err.to_string().contains("RecordError(batchIndex=1, message='Compacted topic cannot accept message without key"));
+    assert_eq!(log.log_end_offset(), Offset(0), "nothing written");
+    append(&mut log, &[("k", Some("v"))], 1_000);
+    let _ = RecordBatch::new(&bytes).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn staged(dir: &Path, base: Offset, suffix: &str, stage: &str) -> std::path::PathBuf {
+    let mut p = offset_file(dir, base, suffix).into_os_string();
+    p.push(stage);
+    p.into()
+}
+
+#[test]
+fn a_crash_at_any_step_of_the_swap_leaves_old_or_new_never_a_mix() {
+    let root = tempfile::tempdir().unwrap();
+    let old_dir = root.path().join("old");
+    let new_dir = root.path().join("new");
+    let cfg = LogConfig { segment_bytes: 1 << 20, ..compact_config() };
+    // One log, closed: the old state; a copy cleaned in one group: the new.
+    let mut log = filled(&old_dir);
+    let old_bases: Vec<Offset> = log.segment_base_offsets();
+    log.close().unwrap();
+    let old = records(&PartitionLog::open(&old_dir, cfg.clone(), true, Offset(0)).unwrap());
+    copy_dir(&old_dir, &new_dir);
+    let logs = [shared(PartitionLog::open(&new_dir, cfg.clone(), true, Offset(0)).unwrap())];
+    let report = LogCleaner::open(&new_dir).clean_filthiest(&logs, &CleanerConfig::default(), NOW).unwrap().unwrap();
+    assert_eq!(report.groups, 1);
+    logs[0].1.lock().unwrap().close().unwrap();
+    let new = records(&PartitionLog::open(&new_dir, cfg.clone(), true, Offset(0)).unwrap());
+    assert_ne!(old, new);
+    let replaced = &old_bases[..old_bases.len() - 1];
+    let suffixes = [crate::storage::files::LOG_SUFFIX, crate::storage::files::INDEX_SUFFIX, crate::storage::files::TIME_INDEX_SUFFIX];
+
+    // Each scenario: the old directory, the cleaned segment (base 0) staged
+    // as the swap protocol leaves it at that step.
+    type Step = fn(&Path, &Path, &[Offset]);
+    let stage_all = |dir: &Path, new_dir: &Path, stage: &str, which: &[&str]| {
+        for s in which {
+            std::fs::copy(offset_file(new_dir, Offset(0), s), staged(dir, Offset(0), s, stage)).unwrap();
+        }
+    };
+    let scenarios: Vec<(&str, bool, Box<dyn Fn(&Path)>)> = vec![
+        ("scratch segment only", false, Box::new(|d: &Path| {
+            std::fs::create_dir_all(d.join(swap::SCRATCH_DIR)).unwrap();
+            std::fs::copy(offset_file(&new_dir, Offset(0), suffixes[0]), d.join(swap::SCRATCH_DIR).join("00000000000000000000.log")).unwrap();
+        })),
+        ("log cleaned, indexes not yet", false, Box::new(|d: &Path| stage_all(d, &new_dir, ".cleaned", &suffixes[..1]))),
+        ("all cleaned", false, Box::new(|d: &Path| stage_all(d, &new_dir, ".cleaned", &suffixes))),
+        ("log swapped, indexes cleaned", true, Box::new(|d: &Path| {
+            stage_all(d, &new_dir, ".swap", &suffixes[..1]);
+            stage_all(d, &new_dir, ".cleaned", &suffixes[1..]);
+        })),
+        ("all swapped", true, Box::new(|d: &Path| stage_all(d, &new_dir, ".swap", &suffixes))),
+        ("all swapped, first old deleted", true, Box::new(|d: &Path| {
+            stage_all(d, &new_dir, ".swap", &suffixes);
+            for s in suffixes { std::fs::remove_file(offset_file(d, Offset(0), s)).unwrap(); }
+        })),
+        ("all swapped, some old deleted", true, Box::new(|d: &Path| {
+            stage_all(d, &new_dir, ".swap", &suffixes);
+            for base in &replaced[..2] {
+                for s in suffixes { let _ = std::fs::remove_file(offset_file(d, *base, s)); }
+            }
+        })),
+        ("all old deleted, log renamed, indexes swapped", true, Box::new(|d: &Path| {
+            for base in replaced {
+                for s in suffixes { let _ = std::fs::remove_file(offset_file(d, *base, s)); }
+            }
+            stage_all(d, &new_dir, "", &suffixes[..1]);
+            stage_all(d, &new_dir, ".swap", &suffixes[1..]);
+        })),
+    ];
+    let _: Option<Step> = None;
+    for (i, (name, rolls_forward, stage)) in scenarios.iter().enumerate() {
+        let dir = root.path().join(format!("crash-{i}"));
+        copy_dir(&old_dir, &dir);
+        stage(&dir);
+        let log = PartitionLog::open(&dir, cfg.clone(), false, Offset(0)).unwrap();
+        let got = records(&log);
+        let want = if *rolls_forward { &new } else { &old };
+        assert_eq!(&got, want, "{name}");
+        let leftovers: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap") || n == swap::SCRATCH_DIR)
+            .collect();
+        assert!(leftovers.is_empty(), "{name}: {leftovers:?}");
+        // And again: recovery is idempotent.
+        drop(log);
+        assert_eq!(&records(&PartitionLog::open(&dir, cfg.clone(), false, Offset(0)).unwrap()), want, "{name} (reopened)");
+    }
+}
+
+#[test]
+fn a_cleaned_log_reloads_whole_under_a_non_compacting_default() {
+    use crate::storage::LogManager;
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let m = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    let log = m.get_or_create(&tp, compact_config()).unwrap();
+    {
+        let mut log = log.lock().unwrap();
+        for i in 0..30i64 {
+            let k = format!("k{}", i % 3);
+            let v = format!("{i}");
+            append(&mut log, &[(k.as_str(), Some(v.as_str()))], 1_000 + i);
+            if i % 5 == 4 {
+                log.roll().unwrap();
+            }
+        }
+    }
+    let before = records(&log.lock().unwrap());
+    assert!(m.clean_filthiest(&CleanerConfig::default(), NOW).unwrap().is_some());
+    let after = records(&log.lock().unwrap());
+    assert!(after.len() < before.len());
+    assert_eq!(latest(&after), latest(&before));
+    drop(log);
+    m.shutdown().unwrap();
+    drop(m);
+    let m = LogManager::open(dir.path(), LogConfig::default()).unwrap();
+    let log = m.get(&tp).unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!(log.load_report().deleted_segments, 0);
+    assert_eq!(records(&log), after);
+    assert!(m.cleaner().checkpoint(&tp).is_some());
+}
