@@ -514,6 +514,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
     });
     let tracker = TaskTracker::new();
     tracker.spawn(housekeeping(broker.clone(), shutdown.clone()));
+    spawn_log_cleaners(&broker, &tracker, &shutdown);
     let connections = Arc::new(Semaphore::new(broker.settings.limits.max_connections));
     let mut addrs = Vec::new();
     for ((tcp, addr), l) in listening.into_iter().zip(broker.settings.listeners.iter()) {
@@ -536,6 +537,47 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         tracker.spawn(crate::http::serve(tcp, broker.clone(), tracker.clone(), shutdown.clone()));
     }
     Ok(RunningBroker { broker, addrs, http_addr, shutdown, tracker })
+}
+
+/// The log cleaner's threads (`log.cleaner.threads`, blocking tasks), each
+/// cleaning the filthiest compacted log and sleeping `log.cleaner.backoff.ms`
+/// when none needs it, until shutdown (which stops a pass in progress at its
+/// next segment).
+fn spawn_log_cleaners(broker: &Arc<Broker>, tracker: &TaskTracker, shutdown: &CancellationToken) {
+    let config = broker.config().cleaner_config();
+    if !config.enable {
+        tracing::info!("the log cleaner is disabled");
+        return;
+    }
+    let b = broker.clone();
+    let token = shutdown.clone();
+    tracker.spawn(async move {
+        token.cancelled().await;
+        b.replicas.log_manager().cleaner().stop();
+    });
+    for _ in 0..config.threads {
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        let config = config.clone();
+        tracker.spawn_blocking(move || {
+            let backoff = std::time::Duration::from_millis(config.backoff_ms.clamp(1, 86_400_000));
+            while !shutdown.is_cancelled() {
+                match broker.replicas.log_manager().clean_filthiest(&config, TimestampMs::now()) {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "log cleaner pass failed"),
+                }
+                let until = std::time::Instant::now() + backoff;
+                while !shutdown.is_cancelled() {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
+                }
+            }
+        });
+    }
 }
 
 /// Periodic work, each on its Kafka-configured interval: flushing logs whose

@@ -161,6 +161,10 @@ pub struct BrokerConfig {
     pub log_cleaner_min_compaction_lag_ms: i64,
     pub log_cleaner_max_compaction_lag_ms: i64,
     pub log_cleaner_min_cleanable_ratio: f64,
+    pub log_cleaner_threads: i32,
+    pub log_cleaner_backoff_ms: i64,
+    pub log_cleaner_dedupe_buffer_size: i64,
+    pub log_cleaner_io_max_bytes_per_second: f64,
     pub num_recovery_threads_per_data_dir: i32,
 
     /// Non-fatal problems found while resolving (ignored environment
@@ -274,6 +278,17 @@ impl BrokerConfig {
             return Err(e);
         }
         build(explicit, values, raw.cluster_id(), raw.warnings().to_vec())
+    }
+
+    /// The log cleaner's settings (`log.cleaner.*`).
+    pub fn cleaner_config(&self) -> crate::storage::cleaner::CleanerConfig {
+        crate::storage::cleaner::CleanerConfig {
+            enable: self.log_cleaner_enable && self.log_cleaner_threads > 0,
+            threads: usize::try_from(self.log_cleaner_threads).unwrap_or(0).min(64),
+            backoff_ms: u64::try_from(self.log_cleaner_backoff_ms).unwrap_or(0),
+            dedupe_buffer_bytes: u64::try_from(self.log_cleaner_dedupe_buffer_size).unwrap_or(0),
+            io_max_bytes_per_second: self.log_cleaner_io_max_bytes_per_second,
+        }
     }
 
     /// The topic-level defaults this broker gives new topics (Kafka's
@@ -1295,6 +1310,10 @@ fn build(
         log_cleaner_min_compaction_lag_ms: v.long("log.cleaner.min.compaction.lag.ms")?,
         log_cleaner_max_compaction_lag_ms: v.long("log.cleaner.max.compaction.lag.ms")?,
         log_cleaner_min_cleanable_ratio: v.double("log.cleaner.min.cleanable.ratio")?,
+        log_cleaner_threads: v.int("log.cleaner.threads")?,
+        log_cleaner_backoff_ms: v.long("log.cleaner.backoff.ms")?,
+        log_cleaner_dedupe_buffer_size: v.long("log.cleaner.dedupe.buffer.size")?,
+        log_cleaner_io_max_bytes_per_second: v.double("log.cleaner.io.max.bytes.per.second")?,
         num_recovery_threads_per_data_dir: v.int("num.recovery.threads.per.data.dir")?,
         warnings,
         explicit,

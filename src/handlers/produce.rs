@@ -68,6 +68,16 @@ fn rejected(index: i32, e: &crate::storage::StorageError) -> PartitionProduceRes
             }],
             ..failed(index, e.error_code(), Some("One or more records have been rejected due to invalid timestamp".into()))
         },
+        StorageError::KeylessRecords { partition, record_indexes } => PartitionProduceResponse {
+            record_errors: record_indexes
+                .iter()
+                .map(|i| BatchIndexAndErrorMessage {
+                    batch_index: i32::try_from(*i).unwrap_or(i32::MAX),
+                    batch_index_error_message: Some(crate::storage::keyless_message(partition)),
+                })
+                .collect(),
+            ..failed(index, e.error_code(), Some(e.to_string()))
+        },
         _ => failed(index, e.error_code(), Some(e.to_string())),
     }
 }
@@ -253,6 +263,20 @@ mod tests {
         let mut v1 = one.to_vec();
         v1[16] = 1;
         assert_eq!(check_records(11, Some(&Bytes::from(v1))).unwrap_err().0, ErrorCode::UnsupportedForMessageFormat);
+    }
+
+    #[test]
+    fn keyless_records_name_each_record_as_kafka_does() {
+        let e = crate::storage::StorageError::KeylessRecords { partition: "t-0".into(), record_indexes: vec![0, 2] };
+        let r = rejected(0, &e);
+        assert_eq!(r.error_code, 87);
+        assert_eq!(r.record_errors.len(), 2);
+        assert_eq!(r.record_errors[1].batch_index, 2);
+        assert_eq!(
+            r.record_errors[0].batch_index_error_message.as_deref(),
+            Some("Compacted topic cannot accept message without key in topic partition t-0.")
+        );
+        assert!(r.error_message.unwrap().starts_with("One or more records have been rejected due to 2 record errors"));
     }
 
     #[test]

@@ -402,6 +402,7 @@ impl LogManager {
     /// Closes every log, writes the checkpoints, then the clean-shutdown
     /// marker (fsynced). Logs are unusable afterwards.
     pub fn shutdown(&self) -> Result<(), StorageError> {
+        self.cleaner.stop();
         for (tp, log) in self.all_logs() {
             if let Err(e) = lock(&log).close() {
                 warn!(partition = %tp, error = %e, "closing log failed; not marking the shutdown clean");

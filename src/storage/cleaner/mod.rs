@@ -31,7 +31,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -275,11 +275,12 @@ fn build_offset_map(
     first_uncleanable: Offset,
     map: &mut OffsetMap,
     throttler: &mut Throttler,
+    stopping: &AtomicBool,
 ) -> Option<Offset> {
     let mut end = first_dirty;
     for s in view.segments.iter().filter(|s| s.next_base > first_dirty) {
-        if s.base >= first_uncleanable {
-            break;
+        if s.base >= first_uncleanable || stopping.load(Ordering::Relaxed) {
+            return (end > first_dirty).then_some(end);
         }
         throttler.charge(s.size_bytes as u64);
         for batch in BatchIter::new(&s.data, Validation::Structure) {
@@ -318,6 +319,8 @@ pub struct LogCleaner {
     checkpoints: Mutex<HashMap<TopicPartition, Offset>>,
     in_progress: Mutex<HashSet<TopicPartition>>,
     uncleanable: Mutex<HashSet<TopicPartition>>,
+    /// Set at shutdown: a pass in progress stops at its next segment.
+    stopping: AtomicBool,
     pub stats: CleanerStats,
 }
 
@@ -335,8 +338,19 @@ impl LogCleaner {
             checkpoints: Mutex::new(checkpoints),
             in_progress: Mutex::new(HashSet::new()),
             uncleanable: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
             stats: CleanerStats::default(),
         }
+    }
+
+    /// Stops cleaning: a pass in progress ends at its next segment, its
+    /// unfinished cleaned segment discarded; later passes do nothing.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// The checkpointed first dirty offset of `tp`.
@@ -368,6 +382,9 @@ impl LogCleaner {
         config: &CleanerConfig,
         now: TimestampMs,
     ) -> Result<Option<CleanReport>, StorageError> {
+        if self.stopped() {
+            return Ok(None);
+        }
         let mut best: Option<(f64, &TopicPartition, &SharedLog, Assessment)> = None;
         {
             let in_progress = lock(&self.in_progress);
@@ -396,6 +413,9 @@ impl LogCleaner {
         }
         let result = self.clean_log(tp, shared, assessment, config, now);
         lock(&self.in_progress).remove(tp);
+        if self.stopped() {
+            return Ok(None);
+        }
         match result {
             Ok(Some(report)) => {
                 self.stats.passes.fetch_add(1, Ordering::Relaxed);
@@ -441,6 +461,7 @@ impl LogCleaner {
             assessment.first_uncleanable,
             &mut map,
             &mut throttler,
+            &self.stopping,
         ) else {
             return Ok(None);
         };
@@ -472,6 +493,9 @@ impl LogCleaner {
             swap::write_cleaned(&view.dir, base, &view.config, capacity, now, |segment| {
                 let mut buf = Vec::new();
                 for s in &group {
+                    if self.stopped() {
+                        return Err(StorageError::Closed { path: view.dir.clone() });
+                    }
                     let ctx = FilterContext {
                         map: &map,
                         map_end: end,

@@ -17,8 +17,6 @@ pub(crate) struct OffsetMap {
     entries: HashMap<u128, i64>,
     capacity_entries: usize,
     hashers: (RandomState, RandomState),
-    /// Largest offset put (Kafka's `latestOffset`), -1 when empty.
-    latest_offset: i64,
 }
 
 impl OffsetMap {
@@ -29,7 +27,6 @@ impl OffsetMap {
             entries: HashMap::new(),
             capacity_entries: (buffer_bytes / ENTRY_BYTES).max(1),
             hashers: (RandomState::new(), RandomState::new()),
-            latest_offset: -1,
         }
     }
 
@@ -55,7 +52,6 @@ impl OffsetMap {
             return;
         }
         self.entries.insert(h, offset.0);
-        self.latest_offset = self.latest_offset.max(offset.0);
     }
 
     /// The latest offset of `key`, if the map saw it.
@@ -63,12 +59,9 @@ impl OffsetMap {
         self.entries.get(&self.hash(key)).map(|o| Offset(*o))
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub(crate) fn latest_offset(&self) -> Offset {
-        Offset(self.latest_offset)
     }
 }
 
@@ -92,6 +85,5 @@ mod tests {
         assert_eq!(m.get(b"d"), None);
         m.put(b"b", Offset(8)); // present keys still move
         assert_eq!(m.get(b"b"), Some(Offset(8)));
-        assert_eq!(m.latest_offset(), Offset(8));
     }
 }
