@@ -133,6 +133,24 @@ pub async fn render_metrics(broker: &Arc<Broker>) -> String {
     })
     .await
     .unwrap_or_default();
+    let cleaner = &broker.replicas.log_manager().cleaner().stats;
+    for (name, help, value) in [
+        ("klamm_log_cleaner_passes_total", "Logs the log cleaner has compacted.", &cleaner.passes),
+        ("klamm_log_cleaner_read_bytes_total", "Bytes the log cleaner has read from segments it rewrote.", &cleaner.bytes_read),
+        ("klamm_log_cleaner_written_bytes_total", "Bytes the log cleaner has written to cleaned segments.", &cleaner.bytes_written),
+        ("klamm_log_cleaner_removed_records_total", "Records the log cleaner has removed.", &cleaner.records_removed),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {}", value.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    let _ = writeln!(out, "# HELP klamm_log_cleaner_uncleanable_partitions Compacted partitions the cleaner gave up on (see the log).");
+    let _ = writeln!(out, "# TYPE klamm_log_cleaner_uncleanable_partitions gauge");
+    let _ = writeln!(
+        out,
+        "klamm_log_cleaner_uncleanable_partitions {}",
+        cleaner.uncleanable_partitions.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let (sessions, cached) = broker.fetch_sessions.sizes();
     let _ = writeln!(out, "# HELP klamm_fetch_sessions Incremental fetch sessions cached (KIP-227).");
     let _ = writeln!(out, "# TYPE klamm_fetch_sessions gauge");

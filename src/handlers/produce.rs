@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(r.record_errors[1].batch_index, 2);
         assert_eq!(
             r.record_errors[0].batch_index_error_message.as_deref(),
-            Some("Compacted topic cannot accept message without key in topic partition t-0.")
+            Some("Compacted topic cannot accept message without key in topic partition t-0")
         );
         assert!(r.error_message.unwrap().starts_with("One or more records have been rejected due to 2 record errors"));
     }

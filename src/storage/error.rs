@@ -111,7 +111,7 @@ pub enum StorageError {
 
 /// Kafka's record error for a keyless record in a compacted topic.
 pub fn keyless_message(partition: &str) -> String {
-    format!("Compacted topic cannot accept message without key in topic partition {partition}.")
+    format!("Compacted topic cannot accept message without key in topic partition {partition}")
 }
 
 impl StorageError {

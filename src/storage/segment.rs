@@ -501,6 +501,12 @@ impl Segment {
         self.log.as_slice()
     }
 
+    /// The whole log as shared bytes that outlive the segment, without
+    /// faulting it in (the log cleaner reads it off the partition lock).
+    pub(crate) fn log_data(&self) -> Bytes {
+        self.log.slice_bytes(0, self.log.len()).unwrap_or_default()
+    }
+
     pub fn offset_index(&self) -> &OffsetIndex {
         &self.offset_index
     }

@@ -41,7 +41,6 @@ use tracing::{info, warn};
 use super::error::StorageError;
 use super::log_manager::SharedLog;
 use super::partition_log::PartitionLog;
-use super::segment::SegmentRead;
 use clean::{filter_batches, Aborted, FilterContext, FilterStats};
 use offset_map::OffsetMap;
 use crate::records::{BatchIter, CompressionType, RecordIter, Validation};
@@ -217,10 +216,7 @@ fn view(log: &PartitionLog, below: Offset) -> LogView {
         if s.base_offset() >= below {
             break;
         }
-        let data = match s.read(s.base_offset(), u32::MAX, None) {
-            SegmentRead::Data(b) => b,
-            SegmentRead::Beyond => Bytes::new(),
-        };
+        let data = s.log_data();
         views.push(SegmentView {
             base: s.base_offset(),
             next_base: next.base_offset(),

@@ -1,0 +1,147 @@
+"""Log compaction (cleanup.policy=compact): the log cleaner keeps the
+latest record of each key at its original offset, and a record without a
+key is refused with INVALID_RECORD (87) naming the record (Produce v8
+record errors), as Kafka's LogValidator does. Checked with librdkafka
+(confluent-kafka) and on the wire, against klamm and Apache Kafka alike."""
+
+from __future__ import annotations
+
+import time
+
+import compat
+import kafkawire as kw
+
+INVALID_RECORD = 87
+KEYS = 200
+RECORDS = 20_000
+TOMBSTONED = 20
+# Kafka's cleaner sleeps log.cleaner.backoff.ms (15 s by default) between
+# looks; a second keeps the test short on both brokers.
+BROKER_PROPS = {"log.cleaner.backoff.ms": 1000}
+COMPACTED = {
+    "cleanup.policy": "compact",
+    "segment.ms": 100,
+    "segment.bytes": 1048576,
+    "min.cleanable.dirty.ratio": 0.01,
+    "delete.retention.ms": 100,
+}
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 30) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record of partition 0 from the beginning to the high
+    watermark: (offset, key, value)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": compat.unique("g"),
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        c.assign([TopicPartition(topic, 0, 0)])
+        out = []
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    if not out or out[-1][0] >= high - 1:
+                        break
+                    continue
+                raise AssertionError(m.error())
+            out.append((m.offset(), m.key(), m.value()))
+            if m.offset() >= high - 1:
+                break
+        return out
+    finally:
+        c.close()
+
+
+def test_cleaner_keeps_the_latest_value_of_each_key(broker_factory):
+    from confluent_kafka import Producer
+
+    b = broker_factory(BROKER_PROPS)
+    bootstrap = b.bootstrap
+    topic = compat.unique("compacted")
+    compat.create_topic(bootstrap, topic, 1, configs=COMPACTED)
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "none"})
+    expected: dict[bytes, bytes | None] = {}
+    for i in range(RECORDS):
+        k = f"key-{i % KEYS}".encode()
+        v = f"value-{i}".encode()
+        p.produce(topic, key=k, value=v, partition=0)
+        expected[k] = v
+        if i % 2000 == 1999:
+            p.flush(30)
+            time.sleep(0.15)  # let segment.ms roll a few segments
+    for i in range(TOMBSTONED):
+        k = f"key-{i}".encode()
+        p.produce(topic, key=k, value=None, partition=0)
+        expected[k] = None
+    assert p.flush(30) == 0
+    # A later record rolls the last segment (segment.ms): everything before
+    # it becomes cleanable.
+    time.sleep(0.5)
+    p.produce(topic, key=b"trigger", value=b"roll", partition=0)
+    expected[b"trigger"] = b"roll"
+    assert p.flush(30) == 0
+
+    deadline = time.time() + 60
+    while True:
+        recs = read_all(bootstrap, topic)
+        offsets = [o for o, _, _ in recs]
+        assert offsets == sorted(set(offsets)), "offsets increase, none twice"
+        latest: dict[bytes, bytes | None] = {}
+        for _, k, v in recs:
+            latest[k] = v
+        # Whatever the cleaner has done so far, the latest value of every
+        # key is the last one produced (a deleted key may be gone).
+        for k, v in expected.items():
+            if v is None:
+                assert latest.get(k) is None, k
+            else:
+                assert latest.get(k) == v, k
+        if len(recs) <= KEYS + 1 + 100:
+            break
+        assert time.time() < deadline, f"not compacted within 60 s: {len(recs)} records remain"
+        time.sleep(2)
+    # Offsets were kept: each value names the record's original position.
+    for o, k, v in recs:
+        if v is not None and k != b"trigger":
+            assert v == f"value-{o}".encode(), (o, k, v)
+    assert offsets[-1] == RECORDS + TOMBSTONED
+
+
+def test_keyless_records_are_refused(bootstrap):
+    from confluent_kafka import KafkaError, Producer
+
+    topic = compat.unique("compacted-keyless")
+    compat.create_topic(bootstrap, topic, 1, configs={"cleanup.policy": "compact"})
+    host, port = bootstrap.rsplit(":", 1)
+    with kw.Connection(host, int(port), timeout=15) as c:
+        blob = kw.record_batch([(b"k", b"v"), (None, b"no key")], base_timestamp_ms=int(time.time() * 1000))
+        r = c.produce(topic, 0, blob, version=8)
+        assert r["error_code"] == INVALID_RECORD, r
+        assert r["base_offset"] == -1, r
+        want = f"Compacted topic cannot accept message without key in topic partition {topic}-0"
+        assert r["error_message"] == (
+            "One or more records have been rejected due to 1 record errors in total, and only showing the "
+            f"first three errors at most: [RecordError(batchIndex=1, message='{want}')]"), r
+        assert r["record_errors"] == [(1, want)], r
+        # The whole batch was refused: nothing was written.
+        r = c.produce(topic, 0, kw.record_batch([(b"k", b"v")], base_timestamp_ms=int(time.time() * 1000)),
+                      version=8)
+        assert (r["error_code"], r["base_offset"]) == (0, 0), r
+
+    results = {}
+
+    def report(err, msg):
+        results[msg.value()] = err
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "retries": 0})
+    p.produce(topic, value=b"keyless", partition=0, on_delivery=report)
+    p.flush(30)
+    p.produce(topic, key=b"k", value=b"keyed", partition=0, on_delivery=report)
+    assert p.flush(30) == 0
+    assert results[b"keyless"] is not None and results[b"keyless"].code() == KafkaError.INVALID_RECORD, results
+    assert results[b"keyed"] is None, results
