@@ -1,6 +1,6 @@
 """Log compaction (cleanup.policy=compact): the log cleaner keeps the
-latest record of each key at its original offset, and a record without a
-key is refused with INVALID_RECORD (87) naming the record (Produce v8
+latest record of each key at its original offset, also across kill -9
+restarts, and a record without a key is refused with INVALID_RECORD (87) naming the record (Produce v8
 record errors), as Kafka's LogValidator does. Checked with librdkafka
 (confluent-kafka) and on the wire, against klamm and Apache Kafka alike."""
 
@@ -57,13 +57,13 @@ def read_all(bootstrap: str, topic: str, timeout: float = 30) -> list[tuple[int,
         c.close()
 
 
-def test_cleaner_keeps_the_latest_value_of_each_key(broker_factory):
+def produce_keyed(bootstrap: str, topic: str) -> dict[bytes, bytes | None]:
+    """RECORDS records over KEYS keys (value-<offset>), then tombstones for
+    TOMBSTONED keys, then, past segment.ms, one record that rolls the last
+    segment so that everything before it is cleanable. Returns the latest
+    value of each key."""
     from confluent_kafka import Producer
 
-    b = broker_factory(BROKER_PROPS)
-    bootstrap = b.bootstrap
-    topic = compat.unique("compacted")
-    compat.create_topic(bootstrap, topic, 1, configs=COMPACTED)
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "compression.type": "none"})
     expected: dict[bytes, bytes | None] = {}
     for i in range(RECORDS):
@@ -79,37 +79,65 @@ def test_cleaner_keeps_the_latest_value_of_each_key(broker_factory):
         p.produce(topic, key=k, value=None, partition=0)
         expected[k] = None
     assert p.flush(30) == 0
-    # A later record rolls the last segment (segment.ms): everything before
-    # it becomes cleanable.
     time.sleep(0.5)
     p.produce(topic, key=b"trigger", value=b"roll", partition=0)
     expected[b"trigger"] = b"roll"
     assert p.flush(30) == 0
+    return expected
 
-    deadline = time.time() + 60
-    while True:
-        recs = read_all(bootstrap, topic)
-        offsets = [o for o, _, _ in recs]
-        assert offsets == sorted(set(offsets)), "offsets increase, none twice"
-        latest: dict[bytes, bytes | None] = {}
-        for _, k, v in recs:
-            latest[k] = v
-        # Whatever the cleaner has done so far, the latest value of every
-        # key is the last one produced (a deleted key may be gone).
-        for k, v in expected.items():
-            if v is None:
-                assert latest.get(k) is None, k
-            else:
-                assert latest.get(k) == v, k
-        if len(recs) <= KEYS + 1 + 100:
-            break
-        assert time.time() < deadline, f"not compacted within 60 s: {len(recs)} records remain"
-        time.sleep(2)
+
+def check_latest(recs, expected: dict[bytes, bytes | None]):
+    """Offsets increase and every key's latest value is the last one
+    produced (a deleted key may be gone), whatever the cleaner did so far."""
+    offsets = [o for o, _, _ in recs]
+    assert offsets == sorted(set(offsets)), "offsets increase, none twice"
+    latest: dict[bytes, bytes | None] = {}
+    for _, k, v in recs:
+        latest[k] = v
+    for k, v in expected.items():
+        if v is None:
+            assert latest.get(k) is None, k
+        else:
+            assert latest.get(k) == v, k
     # Offsets were kept: each value names the record's original position.
     for o, k, v in recs:
         if v is not None and k != b"trigger":
             assert v == f"value-{o}".encode(), (o, k, v)
-    assert offsets[-1] == RECORDS + TOMBSTONED
+
+
+def wait_compacted(bootstrap: str, topic: str, expected, timeout: float = 60):
+    deadline = time.time() + timeout
+    while True:
+        recs = read_all(bootstrap, topic)
+        check_latest(recs, expected)
+        if len(recs) <= KEYS + 1 + 100:
+            return recs
+        assert time.time() < deadline, f"not compacted within {timeout} s: {len(recs)} records remain"
+        time.sleep(2)
+
+
+def test_cleaner_keeps_the_latest_value_of_each_key(broker_factory):
+    b = broker_factory(BROKER_PROPS)
+    topic = compat.unique("compacted")
+    compat.create_topic(b.bootstrap, topic, 1, configs=COMPACTED)
+    expected = produce_keyed(b.bootstrap, topic)
+    recs = wait_compacted(b.bootstrap, topic, expected)
+    assert recs[-1][0] == RECORDS + TOMBSTONED
+
+
+def test_kill_during_cleaning_loses_nothing(broker_factory):
+    """kill -9 while the cleaner may be at work, three times: after each
+    restart the log is whole (old or new segments, never a mix), and it
+    compacts in the end."""
+    b = broker_factory(BROKER_PROPS)
+    topic = compat.unique("compacted-kill")
+    compat.create_topic(b.bootstrap, topic, 1, configs=COMPACTED)
+    expected = produce_keyed(b.bootstrap, topic)
+    for delay_s in (0.2, 0.7, 1.3):
+        time.sleep(delay_s)
+        b.restart(graceful=False)
+        check_latest(read_all(b.bootstrap, topic), expected)
+    wait_compacted(b.bootstrap, topic, expected)
 
 
 def test_keyless_records_are_refused(bootstrap):

@@ -486,7 +486,11 @@ impl LogCleaner {
             let mut stats = FilterStats::default();
             let base = group[0].base;
             let capacity: u64 = group.iter().map(|s| s.size_bytes as u64).sum();
-            swap::write_cleaned(&view.dir, base, &view.config, capacity, now, |segment| {
+            let batches: u64 = group
+                .iter()
+                .map(|s| BatchIter::new(&s.data, Validation::Structure).count() as u64)
+                .sum();
+            swap::write_cleaned(&view.dir, base, &view.config, capacity, batches, now, |segment| {
                 let mut buf = Vec::new();
                 for s in &group {
                     if self.stopped() {

@@ -52,12 +52,14 @@ fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {
 }
 
 /// Builds a cleaned segment at `base` from what `fill` appends, and leaves
-/// it as `<base>.*.cleaned` files in `dir`. `capacity_bytes` bounds its log.
+/// it as `<base>.*.cleaned` files in `dir`. `capacity_bytes` bounds its log,
+/// `max_batches` the batches it gets (each adds at most one index entry).
 pub(crate) fn write_cleaned(
     dir: &Path,
     base: Offset,
     config: &LogConfig,
     capacity_bytes: u64,
+    max_batches: u64,
     now: TimestampMs,
     fill: impl FnOnce(&mut Segment) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
@@ -66,6 +68,12 @@ pub(crate) fn write_cleaned(
     std::fs::create_dir_all(&scratch).map_err(StorageError::io("create directory", &scratch))?;
     let config = LogConfig {
         segment_bytes: capacity_bytes.clamp(u64::from(config.segment_bytes), i32::MAX as u64) as u32,
+        // A group may hold more index entries than one segment's index
+        // takes; the sealed files are trimmed to what is used.
+        segment_index_bytes: max_batches
+            .saturating_add(1)
+            .saturating_mul(12)
+            .clamp(u64::from(config.segment_index_bytes), i32::MAX as u64) as u32,
         ..config.clone()
     };
     let mut segment = Segment::create(&scratch, base, &config, now)?;

@@ -466,3 +466,24 @@ fn a_cleaned_log_reloads_whole_under_a_non_compacting_default() {
     assert_eq!(records(&log), after);
     assert!(m.cleaner().checkpoint(&tp).is_some());
 }
+
+#[test]
+fn a_group_may_need_more_index_entries_than_one_segment_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    // An index entry per batch, eight per index: segments roll every 8
+    // batches, and one cleaned group of them needs a larger index.
+    let cfg = LogConfig { index_interval_bytes: 0, segment_index_bytes: 64, ..compact_config() };
+    let mut log = open(dir.path(), &cfg);
+    for i in 0..60i64 {
+        let k = format!("k{i}");
+        append(&mut log, &[(k.as_str(), Some("v"))], 1_000 + i);
+    }
+    assert!(log.segment_count() > 4);
+    let before = records(&log);
+    let logs = [shared(log)];
+    let report = clean(&LogCleaner::open(dir.path()), &logs, NOW).unwrap();
+    assert_eq!(report.groups, 1);
+    let log = logs[0].1.lock().unwrap();
+    assert_eq!(records(&log), before, "distinct keys: nothing to remove");
+    assert_eq!(log.segment_count(), 2);
+}
