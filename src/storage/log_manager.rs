@@ -269,8 +269,12 @@ impl LogManager {
             return Ok(Arc::clone(log));
         }
         let path = self.dir.join(partition_dir_name(tp));
-        let log =
-            PartitionLog::open_with(&path, config, OpenOptions::default(), TimestampMs::now())?;
+        // Loaded as compacted if the cleaner has been at it (offset gaps),
+        // then given its own config.
+        let load_config = LogConfig { compact: config.compact || self.cleaner.checkpoint(tp).is_some(), ..config.clone() };
+        let mut log =
+            PartitionLog::open_with(&path, load_config, OpenOptions::default(), TimestampMs::now())?;
+        log.set_config(config)?;
         sync_dir(&self.dir)?;
         let log = Arc::new(Mutex::new(log));
         logs.insert(tp.clone(), Arc::clone(&log));

@@ -151,7 +151,9 @@ pub(crate) fn install(
         active: false,
         recover: false,
     };
-    let (segment, _) = Segment::open(dir, new_base, config, mode, now)?;
+    // Opened as compacted whatever the policy is now: it has offset gaps.
+    let config = LogConfig { compact: true, ..config.clone() };
+    let (segment, _) = Segment::open(dir, new_base, &config, mode, now)?;
     segments.insert(new_base.0, segment);
     Ok(())
 }
