@@ -487,3 +487,16 @@ fn a_group_may_need_more_index_entries_than_one_segment_holds() {
     assert_eq!(records(&log), before, "distinct keys: nothing to remove");
     assert_eq!(log.segment_count(), 2);
 }
+
+#[test]
+fn reads_taken_before_a_swap_stay_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path());
+    let held = log.read(Offset(0), 1 << 20, None).unwrap().records;
+    let copy = held.to_vec();
+    let logs = [shared(log)];
+    clean(&LogCleaner::open(dir.path()), &logs, NOW).unwrap();
+    assert!(!dir.path().join("00000000000000000020.log").exists(), "old segment files are gone");
+    assert_eq!(&held[..], &copy[..], "the old segment's bytes are still readable");
+    assert!(BatchIter::new(&held, Validation::Crc).all(|b| b.is_ok()));
+}
