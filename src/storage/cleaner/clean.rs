@@ -151,7 +151,7 @@ fn filter_batch(batch: &RecordBatch<'_>, ctx: &FilterContext<'_>, out: &mut Vec<
                 // Kafka's cleaner drops records without a key.
                 None => false,
                 Some(key) => {
-                    let latest = ctx.map.get(key).map_or(true, |o| offset >= o);
+                    let latest = ctx.map.get(key).is_none_or(|o| offset >= o);
                     latest && (record.value.is_some() || retain_deletes)
                 }
             }

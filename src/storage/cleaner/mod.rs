@@ -395,7 +395,7 @@ impl LogCleaner {
                 }
                 let a = assess(&log, self.checkpoint(tp), now);
                 if a.cleanable(log.config().min_cleanable_dirty_ratio_ppm)
-                    && best.as_ref().map_or(true, |(r, ..)| a.ratio() > *r)
+                    && best.as_ref().is_none_or(|(r, ..)| a.ratio() > *r)
                 {
                     best = Some((a.ratio(), tp, shared, a));
                 }
@@ -472,8 +472,7 @@ impl LogCleaner {
         let horizon = view
             .segments
             .iter()
-            .filter(|s| s.base < assessment.first_dirty)
-            .next_back()
+            .rfind(|s| s.base < assessment.first_dirty)
             .map_or(i64::MIN, |s| s.largest_timestamp.0.saturating_sub(view.config.delete_retention_ms));
         // Named in the checkpoint before its first swap: a log with gaps
         // must be loaded as compacted (see `LogManager::open_only`).

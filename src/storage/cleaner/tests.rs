@@ -376,13 +376,13 @@ fn a_crash_at_any_step_of_the_swap_leaves_old_or_new_never_a_mix() {
 
     // Each scenario: the old directory, the cleaned segment (base 0) staged
     // as the swap protocol leaves it at that step.
-    type Step = fn(&Path, &Path, &[Offset]);
     let stage_all = |dir: &Path, new_dir: &Path, stage: &str, which: &[&str]| {
         for s in which {
             std::fs::copy(offset_file(new_dir, Offset(0), s), staged(dir, Offset(0), s, stage)).unwrap();
         }
     };
-    let scenarios: Vec<(&str, bool, Box<dyn Fn(&Path)>)> = vec![
+    type Scenario<'a> = (&'a str, bool, Box<dyn Fn(&Path) + 'a>);
+    let scenarios: Vec<Scenario> = vec![
         ("scratch segment only", false, Box::new(|d: &Path| {
             std::fs::create_dir_all(d.join(swap::SCRATCH_DIR)).unwrap();
             std::fs::copy(offset_file(&new_dir, Offset(0), suffixes[0]), d.join(swap::SCRATCH_DIR).join("00000000000000000000.log")).unwrap();
@@ -412,7 +412,6 @@ fn a_crash_at_any_step_of_the_swap_leaves_old_or_new_never_a_mix() {
             stage_all(d, &new_dir, ".swap", &suffixes[1..]);
         })),
     ];
-    let _: Option<Step> = None;
     for (i, (name, rolls_forward, stage)) in scenarios.iter().enumerate() {
         let dir = root.path().join(format!("crash-{i}"));
         copy_dir(&old_dir, &dir);
