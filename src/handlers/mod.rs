@@ -167,6 +167,7 @@ apis! {
     describe_producers: describe_producers_request::DescribeProducersRequest => describe_producers_response::DescribeProducersResponse,
     describe_transactions: describe_transactions_request::DescribeTransactionsRequest => describe_transactions_response::DescribeTransactionsResponse,
     list_transactions: list_transactions_request::ListTransactionsRequest => list_transactions_response::ListTransactionsResponse,
+    write_txn_markers: write_txn_markers_request::WriteTxnMarkersRequest => write_txn_markers_response::WriteTxnMarkersResponse,
 }
 
 pub mod config_ops;
