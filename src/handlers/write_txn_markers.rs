@@ -21,13 +21,16 @@ use crate::types::{TimestampMs, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 27, name: "WriteTxnMarkers", min_version: 1, max_version: 1 };
 
+/// A topic's partitions, each with the partition if it exists.
+type TopicWork = (String, Vec<(i32, Option<std::sync::Arc<crate::replica::Partition>>)>);
+
 /// One marker's work: its producer, result and partitions (resolved).
 struct MarkerWork {
     producer_id: i64,
     producer_epoch: i16,
     commit: bool,
     coordinator_epoch: i32,
-    topics: Vec<(String, Vec<(i32, Option<std::sync::Arc<crate::replica::Partition>>)>)>,
+    topics: Vec<TopicWork>,
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
