@@ -314,6 +314,48 @@ fn kafka_import_seeds() {
     write(&dir, "segment", &seed);
 }
 
+/// `txn_log`: frame bodies (selector 0) and whole logs (1, and with the
+/// CRC fix-up bit).
+fn txn_log_seeds() {
+    use crate::txn::log::{encode, TransactionLog, TxnRecord, LOG_FILE_NAME};
+    use crate::txn::state::TransactionMetadata;
+    use crate::txn::TransactionState;
+    let dir = corpus("txn_log");
+    let empty = TransactionMetadata::new("app-1", 1000, 60_000, NOW);
+    let mut ongoing = TransactionMetadata::new("app-2", 1001, 60_000, NOW);
+    ongoing.producer_epoch = 3;
+    ongoing.state = TransactionState::Ongoing;
+    ongoing.txn_start_ms = NOW;
+    ongoing.partitions.insert(TopicPartition::new("orders", 0));
+    ongoing.partitions.insert(TopicPartition::new("orders", 2));
+    ongoing.groups.insert("billing".to_string());
+    let mut prepare = ongoing.clone();
+    prepare.transactional_id = "app-3".into();
+    prepare.state = TransactionState::PrepareCommit;
+    let records = [
+        TxnRecord::Metadata(empty),
+        TxnRecord::Metadata(ongoing),
+        TxnRecord::Metadata(prepare),
+        TxnRecord::Tombstone { transactional_id: "app-1".into() },
+    ];
+    for (name, rec) in ["empty", "ongoing", "prepare-commit", "tombstone"].iter().zip(&records) {
+        let mut frame = Vec::new();
+        encode(rec, &mut frame).unwrap();
+        let mut seed = vec![0];
+        seed.extend_from_slice(&frame[8..]);
+        write(&dir, &format!("body-{name}"), &seed);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut log, _) = TransactionLog::open(tmp.path()).unwrap();
+    log.append(&records).unwrap();
+    drop(log);
+    let mut seed = vec![1];
+    seed.extend_from_slice(&std::fs::read(tmp.path().join(LOG_FILE_NAME)).unwrap());
+    write(&dir, "log", &seed);
+    seed[0] = 0x81;
+    write(&dir, "log-fixcrc", &seed);
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a format change"]
 fn write_fuzz_seeds() {
@@ -322,4 +364,5 @@ fn write_fuzz_seeds() {
     segment_seeds();
     state_seeds();
     kafka_import_seeds();
+    txn_log_seeds();
 }

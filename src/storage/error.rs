@@ -73,6 +73,15 @@ pub enum StorageError {
         current_epoch: i16,
     },
 
+    /// TRANSACTION_COORDINATOR_FENCED (52): a marker from an older
+    /// coordinator epoch than the producer's last marker.
+    #[error("marker of producer {producer_id} from coordinator epoch {coordinator_epoch} is older than {current_coordinator_epoch}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current_coordinator_epoch: i32,
+    },
+
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     #[error("out of order sequence for producer {producer_id} epoch {epoch}: got {sequence}, last was {last_sequence}")]
     OutOfOrderSequence {
@@ -125,6 +134,7 @@ impl StorageError {
             StorageError::InvalidTimestamp { .. } => 32,
             StorageError::KeylessRecords { .. } => 87,
             StorageError::InvalidProducerEpoch { .. } => 47,
+            StorageError::CoordinatorFenced { .. } => 52,
             StorageError::OutOfOrderSequence { .. } => 45,
             StorageError::InvalidTopic { .. } => 17,
             StorageError::InvalidConfig { .. } => 40,

@@ -15,9 +15,9 @@ use super::checkpoint::{read_leader_epoch_checkpoint, EpochEntry, LEADER_EPOCH_C
 use super::config::LogConfig;
 use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
-use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager};
+use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager, NO_COORDINATOR_EPOCH};
 use super::segment::{Segment, SegmentRead, TimestampAndOffset};
-use super::txn_index::{AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
+use super::txn_index::{marker_coordinator_epoch, AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
     BatchBuilder, BatchIter, Validation, set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
     ProduceBatches, ProduceCheck, RecordBatch, RecordIter, TimestampType, NO_PARTITION_LEADER_EPOCH,
@@ -322,7 +322,8 @@ impl PartitionLog {
                 }
                 txns.replay(&batch);
                 if batch.is_control() && batch.has_producer_id() {
-                    self.producers.apply_marker(batch.producer_id(), batch.producer_epoch());
+                    let coordinator_epoch = marker_coordinator_epoch(&batch).unwrap_or(NO_COORDINATOR_EPOCH);
+                    self.producers.apply_marker(batch.producer_id(), batch.producer_epoch(), coordinator_epoch, batch.max_timestamp());
                 }
             }
         }
@@ -363,6 +364,15 @@ impl PartitionLog {
                     current_epoch: e.epoch,
                 });
             }
+            // Kafka's `checkCoordinatorEpoch`: a marker from an older
+            // coordinator than the last one is fenced.
+            if coordinator_epoch < e.coordinator_epoch {
+                return Err(StorageError::CoordinatorFenced {
+                    producer_id,
+                    coordinator_epoch,
+                    current_coordinator_epoch: e.coordinator_epoch,
+                });
+            }
         }
         let offset = self.log_end_offset;
         let kind = if commit { CONTROL_TYPE_COMMIT } else { CONTROL_TYPE_ABORT };
@@ -384,7 +394,7 @@ impl PartitionLog {
         }
         self.active_mut().append(&bytes, now)?;
         self.log_end_offset = offset.next();
-        self.producers.apply_marker(producer_id, producer_epoch);
+        self.producers.apply_marker(producer_id, producer_epoch, coordinator_epoch, now);
         self.producers.set_map_end_offset(self.log_end_offset);
         self.txns.on_marker(producer_id, offset, commit);
         self.flush_if_due(now)?;

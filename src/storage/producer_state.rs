@@ -22,6 +22,8 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// Producers tracked per partition; beyond this the least recently active
 /// one is forgotten (it then counts as unknown, which accepts any sequence).
 pub const MAX_PRODUCERS: usize = 100_000;
+/// A producer no transaction marker has been written for yet.
+pub const NO_COORDINATOR_EPOCH: i32 = -1;
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS1";
 const SNAPSHOT_HEADER_BYTES: usize = 4 + 4 + 8 + 4;
@@ -47,6 +49,10 @@ pub struct ProducerEntry {
     pub producer_id: i64,
     pub epoch: i16,
     pub last_timestamp: TimestampMs,
+    /// The coordinator epoch of the last transaction marker, or -1 (not
+    /// in snapshots: the log's markers are replayed at open, see
+    /// `PartitionLog::rebuild_txns`).
+    pub coordinator_epoch: i32,
     batches: [BatchMetadata; NUM_BATCHES_TO_RETAIN],
     len: u8,
 }
@@ -58,6 +64,7 @@ impl ProducerEntry {
             producer_id,
             epoch: NO_PRODUCER_EPOCH,
             last_timestamp: TimestampMs::NONE,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
             batches: [BatchMetadata::default(); NUM_BATCHES_TO_RETAIN],
             len: 0,
         }
@@ -210,6 +217,14 @@ impl ProducerStateManager {
             .collect()
     }
 
+    /// Every producer tracked (DescribeProducers' active producers),
+    /// ascending by producer id.
+    pub fn entries(&self) -> Vec<ProducerEntry> {
+        let mut all: Vec<ProducerEntry> = self.producers.values().copied().collect();
+        all.sort_by_key(|e| e.producer_id);
+        all
+    }
+
     pub fn map_end_offset(&self) -> Offset {
         self.map_end_offset
     }
@@ -297,13 +312,18 @@ impl ProducerStateManager {
         self.map_end_offset = self.map_end_offset.max(map_end_offset);
     }
 
-    /// A transaction marker of `producer_id` at `epoch`: a newer epoch
-    /// fences the older one (its sequences start over), as in Kafka.
-    pub fn apply_marker(&mut self, producer_id: i64, epoch: i16) {
+    /// A transaction marker of `producer_id` at `epoch`, written by
+    /// coordinator epoch `coordinator_epoch` at `timestamp`: a newer epoch
+    /// fences the older one (its sequences start over), and the entry
+    /// remembers the coordinator epoch and the time, as Kafka's
+    /// `ProducerStateEntry.update` does.
+    pub fn apply_marker(&mut self, producer_id: i64, epoch: i16, coordinator_epoch: i32, timestamp: TimestampMs) {
         let entry = self.entry_mut(producer_id);
         if epoch > entry.epoch {
             entry.maybe_update_epoch(epoch);
         }
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
     }
 
     /// Applies a batch read back from the log, without validation (Kafka's
@@ -550,6 +570,25 @@ mod tests {
         s.stage(&mut p, &b)?;
         s.commit(p, b.last_offset.next());
         Ok(None)
+    }
+
+    #[test]
+    fn entries_and_markers() {
+        let mut s = ProducerStateManager::new();
+        append(&mut s, batch(9, 0, 0, 2, 0)).unwrap();
+        append(&mut s, batch(3, 1, 0, 1, 2)).unwrap();
+        let all = s.entries();
+        assert_eq!(all.iter().map(|e| e.producer_id).collect::<Vec<_>>(), vec![3, 9], "ascending by id");
+        assert_eq!((all[1].epoch, all[1].last_seq(), all[1].coordinator_epoch), (0, 1, NO_COORDINATOR_EPOCH));
+        s.apply_marker(9, 0, 4, TimestampMs(100));
+        let e = *s.entry(9).unwrap();
+        assert_eq!((e.coordinator_epoch, e.last_timestamp, e.last_seq()), (4, TimestampMs(100), 1));
+        // Replaying an older marker never moves either back.
+        s.apply_marker(9, 0, 2, TimestampMs(50));
+        assert_eq!((s.entry(9).unwrap().coordinator_epoch, s.entry(9).unwrap().last_timestamp), (4, TimestampMs(100)));
+        // A marker for an unknown producer creates its entry.
+        s.apply_marker(5, 2, 0, TimestampMs(7));
+        assert_eq!((s.entry(5).unwrap().epoch, s.entry(5).unwrap().last_seq()), (2, NO_SEQUENCE));
     }
 
     #[test]

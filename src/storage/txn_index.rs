@@ -58,6 +58,15 @@ pub fn marker_kind(batch: &RecordBatch<'_>) -> Option<bool> {
     }
 }
 
+/// The coordinator epoch a marker's value carries (version i16, then
+/// the epoch i32), or `None` when the batch is not a marker.
+pub fn marker_coordinator_epoch(batch: &RecordBatch<'_>) -> Option<i32> {
+    let record = crate::records::RecordIter::new(batch).next()?.ok()?;
+    let value = record.value?;
+    let epoch: [u8; 4] = value.get(2..6)?.try_into().ok()?;
+    Some(i32::from_be_bytes(epoch))
+}
+
 impl TxnIndex {
     pub fn new() -> TxnIndex {
         TxnIndex::default()

@@ -80,6 +80,22 @@ impl TransactionCoordinator {
         self.lock().txns.get(transactional_id).cloned()
     }
 
+    /// The ids whose metadata `keep` accepts (ListTransactions), with
+    /// their producer id and state, ascending by id. Bounded by
+    /// `MAX_TRANSACTIONAL_IDS`.
+    pub fn list(&self, keep: &dyn Fn(&TransactionMetadata) -> bool) -> Vec<(String, i64, TransactionState)> {
+        let inner = self.lock();
+        let mut out: Vec<(String, i64, TransactionState)> = inner
+            .txns
+            .values()
+            .filter(|m| keep(m))
+            .map(|m| (m.transactional_id.clone(), m.producer_id, m.state))
+            .collect();
+        drop(inner);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Kafka's `handleInitProducerId` for a transactional id.
     /// `allocate_producer_id` is called (under the lock) when a producer
     /// id is needed.

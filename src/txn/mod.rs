@@ -57,11 +57,8 @@ fn write_markers(broker: &Broker, c: &Completion) -> Result<(), ErrorCode> {
             // A deleted topic: nothing to mark (as Kafka skips it).
             continue;
         };
-        let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-        let written = log.append_marker(c.producer_id, c.producer_epoch, c.commit, COORDINATOR_EPOCH, now);
-        drop(log);
-        match written {
-            Ok(_) => partition.waiters.wake(),
+        match write_marker(&partition, c.producer_id, c.producer_epoch, c.commit, COORDINATOR_EPOCH, now) {
+            Ok(_) => {}
             Err(crate::storage::StorageError::InvalidProducerEpoch { .. }) => {
                 // A newer epoch already marked this partition.
             }
@@ -72,6 +69,28 @@ fn write_markers(broker: &Broker, c: &Completion) -> Result<(), ErrorCode> {
         }
     }
     Ok(())
+}
+
+/// Writes one COMMIT or ABORT marker of `producer_id` into `partition`
+/// (producer state, last stable offset and aborted index follow in
+/// `PartitionLog::append_marker`) and wakes its waiting fetches. The one
+/// marker path: the coordinator's completions and WriteTxnMarkers
+/// (`kafka-transactions abort`) both come here. Blocking.
+pub fn write_marker(
+    partition: &crate::replica::Partition,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    now: TimestampMs,
+) -> Result<crate::types::Offset, crate::storage::StorageError> {
+    let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+    let written = log.append_marker(producer_id, producer_epoch, commit, coordinator_epoch, now);
+    drop(log);
+    if written.is_ok() {
+        partition.waiters.wake();
+    }
+    written
 }
 
 /// Housekeeping: aborts timed-out transactions, retries owed completions

@@ -103,6 +103,23 @@ impl TransactionState {
         }
     }
 
+    /// Every state, in id order.
+    pub const ALL: [TransactionState; 8] = [
+        TransactionState::Empty,
+        TransactionState::Ongoing,
+        TransactionState::PrepareCommit,
+        TransactionState::PrepareAbort,
+        TransactionState::CompleteCommit,
+        TransactionState::CompleteAbort,
+        TransactionState::Dead,
+        TransactionState::PrepareEpochFence,
+    ];
+
+    /// The state Kafka names `name` (ListTransactions' state filters).
+    pub fn from_name(name: &str) -> Option<TransactionState> {
+        TransactionState::ALL.into_iter().find(|s| s.name() == name)
+    }
+
     /// The transitions Kafka's `TransactionState.validPreviousStates` allows.
     pub fn can_follow(self, previous: TransactionState) -> bool {
         use TransactionState::*;
@@ -412,6 +429,15 @@ pub fn is_expired(current: &TransactionMetadata, now: TimestampMs, expiration_ms
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in TransactionState::ALL {
+            assert_eq!(TransactionState::from_name(s.name()), Some(s));
+            assert_eq!(TransactionState::from_id(s.id()), Some(s));
+        }
+        assert_eq!(TransactionState::from_name("ongoing"), None, "names are case-sensitive, as Kafka's");
+    }
     use TransactionState::*;
 
     const NOW: TimestampMs = TimestampMs(1_000);

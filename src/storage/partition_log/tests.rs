@@ -967,3 +967,30 @@ fn transactions_bound_the_lso_and_markers_record_aborts_across_reopen() {
     assert_eq!(all[1], AbortedTxn { producer_id: 7, first_offset: Offset(8), last_offset: Offset(10) });
     assert_eq!(log.producer_state().entry(7).unwrap().epoch, 1);
 }
+
+#[test]
+fn markers_carry_the_coordinator_epoch_through_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config();
+    let now = TimestampMs::now().0;
+    let mut log = open(dir.path(), &cfg);
+    produce_txn(&mut log, 7, 0, 0, 2, now); // 0-1, open
+    let e = log.producer_state().entry(7).copied().unwrap();
+    assert_eq!((e.coordinator_epoch, e.last_seq()), (-1, 1), "no marker yet");
+    assert_eq!(log.txn_index().ongoing_first_offset(7), Some(Offset(0)));
+    log.append_marker(7, 0, false, 3, TimestampMs(now + 5)).unwrap(); // 2
+    let e = log.producer_state().entry(7).copied().unwrap();
+    assert_eq!((e.coordinator_epoch, e.last_timestamp), (3, TimestampMs(now + 5)));
+    assert_eq!(log.txn_index().ongoing_first_offset(7), None);
+    // A marker from an older coordinator epoch is fenced.
+    assert!(matches!(
+        log.append_marker(7, 0, true, 2, TimestampMs(now)),
+        Err(StorageError::CoordinatorFenced { coordinator_epoch: 2, current_coordinator_epoch: 3, .. })
+    ));
+    assert_eq!(log.log_end_offset(), Offset(3));
+    drop(log);
+    let log = open(dir.path(), &cfg);
+    let entries = log.producer_state().entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!((entries[0].producer_id, entries[0].coordinator_epoch), (7, 3), "replayed from the marker");
+}
