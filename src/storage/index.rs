@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::error::StorageError;
-use super::mmap::{MappedFile, WriteMode};
+use super::mmap::{MappedFile, PendingSync, WriteMode};
 use crate::types::{FilePosition, Offset, TimestampMs};
 
 /// One `.index` entry.
@@ -225,6 +225,21 @@ impl OffsetIndex {
     pub fn path(&self) -> &Path {
         self.file.path()
     }
+
+    /// Sealed, mapped read-only over its first `len` bytes (a sealed
+    /// segment mapped again; its file may still be preallocated).
+    pub(crate) fn open_sealed(path: &Path, base_offset: Offset, len: usize) -> Result<OffsetIndex, StorageError> {
+        Ok(OffsetIndex {
+            file: MappedFile::open_read_only_prefix(path, Some(len))?,
+            base_offset,
+        })
+    }
+
+    /// Read-only without I/O; the trim and fsync are returned to be done
+    /// later ([`MappedFile::seal_in_place`]).
+    pub(crate) fn seal_in_place(&mut self) -> PendingSync {
+        self.file.seal_in_place()
+    }
 }
 
 /// The timestamp → offset index of one segment.
@@ -368,6 +383,21 @@ impl TimeIndex {
 
     pub fn path(&self) -> &Path {
         self.file.path()
+    }
+
+    /// Sealed, mapped read-only over its first `len` bytes (a sealed
+    /// segment mapped again; its file may still be preallocated).
+    pub(crate) fn open_sealed(path: &Path, base_offset: Offset, len: usize) -> Result<TimeIndex, StorageError> {
+        Ok(TimeIndex {
+            file: MappedFile::open_read_only_prefix(path, Some(len))?,
+            base_offset,
+        })
+    }
+
+    /// Read-only without I/O; the trim and fsync are returned to be done
+    /// later ([`MappedFile::seal_in_place`]).
+    pub(crate) fn seal_in_place(&mut self) -> PendingSync {
+        self.file.seal_in_place()
     }
 }
 

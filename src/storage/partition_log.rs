@@ -5,7 +5,7 @@
 //! transactions: COMMIT/ABORT markers, the last stable offset and the
 //! aborted transactions of READ_COMMITTED reads (see `txn_index`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -16,6 +16,8 @@ use super::config::LogConfig;
 use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager};
+use super::mmap::MappedRange;
+use super::roll::SealJob;
 use super::segment::{Segment, SegmentRead, TimestampAndOffset};
 use super::txn_index::{AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
@@ -54,6 +56,10 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
+    /// The mapped range `records` are in: prefault it after releasing the
+    /// log's lock, before the bytes go to a socket; an error means the disk
+    /// could not read them (KAFKA_STORAGE_ERROR, do not send them).
+    pub prefault: Option<MappedRange>,
 }
 
 /// One batch of an append, located in the input buffer.
@@ -93,6 +99,12 @@ pub struct PartitionLog {
     txns: TxnIndex,
     load_report: LoadReport,
     closed: bool,
+    /// Rolled segments whose flush and fsync have not completed, oldest
+    /// first: the recovery point stays at or below the first one's base.
+    unsynced_seals: VecDeque<SealJob>,
+    /// Test hook run by each roll's job before its I/O.
+    #[cfg(test)]
+    pub(crate) seal_hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl PartitionLog {
@@ -154,9 +166,12 @@ impl PartitionLog {
             txns: TxnIndex::new(),
             load_report: loaded.report,
             closed: false,
+            unsynced_seals: VecDeque::new(),
+            #[cfg(test)]
+            seal_hook: None,
         };
         let mut log = log;
-        log.rebuild_txns();
+        log.rebuild_txns()?;
         log.flush_at(now)?;
         log.check_invariants();
         Ok(log)
@@ -302,10 +317,10 @@ impl PartitionLog {
 
     /// Rebuilds the transaction state from every batch header in the log
     /// (markers also raise their producer's epoch, as Kafka's do).
-    fn rebuild_txns(&mut self) {
+    fn rebuild_txns(&mut self) -> Result<(), StorageError> {
         let mut txns = TxnIndex::new();
         for segment in self.segments.values() {
-            for batch in BatchIter::new(segment.log_bytes(), Validation::Structure).flatten() {
+            for batch in BatchIter::new(&segment.log_bytes()?, Validation::Structure).flatten() {
                 if batch.last_offset() < self.log_start_offset {
                     continue;
                 }
@@ -316,6 +331,7 @@ impl PartitionLog {
             }
         }
         self.txns = txns;
+        Ok(())
     }
 
     /// The last stable offset: below it every transaction is decided.
@@ -587,6 +603,7 @@ impl PartitionLog {
             records: Bytes::new(),
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
+            prefault: None,
         };
         if fetch_offset == self.log_end_offset
             || max_offset_exclusive.is_some_and(|m| fetch_offset >= m)
@@ -600,10 +617,11 @@ impl PartitionLog {
             .map(|(k, _)| *k)
             .unwrap_or(i64::MIN);
         for segment in self.segments.range(floor..).map(|(_, s)| s) {
-            if let SegmentRead::Data(bytes) =
-                segment.read(fetch_offset, max_bytes, max_offset_exclusive)
+            if let SegmentRead::Data(bytes, range) =
+                segment.read(fetch_offset, max_bytes, max_offset_exclusive)?
             {
                 info.records = bytes;
+                info.prefault = range;
                 break;
             }
         }
@@ -626,7 +644,7 @@ impl PartitionLog {
         else {
             return Ok(None);
         };
-        Ok(segment.find_offset_by_timestamp(timestamp, self.log_start_offset))
+        segment.find_offset_by_timestamp(timestamp, self.log_start_offset)
     }
 
     /// The record with the largest timestamp (ListOffsets -3).
@@ -638,7 +656,10 @@ impl PartitionLog {
                 best = Some(s);
             }
         }
-        Ok(best.and_then(Segment::max_timestamp_and_offset))
+        match best {
+            Some(s) => s.max_timestamp_and_offset(),
+            None => Ok(None),
+        }
     }
 
     /// Flushes if `flush.messages` or `flush.ms` says so.
@@ -664,10 +685,38 @@ impl PartitionLog {
     }
 
     fn flush_at(&mut self, now: TimestampMs) -> Result<(), StorageError> {
+        // Rolled segments first (usually done already, off the lock).
+        for job in &self.unsynced_seals {
+            job.run()?;
+        }
+        self.unsynced_seals.clear();
         self.active_mut().flush()?;
         self.recovery_point = self.log_end_offset;
         self.last_flush_ms = now;
         Ok(())
+    }
+
+    /// The fsyncs rolls left to do that no one runs yet: the caller runs
+    /// each ([`SealJob::run`]) after releasing this log's lock, then calls
+    /// [`PartitionLog::seals_completed`] (see `storage::finish_rolls`).
+    pub fn take_seal_work(&mut self) -> Vec<SealJob> {
+        self.unsynced_seals.iter().filter(|j| j.claim()).cloned().collect()
+    }
+
+    /// Every roll fsync not done yet (a group commit waits for them: the
+    /// records in those segments are durable only after them).
+    pub fn unsynced_seals(&self) -> Vec<SealJob> {
+        self.unsynced_seals.iter().filter(|j| !j.is_done()).cloned().collect()
+    }
+
+    /// Moves the recovery point past the rolled segments whose fsync is
+    /// done, oldest first.
+    pub fn seals_completed(&mut self) {
+        while self.unsynced_seals.front().is_some_and(SealJob::is_done) {
+            if let Some(job) = self.unsynced_seals.pop_front() {
+                self.recovery_point = self.recovery_point.max(job.end_offset());
+            }
+        }
     }
 
     /// Starts a new active segment at the log end (no-op if the active one
@@ -681,12 +730,22 @@ impl PartitionLog {
         if self.active().is_empty() {
             return Ok(());
         }
-        self.active_mut().seal()?;
         let base = self.log_end_offset;
+        // The new segment first: if that fails, the old one stays active.
         let segment = Segment::create(&self.dir, base, &self.config, now)?;
+        let old_base = self.active().base_offset();
+        if let Some(sync) = self.active_mut().begin_seal()? {
+            // The old segment's fsync runs after the lock is released; the
+            // recovery point moves past it only then (`seals_completed`).
+            self.unsynced_seals.push_back(SealJob::new(
+                old_base,
+                base,
+                sync,
+                #[cfg(test)]
+                self.seal_hook.clone(),
+            ));
+        }
         self.segments.insert(base.0, segment);
-        // The sealed segment was flushed by `seal`.
-        self.recovery_point = self.recovery_point.max(base);
         self.producers.set_map_end_offset(base);
         self.producers.write_snapshot(&self.dir, base)?;
         prune_snapshots(&self.dir, base, SNAPSHOTS_KEPT)?;
