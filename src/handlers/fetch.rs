@@ -327,6 +327,18 @@ fn read_one(w: &Wanted, remaining: &mut usize, first: bool, read_committed: bool
             if records.len() > limit && !first {
                 records = Bytes::new();
             }
+            // Fault the bytes in off the partition lock (the range keeps its
+            // mapping alive). A failed disk read is KAFKA_STORAGE_ERROR for
+            // this partition, and the bytes are not sent.
+            drop(log);
+            if let Some(range) = read.prefault.as_ref().filter(|_| !records.is_empty()) {
+                if let Err(e) = range.prefault() {
+                    tracing::warn!(partition = %partition.tp, error = %e, "reading a segment failed");
+                    data.error_code = e.error_code();
+                    data.records = Some(Bytes::new());
+                    return (data, true);
+                }
+            }
             *remaining = remaining.saturating_sub(records.len());
             data.records = Some(records);
             (data, false)
