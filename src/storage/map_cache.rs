@@ -260,7 +260,6 @@ mod log_tests {
             for base in log.segment_base_offsets() {
                 let read = log.read(base, 1 << 20, None).unwrap();
                 assert!(!read.records.is_empty(), "segment {base:?}");
-                read.prefault.as_ref().unwrap().prefault().unwrap();
                 let first = BatchIter::new(&read.records, Validation::Crc).next().unwrap().unwrap();
                 assert_eq!(first.base_offset(), base);
                 // Timestamp lookups map the indexes too.
@@ -272,11 +271,16 @@ mod log_tests {
         };
         check_every_segment(&log, 0);
         // A view held by a reader stays valid while others are unmapped
-        // (its log's map is the one more).
+        // (its log's map is the one more), and so does a read planned under
+        // the lock and done after it (its index is one more).
         let held = log.read(Offset(0), 1 << 20, None).unwrap();
-        check_every_segment(&log, 1);
+        let planned = log.read_plan(Offset(3), 1 << 20, None).unwrap();
+        check_every_segment(&log, 2);
         assert!(BatchIter::new(&held.records, Validation::Crc).all(|b| b.is_ok()));
-        drop(held);
+        let done = planned.execute().unwrap();
+        let first = BatchIter::new(&done.records, Validation::Crc).next().unwrap().unwrap();
+        assert!(first.base_offset() <= Offset(3) && Offset(3) <= first.last_offset());
+        drop((held, done));
         log.close().unwrap();
         drop(log);
         assert_eq!(live_maps_under(dir.path()), 0);

@@ -654,6 +654,51 @@ impl MappedRange {
         self.len == 0
     }
 
+    /// The bytes of the range. Reading them may fault pages in (and, on a
+    /// failed disk read, raise SIGBUS): use a [`Prefaulter`] first.
+    pub fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the range was inside the published prefix when the
+        // handle was made (`MappedFile::range`), so it lies inside the
+        // mapping and the file (invariant 1) and is never written again
+        // (invariant 2); the `Arc` keeps the mapping alive as long as
+        // `self`, which the returned borrow cannot outlive (invariant 3).
+        unsafe { std::slice::from_raw_parts(self.shared.map.as_ptr().add(self.start), self.len) }
+    }
+
+    /// A zero-copy `Bytes` of `[start, start + len)` of the range, valid
+    /// independently of `self`; `None` if out of range.
+    pub fn slice_bytes(&self, start: usize, len: usize) -> Option<Bytes> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        if len == 0 {
+            return Some(Bytes::new());
+        }
+        Some(Bytes::from_owner(MapSlice {
+            shared: Arc::clone(&self.shared),
+            start: self.start + start,
+            len,
+        }))
+    }
+
+    /// The part `[start, start + len)` of the range as a range of its own;
+    /// `None` if out of range.
+    pub fn sub_range(&self, start: usize, len: usize) -> Option<MappedRange> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        Some(MappedRange {
+            shared: Arc::clone(&self.shared),
+            start: self.start + start,
+            len,
+        })
+    }
+
     /// Makes the range resident in this process's page tables, so that a
     /// later copy out of it (a socket write on an async worker) does not
     /// fault. Call it on a blocking thread, without any lock. Where the
@@ -684,6 +729,42 @@ impl MappedRange {
             at += page;
         }
         std::hint::black_box(acc);
+        Ok(())
+    }
+}
+
+/// Bytes a [`Prefaulter`] faults in at a time ahead of a scan.
+const PREFAULT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Faults a [`MappedRange`] in chunk by chunk ahead of a scan that reads
+/// it from the front (batch headers), so that a failed disk read is an
+/// error before the scan touches the page instead of SIGBUS (where the
+/// platform reports it, see [`MappedRange::prefault`]).
+pub struct Prefaulter<'a> {
+    range: &'a MappedRange,
+    /// `[from, upto)` is resident.
+    from: usize,
+    upto: usize,
+}
+
+impl<'a> Prefaulter<'a> {
+    pub fn new(range: &'a MappedRange) -> Prefaulter<'a> {
+        Prefaulter { range, from: 0, upto: 0 }
+    }
+
+    /// Makes `[start, end)` of the range (capped at its length) resident,
+    /// with at least a chunk ahead.
+    pub fn ensure(&mut self, start: usize, end: usize) -> Result<(), StorageError> {
+        let len = self.range.len();
+        let end = end.min(len);
+        if start >= end || (start >= self.from && end <= self.upto) {
+            return Ok(());
+        }
+        let to = end.max(start.saturating_add(PREFAULT_CHUNK_BYTES)).min(len);
+        if let Some(part) = self.range.sub_range(start, to - start) {
+            part.prefault()?;
+        }
+        (self.from, self.upto) = (start, to);
         Ok(())
     }
 }

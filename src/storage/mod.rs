@@ -35,10 +35,10 @@ pub use log_manager::{
     finish_rolls, parse_partition_dir_name, partition_dir_name, validate_topic_name, LogManager, SharedLog,
     unique_hex, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, MAX_TOPIC_NAME_LEN, STRAY_DIR_SUFFIX,
 };
-pub use partition_log::{AppendInfo, PartitionLog, ReadInfo};
+pub use partition_log::{AppendInfo, PartitionLog, ReadInfo, ReadPlan};
 pub use producer_state::{
     BatchMetadata, PendingUpdates, ProducerBatch, ProducerEntry, ProducerStateManager,
     MAX_PRODUCERS, NUM_BATCHES_TO_RETAIN,
 };
 pub use roll::SealJob;
-pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, SegmentSync, TimestampAndOffset};
+pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, SegmentSnapshot, SegmentSync, TimestampAndOffset};

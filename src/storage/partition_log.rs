@@ -16,9 +16,8 @@ use super::config::LogConfig;
 use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager};
-use super::mmap::MappedRange;
 use super::roll::SealJob;
-use super::segment::{Segment, SegmentRead, TimestampAndOffset};
+use super::segment::{Segment, SegmentRead, SegmentSnapshot, TimestampAndOffset};
 use super::txn_index::{AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
     BatchBuilder, BatchIter, Validation, set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
@@ -56,10 +55,34 @@ pub struct ReadInfo {
     pub records: Bytes,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
-    /// The mapped range `records` are in: prefault it after releasing the
-    /// log's lock, before the bytes go to a socket; an error means the disk
-    /// could not read them (KAFKA_STORAGE_ERROR, do not send them).
-    pub prefault: Option<MappedRange>,
+}
+
+/// A read taken under the log's lock without disk I/O
+/// ([`PartitionLog::read_plan`]), to be done after the lock is released
+/// ([`ReadPlan::execute`]): that faults the pages in, so the disk is read
+/// there, and a failed read is KAFKA_STORAGE_ERROR instead of SIGBUS where
+/// the platform reports it (see `platform::populate_read`).
+pub struct ReadPlan {
+    info: ReadInfo,
+    fetch_offset: Offset,
+    max_bytes: u32,
+    max_offset_exclusive: Option<Offset>,
+    segment: Option<SegmentSnapshot>,
+}
+
+impl ReadPlan {
+    /// Reads the planned batches, faulting them in. Blocking.
+    pub fn execute(self) -> Result<ReadInfo, StorageError> {
+        let mut info = self.info;
+        if let Some(segment) = &self.segment {
+            if let SegmentRead::Data(bytes, _) =
+                segment.read(self.fetch_offset, self.max_bytes, self.max_offset_exclusive)?
+            {
+                info.records = bytes;
+            }
+        }
+        Ok(info)
+    }
 }
 
 /// One batch of an append, located in the input buffer.
@@ -584,13 +607,28 @@ impl PartitionLog {
     /// Reads whole batches starting with the one that contains
     /// `fetch_offset`, from a single segment, up to `max_bytes` (the first
     /// batch is returned whole even if larger), stopping before any batch at
-    /// or beyond `max_offset_exclusive`.
+    /// or beyond `max_offset_exclusive`. Does the disk I/O in the caller's
+    /// lock: the fetch path uses [`PartitionLog::read_plan`] instead.
     pub fn read(
         &self,
         fetch_offset: Offset,
         max_bytes: u32,
         max_offset_exclusive: Option<Offset>,
     ) -> Result<ReadInfo, StorageError> {
+        self.read_plan(fetch_offset, max_bytes, max_offset_exclusive)?
+            .execute()
+    }
+
+    /// [`PartitionLog::read`] split at the lock: the offsets are checked
+    /// and the segments picked here, without touching a page (mapping a
+    /// sealed segment again is the only system call); the returned plan
+    /// reads after the lock is released.
+    pub fn read_plan(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: u32,
+        max_offset_exclusive: Option<Offset>,
+    ) -> Result<ReadPlan, StorageError> {
         self.ensure_open()?;
         if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -599,16 +637,21 @@ impl PartitionLog {
                 log_end_offset: self.log_end_offset,
             });
         }
-        let mut info = ReadInfo {
-            records: Bytes::new(),
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
-            prefault: None,
+        let mut plan = ReadPlan {
+            info: ReadInfo {
+                records: Bytes::new(),
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            },
+            fetch_offset,
+            max_bytes,
+            max_offset_exclusive,
+            segment: None,
         };
         if fetch_offset == self.log_end_offset
             || max_offset_exclusive.is_some_and(|m| fetch_offset >= m)
         {
-            return Ok(info);
+            return Ok(plan);
         }
         let floor = self
             .segments
@@ -616,16 +659,17 @@ impl PartitionLog {
             .next_back()
             .map(|(k, _)| *k)
             .unwrap_or(i64::MIN);
-        for segment in self.segments.range(floor..).map(|(_, s)| s) {
-            if let SegmentRead::Data(bytes, range) =
-                segment.read(fetch_offset, max_bytes, max_offset_exclusive)?
-            {
-                info.records = bytes;
-                info.prefault = range;
-                break;
-            }
+        // The first segment with data at or after the offset (the one
+        // holding it, or the next after a gap Kafka's compaction left).
+        if let Some(segment) = self
+            .segments
+            .range(floor..)
+            .map(|(_, s)| s)
+            .find(|s| s.next_offset() > fetch_offset)
+        {
+            plan.segment = Some(segment.snapshot()?);
         }
-        Ok(info)
+        Ok(plan)
     }
 
     /// The earliest record with timestamp `>= timestamp` at or after the log
@@ -889,6 +933,7 @@ impl PartitionLog {
     pub(crate) fn close_for_delete(&mut self) {
         self.closed = true;
         self.segments.clear();
+        self.unsynced_seals.clear();
     }
 }
 

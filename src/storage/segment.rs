@@ -22,9 +22,10 @@ use super::files::{
 };
 use super::index::{OffsetIndex, TimeIndex};
 use super::map_cache::Lazy;
-use super::mmap::{MappedFile, MappedRange, PendingSync, WriteMode};
+use super::mmap::{MappedFile, MappedRange, PendingSync, Prefaulter, WriteMode};
 use crate::records::{
     BatchIter, CompressionType, RecordBatch, RecordIter, TimestampType, Validation,
+    RECORD_BATCH_OVERHEAD_BYTES,
 };
 use crate::types::{FilePosition, Offset, TimestampMs};
 
@@ -300,6 +301,73 @@ fn open_sealed_files(
         offset_index: OffsetIndex::open_sealed(&offset_file(dir, base_offset, INDEX_SUFFIX), base_offset, lens.1)?,
         time_index: TimeIndex::open_sealed(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), base_offset, lens.2)?,
     })
+}
+
+/// A segment's bytes for one read, used after the partition lock is
+/// released ([`Segment::snapshot`]): every page is faulted in before it is
+/// read, so the disk I/O happens here, off the lock, and a failed read is
+/// an error (KAFKA_STORAGE_ERROR) where the platform reports one.
+pub struct SegmentSnapshot {
+    base_offset: Offset,
+    log: MappedRange,
+    offset_index: MappedRange,
+}
+
+impl SegmentSnapshot {
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    /// [`Segment::read`] over the snapshot, with the record bytes faulted
+    /// in (the returned range needs no further prefault).
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        max_offset_exclusive: Option<Offset>,
+    ) -> Result<SegmentRead, StorageError> {
+        self.offset_index.prefault()?;
+        let start = OffsetIndex::lookup_in(self.offset_index.as_slice(), self.base_offset, offset)
+            .position
+            .as_usize();
+        let log = self.log.as_slice();
+        let mut faults = Prefaulter::new(&self.log);
+        // Walk the headers to the batch holding `offset`.
+        let mut at = start;
+        let first = loop {
+            faults.ensure(at, at.saturating_add(RECORD_BATCH_OVERHEAD_BYTES))?;
+            let Some(Ok(batch)) = BatchIter::starting_at(log, at, Validation::Structure).next() else {
+                return Ok(SegmentRead::Beyond);
+            };
+            if batch.last_offset() >= offset {
+                break batch;
+            }
+            at += batch.size_bytes();
+        };
+        if max_offset_exclusive.is_some_and(|m| first.base_offset() >= m) {
+            return Ok(SegmentRead::Data(Bytes::new(), None));
+        }
+        let limit = max_bytes as usize;
+        let mut end = at + first.size_bytes();
+        loop {
+            faults.ensure(end, end.saturating_add(RECORD_BATCH_OVERHEAD_BYTES))?;
+            let Some(Ok(batch)) = BatchIter::starting_at(log, end, Validation::Structure).next() else {
+                break;
+            };
+            if max_offset_exclusive.is_some_and(|m| batch.base_offset() >= m)
+                || end + batch.size_bytes() - at > limit
+            {
+                break;
+            }
+            end += batch.size_bytes();
+        }
+        let range = self.log.sub_range(at, end - at);
+        if let Some(range) = &range {
+            range.prefault()?;
+        }
+        let bytes = self.log.slice_bytes(at, end - at).unwrap_or_default();
+        Ok(SegmentRead::Data(bytes, range))
+    }
 }
 
 /// One log segment.
@@ -681,36 +749,35 @@ impl Segment {
 
     /// Whole batches from the one containing `offset`, up to `max_bytes`
     /// (the first batch is always returned whole), stopping before any batch
-    /// whose base offset is `>= max_offset_exclusive`. The bytes are not
-    /// faulted in: the caller prefaults the returned range after releasing
-    /// its locks.
+    /// whose base offset is `>= max_offset_exclusive`, faulted in. Does the
+    /// disk I/O where it is called: under a lock, prefer
+    /// [`Segment::snapshot`] and read the snapshot after releasing it.
     pub fn read(
         &self,
         offset: Offset,
         max_bytes: u32,
         max_offset_exclusive: Option<Offset>,
     ) -> Result<SegmentRead, StorageError> {
+        self.snapshot()?.read(offset, max_bytes, max_offset_exclusive)
+    }
+
+    /// What a read needs of this segment, taken under the partition lock
+    /// without touching a page: handles on the log's and the offset
+    /// index's published bytes, valid without the lock and whatever the
+    /// cache of mapped segments unmaps meanwhile. Mapping a sealed segment
+    /// again (open and mmap, no read) is the only system call.
+    pub fn snapshot(&self) -> Result<SegmentSnapshot, StorageError> {
         let view = self.view()?;
-        let Some((start, first)) = translate(&view, offset) else {
-            return Ok(SegmentRead::Beyond);
+        let empty = || {
+            StorageError::io("snapshot", &Self::log_path(&self.dir, self.base_offset))(std::io::Error::other(
+                "published range not mapped",
+            ))
         };
-        if max_offset_exclusive.is_some_and(|m| first.base_offset() >= m) {
-            return Ok(SegmentRead::Data(Bytes::new(), None));
-        }
-        let limit = max_bytes as usize;
-        let mut end = start + first.size_bytes();
-        for batch in BatchIter::starting_at(view.log.as_slice(), end, Validation::Structure) {
-            let Ok(batch) = batch else { break };
-            if max_offset_exclusive.is_some_and(|m| batch.base_offset() >= m) {
-                break;
-            }
-            if end + batch.size_bytes() - start > limit {
-                break;
-            }
-            end += batch.size_bytes();
-        }
-        let bytes = view.log.slice_bytes(start, end - start).unwrap_or_default();
-        Ok(SegmentRead::Data(bytes, view.log.range(start, end - start)))
+        Ok(SegmentSnapshot {
+            base_offset: self.base_offset,
+            log: view.log.range(0, view.log.len()).ok_or_else(empty)?,
+            offset_index: view.offset_index.range().ok_or_else(empty)?,
+        })
     }
 
     /// The first record with timestamp `>= target` and offset `>=
