@@ -358,6 +358,7 @@ impl ReplicaManager {
     /// `image`. Blocking.
     pub fn open(broker_config: Arc<BrokerConfig>, image: &MetadataImage) -> Result<ReplicaManager, StorageError> {
         let defaults = log_config(&broker_config.topic_defaults());
+        crate::storage::map_cache::set_max_mapped_inactive_segments(broker_config.max_mapped_inactive_segments);
         std::fs::create_dir_all(&broker_config.log_dir)
             .map_err(StorageError::io("create directory", &broker_config.log_dir))?;
         set_aside_unclaimed(&broker_config.log_dir, image)?;
