@@ -219,7 +219,7 @@ mod tests {
         let before_crash = loop {
             if let Ok(mut l) = log.try_lock() {
                 produce(&mut l);
-                assert!(l.read(old_base, 1 << 20, None).unwrap().records.len() > 0);
+                assert!(!l.read(old_base, 1 << 20, None).unwrap().records.is_empty());
                 // Neither the recovery point nor a flush claims the old
                 // segment durable while its fsync is outstanding.
                 assert!(l.recovery_point() <= old_base, "{:?}", l.recovery_point());

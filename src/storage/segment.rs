@@ -251,7 +251,7 @@ pub(crate) struct SegmentFiles {
 /// The files of a segment: owned while active, behind the cache of mapped
 /// inactive segments once sealed.
 enum Files {
-    Active(SegmentFiles),
+    Active(Box<SegmentFiles>),
     Sealed(Arc<Lazy<SegmentFiles>>),
 }
 
@@ -423,11 +423,11 @@ impl Segment {
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            files: Files::Active(SegmentFiles {
+            files: Files::Active(Box::new(SegmentFiles {
                 log,
                 offset_index,
                 time_index,
-            }),
+            })),
             sealed_size_bytes: 0,
             index_interval_bytes: config.index_interval_bytes,
             stats: Stats::new(base_offset),
@@ -596,7 +596,7 @@ impl Segment {
             time_index,
         };
         let files = if mode.active {
-            Files::Active(files)
+            Files::Active(Box::new(files))
         } else {
             Files::Sealed(Self::lazy(dir, base_offset, files))
         };
@@ -908,7 +908,7 @@ impl Segment {
         let (dir, base) = (self.dir.clone(), self.base_offset);
         let placeholder = Files::Sealed(Lazy::new(move || open_sealed_files(&dir, base, (0, 0, 0)), None));
         if let Files::Active(files) = std::mem::replace(&mut self.files, placeholder) {
-            self.files = Files::Sealed(Self::lazy(&self.dir, self.base_offset, files));
+            self.files = Files::Sealed(Self::lazy(&self.dir, self.base_offset, *files));
         }
         Ok(Some(SegmentSync { files: syncs }))
     }
