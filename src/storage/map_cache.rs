@@ -159,7 +159,11 @@ impl<T: Send + Sync + 'static> Lazy<T> {
 
 impl<T: Send + Sync + 'static> Evict for Lazy<T> {
     fn take(&self) -> Option<Box<dyn Send>> {
-        let mut v = self.value.try_lock().ok()?;
+        let mut v = match self.value.try_lock() {
+            Ok(v) => v,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         v.take().map(|value| Box::new(value) as Box<dyn Send>)
     }
 
