@@ -9,8 +9,11 @@
 //! - [`page_size`]: the VM page size (4 KiB on x86_64 Linux, 16 KiB on
 //!   Apple silicon, up to 64 KiB on aarch64 Linux).
 //! - [`populate_read`]: fault a mapped range in before it is copied to a
-//!   socket (`MADV_POPULATE_READ` on Linux ≥ 5.14); elsewhere only a
-//!   read-ahead hint, and the caller touches the pages itself.
+//!   socket (`MADV_POPULATE_READ` on Linux ≥ 5.14, which reports a failed
+//!   disk read as `EFAULT`/`EIO` instead of SIGBUS, so klamm answers
+//!   KAFKA_STORAGE_ERROR); elsewhere (macOS, older kernels) only a
+//!   read-ahead hint, and the caller touches the pages itself, where a
+//!   failed read is still SIGBUS.
 //! - [`RELEASE_SENT_PAGES`]: whether `MADV_DONTNEED` may drop the pages of a
 //!   shared file mapping once they were sent. The `unsafe` call itself
 //!   stays in `storage/mmap.rs`.
@@ -31,21 +34,51 @@ pub fn page_size() -> usize {
     rustix::param::page_size()
 }
 
+/// What [`populate_read`] did.
+#[derive(Debug)]
+pub enum Populate {
+    /// The pages are resident in this process's page tables now.
+    Done,
+    /// The system has no such call (only Linux ≥ 5.14 has
+    /// `MADV_POPULATE_READ`; elsewhere a `MADV_WILLNEED` read-ahead hint was
+    /// given): the caller touches the pages itself, and a failed disk read
+    /// there is SIGBUS, as it would be on any access.
+    Unsupported,
+    /// Reading the pages failed (Linux: `EFAULT`, `EIO` or `EHWPOISON`,
+    /// where an access would have raised SIGBUS). The caller must not touch
+    /// them: it answers with a storage error instead.
+    Failed(io::Error),
+}
+
+/// Attempts of `MADV_POPULATE_READ` interrupted by a signal before
+/// [`populate_read`] gives up and lets the caller touch the pages.
+const POPULATE_RETRIES: usize = 3;
+
 /// Asks the kernel to make `[offset, offset + len)` of `map` resident in
-/// this process's page tables. Returns `true` if that is done (the pages
-/// are mapped now), `false` if the caller must touch the pages itself:
-/// the system has no such call (only Linux has `MADV_POPULATE_READ`;
-/// elsewhere a `MADV_WILLNEED` read-ahead hint is given first) or the
-/// kernel is older than 5.14. Errors are never reported: it is a hint.
-pub fn populate_read(map: &MmapRaw, offset: usize, len: usize) -> bool {
+/// this process's page tables, reporting a failed read as an error rather
+/// than a signal where the system can ([`Populate`]).
+pub fn populate_read(map: &MmapRaw, offset: usize, len: usize) -> Populate {
     #[cfg(target_os = "linux")]
     {
-        if map.advise_range(memmap2::Advice::PopulateRead, offset, len).is_ok() {
-            return true;
+        use rustix::io::Errno;
+        for _ in 0..POPULATE_RETRIES {
+            match map.advise_range(memmap2::Advice::PopulateRead, offset, len) {
+                Ok(()) => return Populate::Done,
+                Err(e) => match Errno::from_io_error(&e) {
+                    Some(n) if n == Errno::FAULT || n == Errno::IO || n == Errno::HWPOISON => {
+                        return Populate::Failed(e)
+                    }
+                    Some(n) if n == Errno::INTR || n == Errno::AGAIN => continue,
+                    // EINVAL: a kernel before 5.14 (or a range outside the
+                    // map); ENOMEM: out of memory for page tables.
+                    _ => break,
+                },
+            }
         }
     }
     let _ = map.advise_range(memmap2::Advice::WillNeed, offset, len);
-    false
+    let _ = POPULATE_RETRIES;
+    Populate::Unsupported
 }
 
 /// Whether `MADV_DONTNEED` on a shared, file-backed mapping only drops this
@@ -188,8 +221,8 @@ mod tests {
         let file = File::open(&path).unwrap();
         let map = memmap2::MmapOptions::new().map_raw_read_only(&file).unwrap();
         let done = populate_read(&map, 0, map.len());
-        assert!(!done || cfg!(target_os = "linux"));
-        // Out-of-range advice is an error the hint swallows.
-        assert!(!populate_read(&map, map.len() + 1, 10));
+        assert!(matches!(done, Populate::Unsupported) || (matches!(done, Populate::Done) && cfg!(target_os = "linux")), "{done:?}");
+        // Out-of-range advice is not a read error: the caller falls back.
+        assert!(matches!(populate_read(&map, map.len() + 1, 10), Populate::Unsupported));
     }
 }

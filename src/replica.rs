@@ -193,12 +193,14 @@ impl GroupSync {
         }
         drop(st);
         // Every append below `covered` is in the file the handle names, or
-        // in a sealed segment, which its roll fsynced.
-        let (handle, covered) = {
+        // in a sealed segment, whose roll fsynced it or left a job to
+        // (run, or waited for, here: off the lock too).
+        let (handle, seals, covered) = {
             let l = lock(log);
-            (l.data_sync_handle(), l.log_end_offset())
+            (l.data_sync_handle(), l.unsynced_seals(), l.log_end_offset())
         };
-        let result = match handle {
+        let sealed = seals.iter().try_for_each(|job| job.run());
+        let result = sealed.and_then(|()| match handle {
             Some(file) => file.sync_data().map_err(|e| StorageError::Io {
                 op: "fdatasync",
                 path: lock(log).dir().to_path_buf(),
@@ -206,9 +208,11 @@ impl GroupSync {
             }),
             // Not written with pwrite (or closed): flush under the lock.
             None => lock(log).flush(),
-        };
+        });
         if result.is_ok() {
-            lock(log).mark_data_synced(covered);
+            let mut l = lock(log);
+            l.seals_completed();
+            l.mark_data_synced(covered);
         }
         let mut st = lock(&self.state);
         st.running = false;
@@ -360,6 +364,7 @@ impl ReplicaManager {
     /// `image`. Blocking.
     pub fn open(broker_config: Arc<BrokerConfig>, image: &MetadataImage) -> Result<ReplicaManager, StorageError> {
         let defaults = log_config(&broker_config.topic_defaults());
+        crate::storage::map_cache::set_max_mapped_inactive_segments(broker_config.max_mapped_inactive_segments);
         std::fs::create_dir_all(&broker_config.log_dir)
             .map_err(StorageError::io("create directory", &broker_config.log_dir))?;
         set_aside_unclaimed(&broker_config.log_dir, image)?;

@@ -81,6 +81,9 @@ pub struct BrokerConfig {
     /// `klamm.socket.write.timeout.ms`: a response not written in this
     /// long closes the connection.
     pub socket_write_timeout_ms: i64,
+    /// `klamm.log.max.mapped.inactive.segments`: the broker-wide bound of
+    /// `storage::map_cache`.
+    pub max_mapped_inactive_segments: usize,
     pub num_network_threads: i32,
     pub num_io_threads: i32,
     pub queued_max_requests: usize,
@@ -1237,6 +1240,7 @@ fn build(
         max_connections_per_ip_overrides,
         connections_max_idle_ms: v.long("connections.max.idle.ms")?,
         socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
+        max_mapped_inactive_segments: v.usize("klamm.log.max.mapped.inactive.segments")?,
         num_network_threads: v.int("num.network.threads")?,
         num_io_threads: v.int("num.io.threads")?,
         queued_max_requests: v.usize("queued.max.requests")?,
@@ -1916,6 +1920,7 @@ mod tests {
         assert!(resolve(&[("max.connections.per.ip", "0"), ("max.connections.per.ip.overrides", "127.0.0.1:2")]).is_ok());
         let d = resolve(&[]).unwrap();
         assert_eq!((d.socket_write_timeout_ms, d.queued_max_request_bytes_per_ip), (30_000, None));
+        assert_eq!(d.max_mapped_inactive_segments, crate::storage::map_cache::DEFAULT_MAX_MAPPED_INACTIVE_SEGMENTS);
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "Per-IP exceptions to max.connections.per.ip: 'ip:count,ip:count' (klamm takes IP addresses, not host names)."),
     def("connections.max.idle.ms", Long, Some("600000"), Validator::None, None, Used,
         "Idle connections are closed after this many milliseconds; a request frame must arrive whole within it."),
+    def("klamm.log.max.mapped.inactive.segments", Int, Some("4096"), AtLeast(1), None, Used,
+        "klamm: most inactive (rolled) segments kept memory-mapped at once, broker-wide (three maps each); the least recently read are unmapped and mapped again on the next read."),
     def("klamm.socket.write.timeout.ms", Long, Some("30000"), AtLeast(1), None, Used,
         "klamm: a response not written within this many milliseconds (the client stopped reading) closes the connection."),
     def("num.network.threads", Int, Some("3"), AtLeast(1), None, Info,

@@ -312,11 +312,16 @@ fn read_one(w: &Wanted, remaining: &mut usize, first: bool, read_committed: bool
     // READ_COMMITTED reads stop at the last stable offset and name the
     // aborted transactions they may contain.
     let upper = read_committed.then_some(lso);
-    match log.read(Offset(w.fetch_offset), limit.min(u32::MAX as usize) as u32, upper) {
+    let plan = log.read_plan(Offset(w.fetch_offset), limit.min(u32::MAX as usize) as u32, upper);
+    let aborted = (read_committed && plan.is_ok()).then(|| log.aborted_transactions(Offset(w.fetch_offset), lso));
+    // The disk is read (the pages faulted in) after the partition lock is
+    // released; a failed read is KAFKA_STORAGE_ERROR for this partition.
+    drop(log);
+    match plan.and_then(crate::storage::ReadPlan::execute) {
         Ok(read) => {
-            if read_committed && !read.records.is_empty() {
+            if let Some(aborted) = aborted.filter(|_| !read.records.is_empty()) {
                 data.aborted_transactions = Some(
-                    log.aborted_transactions(Offset(w.fetch_offset), lso)
+                    aborted
                         .into_iter()
                         .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset.0 })
                         .collect(),
@@ -332,6 +337,9 @@ fn read_one(w: &Wanted, remaining: &mut usize, first: bool, read_committed: bool
             (data, false)
         }
         Err(e) => {
+            if matches!(e, StorageError::Io { .. }) {
+                tracing::warn!(partition = %partition.tp, error = %e, "reading the log failed");
+            }
             data.error_code = match e {
                 StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange.code(),
                 ref other => other.error_code(),

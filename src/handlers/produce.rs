@@ -206,7 +206,21 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                         buf.extend_from_slice(&records);
                         let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
                         let appended = log.append_deferring_flush(&mut buf, now);
+                        let rolled = log.take_seal_work();
                         drop(log);
+                        // A roll's fsync of the old segment runs on the
+                        // blocking pool, off the partition lock, without
+                        // holding up this response.
+                        if !rolled.is_empty() {
+                            let shared = partition.log.clone();
+                            let finish = move || {
+                                let _ = crate::storage::finish_rolls(&shared, rolled);
+                            };
+                            match tokio::runtime::Handle::try_current() {
+                                Ok(rt) => drop(rt.spawn_blocking(finish)),
+                                Err(_) => finish(),
+                            }
+                        }
                         // flush.messages asks for this append to be durable
                         // before it is acknowledged: a group commit, off
                         // the partition lock.

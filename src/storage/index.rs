@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::error::StorageError;
-use super::mmap::{MappedFile, WriteMode};
+use super::mmap::{MappedFile, PendingSync, WriteMode};
 use crate::types::{FilePosition, Offset, TimestampMs};
 
 /// One `.index` entry.
@@ -155,16 +155,31 @@ impl OffsetIndex {
 
     /// The entry with the largest offset `<= target`, or `(base, 0)`.
     pub fn lookup(&self, target: Offset) -> OffsetPosition {
-        let b = self.file.as_slice();
+        Self::lookup_in(self.file.as_slice(), self.base_offset, target)
+    }
+
+    /// [`OffsetIndex::lookup`] over an index's bytes (`bytes` holds whole
+    /// entries of a segment at `base_offset`).
+    pub(crate) fn lookup_in(b: &[u8], base_offset: Offset, target: Offset) -> OffsetPosition {
         let rel = |i: usize| be_u32(b, i * Self::ENTRY_BYTES) as i64;
-        let target_rel = target.0.saturating_sub(self.base_offset.0);
-        match largest_lower_bound(self.entries(), target_rel, rel) {
-            Some(i) => self.entry(i),
+        let target_rel = target.0.saturating_sub(base_offset.0);
+        let entries = b.len() / Self::ENTRY_BYTES;
+        match largest_lower_bound(entries, target_rel, rel) {
+            Some(i) => OffsetPosition {
+                offset: Offset(base_offset.0 + be_u32(b, i * Self::ENTRY_BYTES) as i64),
+                position: FilePosition(be_u32(b, i * Self::ENTRY_BYTES + 4)),
+            },
             None => OffsetPosition {
-                offset: self.base_offset,
+                offset: base_offset,
                 position: FilePosition(0),
             },
         }
+    }
+
+    /// The entries' mapped bytes, alive without `self` (see
+    /// [`MappedFile::range`]).
+    pub(crate) fn range(&self) -> Option<super::mmap::MappedRange> {
+        self.file.range(0, self.entries() * Self::ENTRY_BYTES)
     }
 
     /// Appends an entry; `Ok(false)` (nothing written) if the index is full
@@ -224,6 +239,21 @@ impl OffsetIndex {
 
     pub fn path(&self) -> &Path {
         self.file.path()
+    }
+
+    /// Sealed, mapped read-only over its first `len` bytes (a sealed
+    /// segment mapped again; its file may still be preallocated).
+    pub(crate) fn open_sealed(path: &Path, base_offset: Offset, len: usize) -> Result<OffsetIndex, StorageError> {
+        Ok(OffsetIndex {
+            file: MappedFile::open_read_only_prefix(path, Some(len))?,
+            base_offset,
+        })
+    }
+
+    /// Read-only without I/O; the trim and fsync are returned to be done
+    /// later ([`MappedFile::seal_in_place`]).
+    pub(crate) fn seal_in_place(&mut self) -> PendingSync {
+        self.file.seal_in_place()
     }
 }
 
@@ -368,6 +398,21 @@ impl TimeIndex {
 
     pub fn path(&self) -> &Path {
         self.file.path()
+    }
+
+    /// Sealed, mapped read-only over its first `len` bytes (a sealed
+    /// segment mapped again; its file may still be preallocated).
+    pub(crate) fn open_sealed(path: &Path, base_offset: Offset, len: usize) -> Result<TimeIndex, StorageError> {
+        Ok(TimeIndex {
+            file: MappedFile::open_read_only_prefix(path, Some(len))?,
+            base_offset,
+        })
+    }
+
+    /// Read-only without I/O; the trim and fsync are returned to be done
+    /// later ([`MappedFile::seal_in_place`]).
+    pub(crate) fn seal_in_place(&mut self) -> PendingSync {
+        self.file.seal_in_place()
     }
 }
 

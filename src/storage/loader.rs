@@ -278,8 +278,8 @@ fn rebuild_producer_state(
         if segment.next_offset() <= from {
             continue;
         }
-        let data = segment_bytes(segment);
-        for batch in BatchIter::new(data, Validation::Structure) {
+        let data = segment.log_bytes()?;
+        for batch in BatchIter::new(&data, Validation::Structure) {
             let Ok(batch) = batch else { break };
             if batch.base_offset() < from {
                 continue;
@@ -292,8 +292,4 @@ fn rebuild_producer_state(
     state.set_map_end_offset(log_end);
     prune_snapshots(dir, log_end, SNAPSHOTS_KEPT)?;
     Ok(state)
-}
-
-fn segment_bytes(segment: &Segment) -> &[u8] {
-    segment.log_bytes()
 }

@@ -46,6 +46,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Runs the fsyncs of segments that `log` rolled ([`PartitionLog::take_seal_work`])
+/// without holding its lock, then records them (the recovery point moves
+/// past each). Blocking: call it on the blocking pool.
+pub fn finish_rolls(log: &SharedLog, jobs: Vec<super::roll::SealJob>) -> Result<(), StorageError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut result = Ok(());
+    for job in &jobs {
+        if let Err(e) = job.run() {
+            warn!(base_offset = job.base_offset().0, error = %e, "fsync of a rolled segment failed; retried at the next flush");
+            result = Err(e);
+            break;
+        }
+    }
+    lock(log).seals_completed();
+    result
+}
+
 /// Checks a topic name the way Kafka does (1..=249 of `[a-zA-Z0-9._-]`, not
 /// `.` or `..`), which also makes it safe as a directory name.
 pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
@@ -370,11 +389,15 @@ impl LogManager {
         Ok(())
     }
 
-    /// Applies every log's `flush.ms`/`flush.messages`; returns how many
-    /// logs were flushed.
+    /// Runs the fsyncs that rolls left (those no produce ran already, e.g.
+    /// of rolls by transaction markers or retention) without the logs'
+    /// locks, then applies every log's `flush.ms`/`flush.messages`;
+    /// returns how many logs were flushed.
     pub fn flush_due(&self, now: TimestampMs) -> Result<usize, StorageError> {
         let mut flushed = 0;
         for (_, log) in self.all_logs() {
+            let jobs = lock(&log).take_seal_work();
+            finish_rolls(&log, jobs)?;
             let mut log = lock(&log);
             if !log.is_closed() && log.flush_if_due(now)? {
                 flushed += 1;

@@ -18,7 +18,9 @@
 //!    `published_len <= capacity`. The file is at least `published_len`
 //!    bytes long (with `Pwrite`, bytes are published only after their write
 //!    returned), at least `capacity` bytes long while written through the
-//!    map, and exactly the mapped length when read-only. Reads stay below
+//!    map, and exactly the mapped length when opened read-only (a file
+//!    sealed in place keeps its longer mapping while its trim to
+//!    `published_len` runs, see [`MappedFile::seal_in_place`]). Reads stay below
 //!    `published_len`, map writes below `capacity`: no access reaches a
 //!    page past the end of the file.
 //! 2. **Aliasing**: bytes below `published_len` are never written again (the
@@ -39,8 +41,9 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use std::os::unix::fs::FileExt;
@@ -57,6 +60,52 @@ struct SharedMap {
     /// Length of the committed prefix. Written with Release after the bytes
     /// are copied; read with Acquire before the bytes are read.
     published_len: AtomicUsize,
+    /// The mapped file (for errors and [`live_maps_under`]).
+    path: PathBuf,
+    /// Key in [`LIVE`].
+    id: u64,
+}
+
+/// Every mapping alive in this process (one per `SharedMap`, which lives as
+/// long as its `MappedFile` or any `Bytes` of it), by id: what
+/// [`live_maps`] and [`live_maps_under`] count. A mapping is made or
+/// dropped once per file open, never per read, so one lock is cheap.
+static LIVE: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
+static NEXT_MAP_ID: AtomicU64 = AtomicU64::new(1);
+
+fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, PathBuf>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SharedMap {
+    fn new(map: MmapRaw, published_len: usize, path: &Path) -> Arc<SharedMap> {
+        let id = NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed);
+        live().insert(id, path.to_path_buf());
+        Arc::new(SharedMap {
+            map,
+            published_len: AtomicUsize::new(published_len),
+            path: path.to_path_buf(),
+            id,
+        })
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        live().remove(&self.id);
+    }
+}
+
+/// Memory maps of files this process holds now (each counts against
+/// Linux's `vm.max_map_count`, 65,530 by default), including those kept
+/// alive only by `Bytes` being sent.
+pub fn live_maps() -> usize {
+    live().len()
+}
+
+/// [`live_maps`] of files under `dir` (for tests that share the process).
+pub fn live_maps_under(dir: &Path) -> usize {
+    live().values().filter(|p| p.starts_with(dir)).count()
 }
 
 /// Keeps a mapping alive for a `Bytes` slice of it.
@@ -242,10 +291,7 @@ impl MappedFile {
         debug_assert!(map.len() >= capacity);
         Ok(MappedFile {
             path: path.to_path_buf(),
-            shared: Arc::new(SharedMap {
-                map,
-                published_len: AtomicUsize::new(logical_len),
-            }),
+            shared: SharedMap::new(map, logical_len, path),
             capacity,
             writer,
             flushed_len: logical_len,
@@ -255,30 +301,44 @@ impl MappedFile {
 
     /// Maps an existing file read-only; all of it is published.
     pub fn open_read_only(path: &Path) -> Result<MappedFile, StorageError> {
+        Self::open_read_only_prefix(path, None)
+    }
+
+    /// Maps the first `len` bytes of an existing file read-only (all of it
+    /// with `None`), all published: a sealed segment's file whose trim to
+    /// that length may not have happened yet. Fails if the file is shorter.
+    pub fn open_read_only_prefix(path: &Path, len: Option<usize>) -> Result<MappedFile, StorageError> {
         let file = OpenOptions::new()
             .read(true)
             .open(path)
             .map_err(StorageError::io("open", path))?;
-        let len = file
+        let file_len = file
             .metadata()
             .map_err(StorageError::io("stat", path))?
             .len();
-        let len = usize::try_from(len).map_err(|_| {
+        let file_len = usize::try_from(file_len).map_err(|_| {
             StorageError::io("open", path)(io_error(
                 io::ErrorKind::InvalidData,
                 "file too large to map",
             ))
         })?;
+        let len = match len {
+            None => file_len,
+            Some(len) if len <= file_len => len,
+            Some(_) => {
+                return Err(StorageError::io("open", path)(io_error(
+                    io::ErrorKind::UnexpectedEof,
+                    "file is shorter than its logical length",
+                )))
+            }
+        };
         let map = MmapOptions::new()
             .len(len)
             .map_raw_read_only(&file)
             .map_err(StorageError::io("mmap", path))?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            shared: Arc::new(SharedMap {
-                map,
-                published_len: AtomicUsize::new(len),
-            }),
+            shared: SharedMap::new(map, len, path),
             capacity: len,
             writer: Writer::ReadOnly,
             flushed_len: len,
@@ -433,29 +493,28 @@ impl MappedFile {
     }
 
     /// Makes `[start, start + len)` of the published prefix resident in this
-    /// process's page tables, so that a later copy out of it (a socket write
-    /// on an async worker) does not fault. Call it on a blocking thread.
-    /// Best effort: ranges outside the published prefix are ignored.
-    pub fn prefault(&self, start: usize, len: usize) {
-        let published = self.len();
-        let Some(end) = start.checked_add(len) else { return };
-        if len == 0 || end > published {
-            return;
+    /// process's page tables (see [`MappedRange::prefault`]). Ranges outside
+    /// the published prefix are ignored.
+    pub fn prefault(&self, start: usize, len: usize) -> Result<(), StorageError> {
+        match self.range(start, len) {
+            Some(range) => range.prefault(),
+            None => Ok(()),
         }
-        if platform::populate_read(&self.shared.map, start, len) {
-            return;
+    }
+
+    /// A handle on `[start, start + len)` of the published prefix that keeps
+    /// the mapping alive without `self` (to prefault it after the
+    /// partition lock is released). `None` if out of range.
+    pub fn range(&self, start: usize, len: usize) -> Option<MappedRange> {
+        let end = start.checked_add(len)?;
+        if end > self.len() {
+            return None;
         }
-        // Kernels before 5.14 and systems other than Linux lack
-        // MADV_POPULATE_READ: touch every page.
-        let bytes = &self.as_slice()[start..end];
-        let page = page_size();
-        let mut acc = 0u8;
-        let mut at = 0;
-        while at < bytes.len() {
-            acc ^= bytes[at];
-            at += page;
-        }
-        std::hint::black_box(acc);
+        Some(MappedRange {
+            shared: Arc::clone(&self.shared),
+            start,
+            len,
+        })
     }
 
     /// Syncs everything published since the last flush to disk (msync for
@@ -528,6 +587,34 @@ impl MappedFile {
         }
     }
 
+    /// Makes the file read-only at its published length without remapping
+    /// or any I/O: what a roll does under the partition lock. The returned
+    /// [`PendingSync`] does the I/O later, off the lock: flush, trim the
+    /// file to that length (a `Map` file was preallocated) and fsync. Until
+    /// then the mapping stays as it was (longer than the trimmed file for a
+    /// `Map` file, which is sound: reads stay below the published length,
+    /// which the file keeps, and nothing writes any more).
+    pub fn seal_in_place(&mut self) -> PendingSync {
+        let len = self.len();
+        let file = match std::mem::replace(&mut self.writer, Writer::ReadOnly) {
+            Writer::Pwrite(file) => Some(file),
+            Writer::Map | Writer::ReadOnly => None,
+        };
+        let sync = PendingSync {
+            path: self.path.clone(),
+            owed: Mutex::new(Some(Owed {
+                shared: Arc::clone(&self.shared),
+                file,
+                flushed_len: self.flushed_len,
+            })),
+            len,
+        };
+        self.capacity = len;
+        self.flushed_len = len;
+        self.reserved_len = self.reserved_len.min(len);
+        sync
+    }
+
     /// Opens the mapped file again, for the operations a mapping cannot do.
     fn reopen(&self) -> Result<File, StorageError> {
         OpenOptions::new()
@@ -535,6 +622,210 @@ impl MappedFile {
             .read(true)
             .open(&self.path)
             .map_err(StorageError::io("open", &self.path))
+    }
+}
+
+/// A range of a mapping, alive independently of its `MappedFile` (the
+/// mapping stays valid as long as this handle, whatever the cache of mapped
+/// segments unmaps meanwhile).
+#[derive(Clone)]
+pub struct MappedRange {
+    shared: Arc<SharedMap>,
+    start: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for MappedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedRange")
+            .field("path", &self.shared.path)
+            .field("start", &self.start)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl MappedRange {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of the range. Reading them may fault pages in (and, on a
+    /// failed disk read, raise SIGBUS): use a [`Prefaulter`] first.
+    pub fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the range was inside the published prefix when the
+        // handle was made (`MappedFile::range`), so it lies inside the
+        // mapping and the file (invariant 1) and is never written again
+        // (invariant 2); the `Arc` keeps the mapping alive as long as
+        // `self`, which the returned borrow cannot outlive (invariant 3).
+        unsafe { std::slice::from_raw_parts(self.shared.map.as_ptr().add(self.start), self.len) }
+    }
+
+    /// A zero-copy `Bytes` of `[start, start + len)` of the range, valid
+    /// independently of `self`; `None` if out of range.
+    pub fn slice_bytes(&self, start: usize, len: usize) -> Option<Bytes> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        if len == 0 {
+            return Some(Bytes::new());
+        }
+        Some(Bytes::from_owner(MapSlice {
+            shared: Arc::clone(&self.shared),
+            start: self.start + start,
+            len,
+        }))
+    }
+
+    /// The part `[start, start + len)` of the range as a range of its own;
+    /// `None` if out of range.
+    pub fn sub_range(&self, start: usize, len: usize) -> Option<MappedRange> {
+        let end = start.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        Some(MappedRange {
+            shared: Arc::clone(&self.shared),
+            start: self.start + start,
+            len,
+        })
+    }
+
+    /// Makes the range resident in this process's page tables, so that a
+    /// later copy out of it (a socket write on an async worker) does not
+    /// fault. Call it on a blocking thread, without any lock. Where the
+    /// system reports a failed disk read ([`platform::Populate::Failed`],
+    /// Linux ≥ 5.14) it is an error here and the caller must not read the
+    /// bytes; elsewhere every page is touched, and a failed read there is
+    /// still SIGBUS.
+    pub fn prefault(&self) -> Result<(), StorageError> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        debug_assert!(self.start + self.len <= self.shared.published_len.load(Ordering::Acquire));
+        match platform::populate_read(&self.shared.map, self.start, self.len) {
+            platform::Populate::Done => return Ok(()),
+            platform::Populate::Failed(e) => return Err(StorageError::io("read", &self.shared.path)(e)),
+            platform::Populate::Unsupported => {}
+        }
+        // SAFETY: `[start, start + len)` was inside the published prefix
+        // when this handle was made (`MappedFile::range` checked it), so by
+        // invariants 1 and 2 it lies inside the mapping and the file and is
+        // never written again; the `Arc` keeps the mapping alive (3).
+        let bytes = unsafe { std::slice::from_raw_parts(self.shared.map.as_ptr().add(self.start), self.len) };
+        let page = page_size();
+        let mut acc = 0u8;
+        let mut at = 0;
+        while at < bytes.len() {
+            acc ^= bytes[at];
+            at += page;
+        }
+        std::hint::black_box(acc);
+        Ok(())
+    }
+}
+
+/// Bytes a [`Prefaulter`] faults in at a time ahead of a scan.
+const PREFAULT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Faults a [`MappedRange`] in chunk by chunk ahead of a scan that reads
+/// it from the front (batch headers), so that a failed disk read is an
+/// error before the scan touches the page instead of SIGBUS (where the
+/// platform reports it, see [`MappedRange::prefault`]).
+pub struct Prefaulter<'a> {
+    range: &'a MappedRange,
+    /// `[from, upto)` is resident.
+    from: usize,
+    upto: usize,
+}
+
+impl<'a> Prefaulter<'a> {
+    pub fn new(range: &'a MappedRange) -> Prefaulter<'a> {
+        Prefaulter { range, from: 0, upto: 0 }
+    }
+
+    /// Makes `[start, end)` of the range (capped at its length) resident,
+    /// with at least a chunk ahead.
+    pub fn ensure(&mut self, start: usize, end: usize) -> Result<(), StorageError> {
+        let len = self.range.len();
+        let end = end.min(len);
+        if start >= end || (start >= self.from && end <= self.upto) {
+            return Ok(());
+        }
+        let to = end.max(start.saturating_add(PREFAULT_CHUNK_BYTES)).min(len);
+        if let Some(part) = self.range.sub_range(start, to - start) {
+            part.prefault()?;
+        }
+        (self.from, self.upto) = (start, to);
+        Ok(())
+    }
+}
+
+/// The I/O a sealed file still owes: flush what was written, trim the file
+/// to its logical length, fsync ([`MappedFile::seal_in_place`]).
+/// Idempotent. Until it has run it keeps the mapping (to msync a `Map`
+/// file) and the descriptor of a `Pwrite` file; afterwards neither, so a
+/// sealed segment that waits to be recorded holds no map of its own.
+pub struct PendingSync {
+    path: PathBuf,
+    /// What the run needs; `None` once it succeeded.
+    owed: Mutex<Option<Owed>>,
+    len: usize,
+}
+
+struct Owed {
+    shared: Arc<SharedMap>,
+    file: Option<Arc<File>>,
+    flushed_len: usize,
+}
+
+impl PendingSync {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes, trims and fsyncs. A file deleted meanwhile (retention) has
+    /// nothing left to make durable.
+    pub fn run(&self) -> Result<(), StorageError> {
+        let mut owed = self.owed.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(o) = owed.as_ref() else {
+            return Ok(());
+        };
+        if self.len > o.flushed_len && o.file.is_none() {
+            // Written through the map: msync the dirty range.
+            o.shared
+                .map
+                .flush_range(o.flushed_len, self.len - o.flushed_len)
+                .map_err(StorageError::io("msync", &self.path))?;
+        }
+        let reopened;
+        let file = match &o.file {
+            Some(file) => &**file,
+            None => match OpenOptions::new().write(true).open(&self.path) {
+                Ok(f) => {
+                    reopened = f;
+                    &reopened
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    *owed = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(StorageError::io("open", &self.path)(e)),
+            },
+        };
+        file.set_len(self.len as u64)
+            .map_err(StorageError::io("trim", &self.path))?;
+        file.sync_all().map_err(StorageError::io("fsync", &self.path))?;
+        *owed = None;
+        Ok(())
     }
 }
 
@@ -714,9 +1005,9 @@ mod tests {
         let twin = m.slice_bytes(0, 10_000).unwrap();
         drop(m.slice_bytes(0, 10_000).unwrap());
         assert!(twin[..5000].iter().all(|&x| x == 1) && twin[5000..].iter().all(|&x| x == 2));
-        m.prefault(0, 10_000);
-        m.prefault(9_000, 5_000); // beyond the published prefix: ignored
-        m.prefault(usize::MAX, 2);
+        m.prefault(0, 10_000).unwrap();
+        m.prefault(9_000, 5_000).unwrap(); // beyond the published prefix: ignored
+        m.prefault(usize::MAX, 2).unwrap();
         m.flush().unwrap();
         m.trim_to(10_000).unwrap();
         assert!(m.append(&[3]).is_err(), "trimmed to its length");
@@ -751,6 +1042,49 @@ mod tests {
         // Capped at the capacity.
         m.reserve(usize::MAX).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 20);
+    }
+
+    #[test]
+    fn a_failed_read_is_an_error_from_prefault_not_a_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut m = MappedFile::create(&p, 1 << 20, WriteMode::Pwrite).unwrap();
+        m.append(&vec![5u8; 4 * page_size()]).unwrap();
+        let range = m.range(0, m.len()).unwrap();
+        range.prefault().unwrap();
+        if !matches!(platform::populate_read(&m.shared.map, 0, 1), platform::Populate::Done) {
+            return; // no MADV_POPULATE_READ here: a failed read is SIGBUS
+        }
+        // The pages can no longer be read (as after a disk error): what
+        // would be SIGBUS on access is an error here, with Kafka's code.
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(0).unwrap();
+        let err = range.prefault().unwrap_err();
+        assert_eq!(err.error_code(), 56, "{err}");
+    }
+
+    #[test]
+    fn sealing_in_place_defers_the_trim_and_keeps_readers_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index");
+        let mut m = MappedFile::create(&p, 1 << 16, WriteMode::Map).unwrap();
+        m.append(&[3u8; 24]).unwrap();
+        let held = m.slice_bytes(0, 24).unwrap();
+        let sync = m.seal_in_place();
+        assert!(!m.is_writable());
+        assert!(m.append(&[1]).is_err());
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 16, "no I/O yet");
+        // Mapped again over its logical length before the trim.
+        let again = MappedFile::open_read_only_prefix(&p, Some(24)).unwrap();
+        assert_eq!(again.as_slice(), &[3u8; 24]);
+        sync.run().unwrap();
+        sync.run().unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 24);
+        assert_eq!(&held[..], &[3u8; 24]);
+        assert_eq!(m.as_slice(), &[3u8; 24]);
+        assert!(MappedFile::open_read_only_prefix(&p, Some(25)).is_err());
+        assert!(live_maps_under(dir.path()) >= 2);
+        drop((m, again, held, sync));
+        assert_eq!(live_maps_under(dir.path()), 0);
     }
 
     #[test]

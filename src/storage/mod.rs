@@ -14,9 +14,11 @@ mod files;
 mod index;
 mod loader;
 mod log_manager;
+pub mod map_cache;
 pub mod mmap;
 mod partition_log;
 mod producer_state;
+mod roll;
 mod segment;
 pub mod txn_index;
 
@@ -31,12 +33,13 @@ pub use files::{sync_dir, write_atomically};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use loader::{LoadReport, OpenOptions};
 pub use log_manager::{
-    parse_partition_dir_name, partition_dir_name, validate_topic_name, LogManager, SharedLog,
+    finish_rolls, parse_partition_dir_name, partition_dir_name, validate_topic_name, LogManager, SharedLog,
     unique_hex, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, MAX_TOPIC_NAME_LEN, STRAY_DIR_SUFFIX,
 };
-pub use partition_log::{AppendInfo, PartitionLog, ReadInfo};
+pub use partition_log::{AppendInfo, PartitionLog, ReadInfo, ReadPlan};
 pub use producer_state::{
     BatchMetadata, PendingUpdates, ProducerBatch, ProducerEntry, ProducerStateManager,
     MAX_PRODUCERS, NUM_BATCHES_TO_RETAIN,
 };
-pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, TimestampAndOffset};
+pub use roll::SealJob;
+pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, SegmentSnapshot, SegmentSync, TimestampAndOffset};

@@ -5,7 +5,7 @@
 //! transactions: COMMIT/ABORT markers, the last stable offset and the
 //! aborted transactions of READ_COMMITTED reads (see `txn_index`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -16,7 +16,8 @@ use super::config::LogConfig;
 use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager, NO_COORDINATOR_EPOCH};
-use super::segment::{Segment, SegmentRead, TimestampAndOffset};
+use super::roll::SealJob;
+use super::segment::{Segment, SegmentRead, SegmentSnapshot, TimestampAndOffset};
 use super::txn_index::{marker_coordinator_epoch, AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
     BatchBuilder, BatchIter, Validation, set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
@@ -56,6 +57,34 @@ pub struct ReadInfo {
     pub log_end_offset: Offset,
 }
 
+/// A read taken under the log's lock without disk I/O
+/// ([`PartitionLog::read_plan`]), to be done after the lock is released
+/// ([`ReadPlan::execute`]): that faults the pages in, so the disk is read
+/// there, and a failed read is KAFKA_STORAGE_ERROR instead of SIGBUS where
+/// the platform reports it (see `platform::populate_read`).
+pub struct ReadPlan {
+    info: ReadInfo,
+    fetch_offset: Offset,
+    max_bytes: u32,
+    max_offset_exclusive: Option<Offset>,
+    segment: Option<SegmentSnapshot>,
+}
+
+impl ReadPlan {
+    /// Reads the planned batches, faulting them in. Blocking.
+    pub fn execute(self) -> Result<ReadInfo, StorageError> {
+        let mut info = self.info;
+        if let Some(segment) = &self.segment {
+            if let SegmentRead::Data(bytes, _) =
+                segment.read(self.fetch_offset, self.max_bytes, self.max_offset_exclusive)?
+            {
+                info.records = bytes;
+            }
+        }
+        Ok(info)
+    }
+}
+
 /// One batch of an append, located in the input buffer.
 struct PendingBatch {
     start: usize,
@@ -93,6 +122,12 @@ pub struct PartitionLog {
     txns: TxnIndex,
     load_report: LoadReport,
     closed: bool,
+    /// Rolled segments whose flush and fsync have not completed, oldest
+    /// first: the recovery point stays at or below the first one's base.
+    unsynced_seals: VecDeque<SealJob>,
+    /// Test hook run by each roll's job before its I/O.
+    #[cfg(test)]
+    pub(crate) seal_hook: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl PartitionLog {
@@ -154,9 +189,12 @@ impl PartitionLog {
             txns: TxnIndex::new(),
             load_report: loaded.report,
             closed: false,
+            unsynced_seals: VecDeque::new(),
+            #[cfg(test)]
+            seal_hook: None,
         };
         let mut log = log;
-        log.rebuild_txns();
+        log.rebuild_txns()?;
         log.flush_at(now)?;
         log.check_invariants();
         Ok(log)
@@ -313,10 +351,10 @@ impl PartitionLog {
 
     /// Rebuilds the transaction state from every batch header in the log
     /// (markers also raise their producer's epoch, as Kafka's do).
-    fn rebuild_txns(&mut self) {
+    fn rebuild_txns(&mut self) -> Result<(), StorageError> {
         let mut txns = TxnIndex::new();
         for segment in self.segments.values() {
-            for batch in BatchIter::new(segment.log_bytes(), Validation::Structure).flatten() {
+            for batch in BatchIter::new(&segment.log_bytes()?, Validation::Structure).flatten() {
                 if batch.last_offset() < self.log_start_offset {
                     continue;
                 }
@@ -328,6 +366,7 @@ impl PartitionLog {
             }
         }
         self.txns = txns;
+        Ok(())
     }
 
     /// The last stable offset: below it every transaction is decided.
@@ -592,13 +631,28 @@ impl PartitionLog {
     /// Reads whole batches starting with the one that contains
     /// `fetch_offset`, from a single segment, up to `max_bytes` (the first
     /// batch is returned whole even if larger), stopping before any batch at
-    /// or beyond `max_offset_exclusive`.
+    /// or beyond `max_offset_exclusive`. Does the disk I/O in the caller's
+    /// lock: the fetch path uses [`PartitionLog::read_plan`] instead.
     pub fn read(
         &self,
         fetch_offset: Offset,
         max_bytes: u32,
         max_offset_exclusive: Option<Offset>,
     ) -> Result<ReadInfo, StorageError> {
+        self.read_plan(fetch_offset, max_bytes, max_offset_exclusive)?
+            .execute()
+    }
+
+    /// [`PartitionLog::read`] split at the lock: the offsets are checked
+    /// and the segments picked here, without touching a page (mapping a
+    /// sealed segment again is the only system call); the returned plan
+    /// reads after the lock is released.
+    pub fn read_plan(
+        &self,
+        fetch_offset: Offset,
+        max_bytes: u32,
+        max_offset_exclusive: Option<Offset>,
+    ) -> Result<ReadPlan, StorageError> {
         self.ensure_open()?;
         if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -607,15 +661,21 @@ impl PartitionLog {
                 log_end_offset: self.log_end_offset,
             });
         }
-        let mut info = ReadInfo {
-            records: Bytes::new(),
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
+        let mut plan = ReadPlan {
+            info: ReadInfo {
+                records: Bytes::new(),
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            },
+            fetch_offset,
+            max_bytes,
+            max_offset_exclusive,
+            segment: None,
         };
         if fetch_offset == self.log_end_offset
             || max_offset_exclusive.is_some_and(|m| fetch_offset >= m)
         {
-            return Ok(info);
+            return Ok(plan);
         }
         let floor = self
             .segments
@@ -623,15 +683,17 @@ impl PartitionLog {
             .next_back()
             .map(|(k, _)| *k)
             .unwrap_or(i64::MIN);
-        for segment in self.segments.range(floor..).map(|(_, s)| s) {
-            if let SegmentRead::Data(bytes) =
-                segment.read(fetch_offset, max_bytes, max_offset_exclusive)
-            {
-                info.records = bytes;
-                break;
-            }
+        // The first segment with data at or after the offset (the one
+        // holding it, or the next after a gap Kafka's compaction left).
+        if let Some(segment) = self
+            .segments
+            .range(floor..)
+            .map(|(_, s)| s)
+            .find(|s| s.next_offset() > fetch_offset)
+        {
+            plan.segment = Some(segment.snapshot()?);
         }
-        Ok(info)
+        Ok(plan)
     }
 
     /// The earliest record with timestamp `>= timestamp` at or after the log
@@ -650,7 +712,7 @@ impl PartitionLog {
         else {
             return Ok(None);
         };
-        Ok(segment.find_offset_by_timestamp(timestamp, self.log_start_offset))
+        segment.find_offset_by_timestamp(timestamp, self.log_start_offset)
     }
 
     /// The record with the largest timestamp (ListOffsets -3).
@@ -662,7 +724,10 @@ impl PartitionLog {
                 best = Some(s);
             }
         }
-        Ok(best.and_then(Segment::max_timestamp_and_offset))
+        match best {
+            Some(s) => s.max_timestamp_and_offset(),
+            None => Ok(None),
+        }
     }
 
     /// Flushes if `flush.messages` or `flush.ms` says so.
@@ -688,10 +753,38 @@ impl PartitionLog {
     }
 
     fn flush_at(&mut self, now: TimestampMs) -> Result<(), StorageError> {
+        // Rolled segments first (usually done already, off the lock).
+        for job in &self.unsynced_seals {
+            job.run()?;
+        }
+        self.unsynced_seals.clear();
         self.active_mut().flush()?;
         self.recovery_point = self.log_end_offset;
         self.last_flush_ms = now;
         Ok(())
+    }
+
+    /// The fsyncs rolls left to do that no one runs yet: the caller runs
+    /// each ([`SealJob::run`]) after releasing this log's lock, then calls
+    /// [`PartitionLog::seals_completed`] (see `storage::finish_rolls`).
+    pub fn take_seal_work(&mut self) -> Vec<SealJob> {
+        self.unsynced_seals.iter().filter(|j| j.claim()).cloned().collect()
+    }
+
+    /// Every roll fsync not done yet (a group commit waits for them: the
+    /// records in those segments are durable only after them).
+    pub fn unsynced_seals(&self) -> Vec<SealJob> {
+        self.unsynced_seals.iter().filter(|j| !j.is_done()).cloned().collect()
+    }
+
+    /// Moves the recovery point past the rolled segments whose fsync is
+    /// done, oldest first.
+    pub fn seals_completed(&mut self) {
+        while self.unsynced_seals.front().is_some_and(SealJob::is_done) {
+            if let Some(job) = self.unsynced_seals.pop_front() {
+                self.recovery_point = self.recovery_point.max(job.end_offset());
+            }
+        }
     }
 
     /// Starts a new active segment at the log end (no-op if the active one
@@ -705,12 +798,22 @@ impl PartitionLog {
         if self.active().is_empty() {
             return Ok(());
         }
-        self.active_mut().seal()?;
         let base = self.log_end_offset;
+        // The new segment first: if that fails, the old one stays active.
         let segment = Segment::create(&self.dir, base, &self.config, now)?;
+        let old_base = self.active().base_offset();
+        if let Some(sync) = self.active_mut().begin_seal()? {
+            // The old segment's fsync runs after the lock is released; the
+            // recovery point moves past it only then (`seals_completed`).
+            self.unsynced_seals.push_back(SealJob::new(
+                old_base,
+                base,
+                sync,
+                #[cfg(test)]
+                self.seal_hook.clone(),
+            ));
+        }
         self.segments.insert(base.0, segment);
-        // The sealed segment was flushed by `seal`.
-        self.recovery_point = self.recovery_point.max(base);
         self.producers.set_map_end_offset(base);
         self.producers.write_snapshot(&self.dir, base)?;
         prune_snapshots(&self.dir, base, SNAPSHOTS_KEPT)?;
@@ -854,6 +957,7 @@ impl PartitionLog {
     pub(crate) fn close_for_delete(&mut self) {
         self.closed = true;
         self.segments.clear();
+        self.unsynced_seals.clear();
     }
 }
 

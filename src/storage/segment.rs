@@ -3,10 +3,15 @@
 //! segment's log grows by positioned writes (never preallocated, so a full
 //! disk is an error, not a SIGBUS) and its indexes are preallocated and
 //! written through their maps; sealing (roll or close) adds the final time
-//! index entry, trims every file to its logical size and remaps it
-//! read-only.
+//! index entry, makes the files read-only and leaves their trim to the
+//! logical size and fsync to a [`SegmentSync`], which a roll runs after the
+//! partition lock is released. The files of a sealed segment are mapped
+//! only while in use ([`super::map_cache`]): every read maps them again if
+//! the cache unmapped them.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -16,9 +21,11 @@ use super::files::{
     offset_file, remove_if_exists, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
 };
 use super::index::{OffsetIndex, TimeIndex};
-use super::mmap::{MappedFile, WriteMode};
+use super::map_cache::Lazy;
+use super::mmap::{MappedFile, MappedRange, PendingSync, Prefaulter, WriteMode};
 use crate::records::{
     BatchIter, CompressionType, RecordBatch, RecordIter, TimestampType, Validation,
+    RECORD_BATCH_OVERHEAD_BYTES,
 };
 use crate::types::{FilePosition, Offset, TimestampMs};
 
@@ -37,8 +44,10 @@ pub enum SegmentRead {
     /// No batch in this segment reaches the requested offset.
     Beyond,
     /// Whole batches, starting with the one containing the offset (possibly
-    /// empty if `max_offset_exclusive` cut everything).
-    Data(Bytes),
+    /// empty if `max_offset_exclusive` cut everything), and the mapped
+    /// range they are in, to prefault before they are sent
+    /// ([`MappedRange::prefault`]; `None` when empty).
+    Data(Bytes, Option<MappedRange>),
 }
 
 /// How to open an existing segment.
@@ -196,6 +205,21 @@ fn search_batch(
     None
 }
 
+/// The position and header of the first batch of `files` whose last
+/// offset is `>= target`.
+fn translate(files: &SegmentFiles, target: Offset) -> Option<(usize, RecordBatch<'_>)> {
+    let start = files.offset_index.lookup(target).position.as_usize();
+    let mut iter = BatchIter::starting_at(files.log.as_slice(), start, Validation::Structure);
+    loop {
+        let position = iter.position();
+        match iter.next()? {
+            Ok(batch) if batch.last_offset() >= target => return Some((position, batch)),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Offset of the first record carrying the batch's max timestamp.
 fn offset_of_max_timestamp(batch: &RecordBatch<'_>) -> Offset {
     if batch.timestamp_type() == TimestampType::LogAppendTime
@@ -220,12 +244,143 @@ fn file_mtime_ms(path: &Path) -> TimestampMs {
         .unwrap_or(TimestampMs(0))
 }
 
-/// One log segment.
-pub struct Segment {
-    base_offset: Offset,
+/// A segment's three mapped files.
+pub(crate) struct SegmentFiles {
     log: MappedFile,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+}
+
+/// The files of a segment: owned while active, behind the cache of mapped
+/// inactive segments once sealed.
+enum Files {
+    Active(Box<SegmentFiles>),
+    Sealed(Arc<Lazy<SegmentFiles>>),
+}
+
+/// The mapped files for one operation: borrowed from the active segment,
+/// or an `Arc` that keeps a sealed segment's maps valid while the cache
+/// unmaps it for others.
+enum View<'a> {
+    Borrowed(&'a SegmentFiles),
+    Shared(Arc<SegmentFiles>),
+}
+
+impl Deref for View<'_> {
+    type Target = SegmentFiles;
+    fn deref(&self) -> &SegmentFiles {
+        match self {
+            View::Borrowed(f) => f,
+            View::Shared(f) => f,
+        }
+    }
+}
+
+/// The I/O a sealed segment still owes (flush, trim, fsync of its three
+/// files), to run without the partition lock ([`Segment::begin_seal`]).
+pub struct SegmentSync {
+    files: Vec<PendingSync>,
+}
+
+impl SegmentSync {
+    /// Runs it; idempotent, so a retry after an error or a second runner is
+    /// harmless.
+    pub fn run(&self) -> Result<(), StorageError> {
+        for f in &self.files {
+            f.run()?;
+        }
+        Ok(())
+    }
+}
+
+/// Maps a sealed segment's files again, each over its logical length.
+fn open_sealed_files(
+    dir: &Path,
+    base_offset: Offset,
+    lens: (usize, usize, usize),
+) -> Result<SegmentFiles, StorageError> {
+    Ok(SegmentFiles {
+        log: MappedFile::open_read_only_prefix(&Segment::log_path(dir, base_offset), Some(lens.0))?,
+        offset_index: OffsetIndex::open_sealed(&offset_file(dir, base_offset, INDEX_SUFFIX), base_offset, lens.1)?,
+        time_index: TimeIndex::open_sealed(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), base_offset, lens.2)?,
+    })
+}
+
+/// A segment's bytes for one read, used after the partition lock is
+/// released ([`Segment::snapshot`]): every page is faulted in before it is
+/// read, so the disk I/O happens here, off the lock, and a failed read is
+/// an error (KAFKA_STORAGE_ERROR) where the platform reports one.
+pub struct SegmentSnapshot {
+    base_offset: Offset,
+    log: MappedRange,
+    offset_index: MappedRange,
+}
+
+impl SegmentSnapshot {
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    /// [`Segment::read`] over the snapshot, with the record bytes faulted
+    /// in (the returned range needs no further prefault).
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        max_offset_exclusive: Option<Offset>,
+    ) -> Result<SegmentRead, StorageError> {
+        self.offset_index.prefault()?;
+        let start = OffsetIndex::lookup_in(self.offset_index.as_slice(), self.base_offset, offset)
+            .position
+            .as_usize();
+        let log = self.log.as_slice();
+        let mut faults = Prefaulter::new(&self.log);
+        // Walk the headers to the batch holding `offset`.
+        let mut at = start;
+        let first = loop {
+            faults.ensure(at, at.saturating_add(RECORD_BATCH_OVERHEAD_BYTES))?;
+            let Some(Ok(batch)) = BatchIter::starting_at(log, at, Validation::Structure).next() else {
+                return Ok(SegmentRead::Beyond);
+            };
+            if batch.last_offset() >= offset {
+                break batch;
+            }
+            at += batch.size_bytes();
+        };
+        if max_offset_exclusive.is_some_and(|m| first.base_offset() >= m) {
+            return Ok(SegmentRead::Data(Bytes::new(), None));
+        }
+        let limit = max_bytes as usize;
+        let mut end = at + first.size_bytes();
+        loop {
+            faults.ensure(end, end.saturating_add(RECORD_BATCH_OVERHEAD_BYTES))?;
+            let Some(Ok(batch)) = BatchIter::starting_at(log, end, Validation::Structure).next() else {
+                break;
+            };
+            if max_offset_exclusive.is_some_and(|m| batch.base_offset() >= m)
+                || end + batch.size_bytes() - at > limit
+            {
+                break;
+            }
+            end += batch.size_bytes();
+        }
+        let range = self.log.sub_range(at, end - at);
+        if let Some(range) = &range {
+            range.prefault()?;
+        }
+        let bytes = self.log.slice_bytes(at, end - at).unwrap_or_default();
+        Ok(SegmentRead::Data(bytes, range))
+    }
+}
+
+/// One log segment.
+pub struct Segment {
+    base_offset: Offset,
+    dir: PathBuf,
+    files: Files,
+    /// Logical size of the log (kept here so a sealed segment answers
+    /// without being mapped).
+    sealed_size_bytes: usize,
     index_interval_bytes: u32,
     stats: Stats,
     created_ms: TimestampMs,
@@ -270,9 +425,13 @@ impl Segment {
         )?;
         Ok(Segment {
             base_offset,
-            log,
-            offset_index,
-            time_index,
+            dir: dir.to_path_buf(),
+            files: Files::Active(Box::new(SegmentFiles {
+                log,
+                offset_index,
+                time_index,
+            })),
+            sealed_size_bytes: 0,
             index_interval_bytes: config.index_interval_bytes,
             stats: Stats::new(base_offset),
             created_ms: now,
@@ -436,11 +595,21 @@ impl Segment {
             time_index.seal()?;
         }
 
-        let segment = Segment {
-            base_offset,
+        let files = SegmentFiles {
             log,
             offset_index,
             time_index,
+        };
+        let files = if mode.active {
+            Files::Active(Box::new(files))
+        } else {
+            Files::Sealed(Self::lazy(dir, base_offset, files))
+        };
+        let segment = Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            files,
+            sealed_size_bytes: valid_end,
             index_interval_bytes: interval,
             stats,
             created_ms: now,
@@ -461,25 +630,61 @@ impl Segment {
         self.stats.next_offset
     }
 
+    /// Puts sealed, mapped files behind the cache of mapped inactive
+    /// segments (they count against its bound from now).
+    fn lazy(dir: &Path, base_offset: Offset, files: SegmentFiles) -> Arc<Lazy<SegmentFiles>> {
+        let lens = (files.log.len(), files.offset_index.size_bytes(), files.time_index.size_bytes());
+        let dir = dir.to_path_buf();
+        Lazy::new(move || open_sealed_files(&dir, base_offset, lens), Some(files))
+    }
+
+    /// The mapped files, mapping a sealed segment's again if the cache
+    /// unmapped them.
+    fn view(&self) -> Result<View<'_>, StorageError> {
+        match &self.files {
+            Files::Active(f) => Ok(View::Borrowed(f)),
+            Files::Sealed(lazy) => lazy.get().map(View::Shared),
+        }
+    }
+
+    fn active_files(&self) -> Option<&SegmentFiles> {
+        match &self.files {
+            Files::Active(f) => Some(f),
+            Files::Sealed(_) => None,
+        }
+    }
+
+    /// Whether a sealed segment's files are mapped now (always true for the
+    /// active one).
+    pub fn is_mapped(&self) -> bool {
+        match &self.files {
+            Files::Active(_) => true,
+            Files::Sealed(lazy) => lazy.is_open(),
+        }
+    }
+
     /// Logical size of the log in bytes.
     #[inline]
     pub fn size_bytes(&self) -> usize {
-        self.log.len()
+        match &self.files {
+            Files::Active(f) => f.log.len(),
+            Files::Sealed(_) => self.sealed_size_bytes,
+        }
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty()
+        self.size_bytes() == 0
     }
 
     /// Sealed segments accept no more appends.
     pub fn is_sealed(&self) -> bool {
-        !self.log.is_writable()
+        !self.active_files().is_some_and(|f| f.log.is_writable())
     }
 
     /// Bytes the log can still take without rolling.
     pub fn remaining_bytes(&self) -> usize {
-        self.log.remaining()
+        self.active_files().map_or(0, |f| f.log.remaining())
     }
 
     pub fn max_timestamp(&self) -> TimestampMs {
@@ -496,34 +701,33 @@ impl Segment {
         }
     }
 
-    /// The log's valid bytes, borrowed from the map.
-    pub fn log_bytes(&self) -> &[u8] {
-        self.log.as_slice()
+    /// The log's valid bytes, zero-copy from the map (which they keep
+    /// alive).
+    pub fn log_bytes(&self) -> Result<Bytes, StorageError> {
+        let view = self.view()?;
+        Ok(view.log.slice_bytes(0, view.log.len()).unwrap_or_default())
     }
 
-    /// The whole log as shared bytes that outlive the segment, without
-    /// faulting it in (the log cleaner reads it off the partition lock).
-    pub(crate) fn log_data(&self) -> Bytes {
-        self.log.slice_bytes(0, self.log.len()).unwrap_or_default()
-    }
-
-    pub fn offset_index(&self) -> &OffsetIndex {
-        &self.offset_index
-    }
-
-    pub fn time_index(&self) -> &TimeIndex {
-        &self.time_index
+    /// Entries of the offset index and of the time index.
+    pub fn index_entries(&self) -> Result<(usize, usize), StorageError> {
+        let view = self.view()?;
+        Ok((view.offset_index.entries(), view.time_index.entries()))
     }
 
     /// Appends validated batches whose offsets are already assigned, and
     /// updates the indexes. The caller made sure they fit.
     pub fn append(&mut self, data: &[u8], now: TimestampMs) -> Result<(), StorageError> {
+        let Files::Active(files) = &mut self.files else {
+            return Err(StorageError::io("append", &Self::log_path(&self.dir, self.base_offset))(
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, "segment is sealed"),
+            ));
+        };
         // Each batch adds at most one entry to each index. Their blocks are
         // allocated first: once the log is written, nothing may fail.
         let batches = BatchIter::new(data, Validation::Structure).count();
-        self.offset_index.reserve(batches)?;
-        self.time_index.reserve(batches)?;
-        let start = self.log.append(data)?;
+        files.offset_index.reserve(batches)?;
+        files.time_index.reserve(batches)?;
+        let start = files.log.append(data)?;
         let interval = self.index_interval_bytes;
         let mut iter = BatchIter::new(data, Validation::Structure);
         loop {
@@ -531,7 +735,7 @@ impl Segment {
             let Some(batch) = iter.next() else { break };
             let batch = batch?;
             self.stats.on_batch(
-                Some((&mut self.offset_index, &mut self.time_index)),
+                Some((&mut files.offset_index, &mut files.time_index)),
                 interval,
                 position,
                 &batch,
@@ -541,52 +745,44 @@ impl Segment {
         Ok(())
     }
 
-    /// The position and header of the first batch whose last offset is
-    /// `>= target`.
-    pub fn translate_offset(&self, target: Offset) -> Option<(usize, RecordBatch<'_>)> {
-        let start = self.offset_index.lookup(target).position.as_usize();
-        let mut iter = BatchIter::starting_at(self.log.as_slice(), start, Validation::Structure);
-        loop {
-            let position = iter.position();
-            match iter.next()? {
-                Ok(batch) if batch.last_offset() >= target => return Some((position, batch)),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
+    /// The position, base offset and last offset of the first batch whose
+    /// last offset is `>= target`.
+    pub fn translate_offset(&self, target: Offset) -> Result<Option<(usize, Offset, Offset)>, StorageError> {
+        let view = self.view()?;
+        Ok(translate(&view, target).map(|(p, b)| (p, b.base_offset(), b.last_offset())))
     }
 
     /// Whole batches from the one containing `offset`, up to `max_bytes`
     /// (the first batch is always returned whole), stopping before any batch
-    /// whose base offset is `>= max_offset_exclusive`.
+    /// whose base offset is `>= max_offset_exclusive`, faulted in. Does the
+    /// disk I/O where it is called: under a lock, prefer
+    /// [`Segment::snapshot`] and read the snapshot after releasing it.
     pub fn read(
         &self,
         offset: Offset,
         max_bytes: u32,
         max_offset_exclusive: Option<Offset>,
-    ) -> SegmentRead {
-        let Some((start, first)) = self.translate_offset(offset) else {
-            return SegmentRead::Beyond;
+    ) -> Result<SegmentRead, StorageError> {
+        self.snapshot()?.read(offset, max_bytes, max_offset_exclusive)
+    }
+
+    /// What a read needs of this segment, taken under the partition lock
+    /// without touching a page: handles on the log's and the offset
+    /// index's published bytes, valid without the lock and whatever the
+    /// cache of mapped segments unmaps meanwhile. Mapping a sealed segment
+    /// again (open and mmap, no read) is the only system call.
+    pub fn snapshot(&self) -> Result<SegmentSnapshot, StorageError> {
+        let view = self.view()?;
+        let empty = || {
+            StorageError::io("snapshot", &Self::log_path(&self.dir, self.base_offset))(std::io::Error::other(
+                "published range not mapped",
+            ))
         };
-        if max_offset_exclusive.is_some_and(|m| first.base_offset() >= m) {
-            return SegmentRead::Data(Bytes::new());
-        }
-        let limit = max_bytes as usize;
-        let mut end = start + first.size_bytes();
-        for batch in BatchIter::starting_at(self.log.as_slice(), end, Validation::Structure) {
-            let Ok(batch) = batch else { break };
-            if max_offset_exclusive.is_some_and(|m| batch.base_offset() >= m) {
-                break;
-            }
-            if end + batch.size_bytes() - start > limit {
-                break;
-            }
-            end += batch.size_bytes();
-        }
-        // The bytes go to a socket from an async worker: fault them in here,
-        // on the caller's blocking thread.
-        self.log.prefault(start, end - start);
-        SegmentRead::Data(self.log.slice_bytes(start, end - start).unwrap_or_default())
+        Ok(SegmentSnapshot {
+            base_offset: self.base_offset,
+            log: view.log.range(0, view.log.len()).ok_or_else(empty)?,
+            offset_index: view.offset_index.range().ok_or_else(empty)?,
+        })
     }
 
     /// The first record with timestamp `>= target` and offset `>=
@@ -595,49 +791,51 @@ impl Segment {
         &self,
         target: TimestampMs,
         starting_offset: Offset,
-    ) -> Option<TimestampAndOffset> {
-        let entry = self.time_index.lookup(target);
-        let start = self
+    ) -> Result<Option<TimestampAndOffset>, StorageError> {
+        let view = self.view()?;
+        let entry = view.time_index.lookup(target);
+        let start = view
             .offset_index
             .lookup(entry.offset.max(starting_offset))
             .position
             .as_usize();
-        for batch in BatchIter::starting_at(self.log.as_slice(), start, Validation::Structure) {
+        for batch in BatchIter::starting_at(view.log.as_slice(), start, Validation::Structure) {
             let Ok(batch) = batch else { break };
             if batch.max_timestamp() >= target {
                 if let Some(found) = search_batch(&batch, target, starting_offset) {
-                    return Some(found);
+                    return Ok(Some(found));
                 }
             }
         }
-        None
+        Ok(None)
     }
 
     /// The record with the segment's max timestamp (earliest such), if any
     /// batch has a timestamp.
-    pub fn max_timestamp_and_offset(&self) -> Option<TimestampAndOffset> {
+    pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>, StorageError> {
         let max = self.stats.max_timestamp;
         if max.0 < 0 {
-            return None;
+            return Ok(None);
         }
-        let start = self
+        let view = self.view()?;
+        let start = view
             .offset_index
             .lookup(self.stats.offset_of_max_timestamp)
             .position
             .as_usize();
         for from in [start, 0] {
-            for batch in BatchIter::starting_at(self.log.as_slice(), from, Validation::Structure) {
+            for batch in BatchIter::starting_at(view.log.as_slice(), from, Validation::Structure) {
                 let Ok(batch) = batch else { break };
                 if batch.max_timestamp() == max {
-                    return Some(TimestampAndOffset {
+                    return Ok(Some(TimestampAndOffset {
                         timestamp: max,
                         offset: offset_of_max_timestamp(&batch),
                         leader_epoch: batch.partition_leader_epoch(),
-                    });
+                    }));
                 }
             }
         }
-        None
+        Ok(None)
     }
 
     /// Kafka's `shouldRoll`: the append would overflow `segment.bytes` (or
@@ -660,48 +858,69 @@ impl Segment {
         size as u64 + messages_bytes as u64 > config.segment_bytes as u64
             || messages_bytes > self.remaining_bytes()
             || (size > 0 && waited_ms > config.segment_ms)
-            || self.offset_index.is_full()
-            || self.time_index.is_full()
+            || self.active_files().is_none_or(|f| f.offset_index.is_full() || f.time_index.is_full())
             || !(0..=i32::MAX as i64).contains(&rel)
     }
 
     /// The log's descriptor for a group commit (see
-    /// [`MappedFile::data_sync_handle`]).
+    /// [`MappedFile::data_sync_handle`]); `None` once sealed.
     pub fn data_sync_handle(&self) -> Option<std::sync::Arc<std::fs::File>> {
-        self.log.data_sync_handle()
+        self.active_files().and_then(|f| f.log.data_sync_handle())
     }
 
-    /// msyncs the log and both indexes.
+    /// msyncs the log and both indexes of the active segment (a sealed one
+    /// owes its flush to its [`SegmentSync`]).
     pub fn flush(&mut self) -> Result<(), StorageError> {
-        self.log.flush()?;
-        self.offset_index.flush()?;
-        self.time_index.flush()
+        let Files::Active(files) = &mut self.files else {
+            return Ok(());
+        };
+        files.log.flush()?;
+        files.offset_index.flush()?;
+        files.time_index.flush()
     }
 
     /// Makes the segment immutable: final time index entry, flush, trim all
-    /// files to their logical size and remap them read-only.
+    /// files to their logical size and fsync them.
     pub fn seal(&mut self) -> Result<(), StorageError> {
-        if !self.log.is_writable() {
-            return Ok(());
+        match self.begin_seal()? {
+            Some(sync) => sync.run(),
+            None => Ok(()),
         }
-        self.time_index
+    }
+
+    /// The part of [`Segment::seal`] that must happen under the partition
+    /// lock, without disk I/O: the final time index entry (a write through
+    /// its map), then the files become read-only in place and move behind
+    /// the cache of mapped inactive segments. The flush, trim and fsync
+    /// are returned, to run after the lock is released; until they have,
+    /// the segment's data is not durable and the recovery point must stay
+    /// at or below its base offset. `None` if already sealed.
+    pub fn begin_seal(&mut self) -> Result<Option<SegmentSync>, StorageError> {
+        let Files::Active(files) = &mut self.files else {
+            return Ok(None);
+        };
+        files
+            .time_index
             .maybe_append(self.stats.max_timestamp, self.stats.offset_of_max_timestamp)?;
-        self.flush()?;
-        let len = self.log.len();
-        self.log.trim_to(len)?;
-        self.log = MappedFile::open_read_only(self.log.path())?;
-        self.offset_index.seal()?;
-        self.time_index.seal()
+        let syncs = vec![
+            files.log.seal_in_place(),
+            files.offset_index.seal_in_place(),
+            files.time_index.seal_in_place(),
+        ];
+        self.sealed_size_bytes = files.log.len();
+        // Swapped for a moment with a slot that maps nothing (and is not in
+        // the cache), to move the files out.
+        let (dir, base) = (self.dir.clone(), self.base_offset);
+        let placeholder = Files::Sealed(Lazy::new(move || open_sealed_files(&dir, base, (0, 0, 0)), None));
+        if let Files::Active(files) = std::mem::replace(&mut self.files, placeholder) {
+            self.files = Files::Sealed(Self::lazy(&self.dir, self.base_offset, *files));
+        }
+        Ok(Some(SegmentSync { files: syncs }))
     }
 
     /// Deletes the segment's files. Outstanding `Bytes` stay readable.
     pub fn delete(self) -> Result<(), StorageError> {
-        let dir = self
-            .log
-            .path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+        let dir = self.dir.clone();
         let base = self.base_offset;
         drop(self);
         for suffix in [
@@ -754,19 +973,19 @@ mod tests {
         fill(&mut seg, 50, 4, 1_000);
         assert_eq!(seg.next_offset(), Offset(300));
         assert!(
-            seg.offset_index().entries() > 3,
+            seg.index_entries().unwrap().0 > 3,
             "sparse index should have entries"
         );
         // Every offset maps to the batch containing it.
         for off in [100, 101, 103, 104, 150, 299] {
-            let (_, batch) = seg.translate_offset(Offset(off)).unwrap();
+            let (_, base, last) = seg.translate_offset(Offset(off)).unwrap().unwrap();
             assert!(
-                batch.base_offset().0 <= off && off <= batch.last_offset().0,
+                base.0 <= off && off <= last.0,
                 "offset {off}"
             );
         }
-        assert!(seg.translate_offset(Offset(300)).is_none());
-        let SegmentRead::Data(bytes) = seg.read(Offset(151), 1, None) else {
+        assert!(seg.translate_offset(Offset(300)).unwrap().is_none());
+        let SegmentRead::Data(bytes, _) = seg.read(Offset(151), 1, None).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -774,23 +993,23 @@ mod tests {
             vec![(148, 151)],
             "first batch returned whole even over max_bytes"
         );
-        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(160))) else {
+        let SegmentRead::Data(bytes, _) = seg.read(Offset(148), 10_000, Some(Offset(160))).unwrap() else {
             panic!()
         };
         assert_eq!(offsets_in(&bytes), vec![(148, 151), (152, 155), (156, 159)]);
-        let SegmentRead::Data(bytes) = seg.read(Offset(148), 10_000, Some(Offset(148))) else {
+        let SegmentRead::Data(bytes, _) = seg.read(Offset(148), 10_000, Some(Offset(148))).unwrap() else {
             panic!()
         };
         assert!(bytes.is_empty());
         assert!(matches!(
-            seg.read(Offset(300), 100, None),
+            seg.read(Offset(300), 100, None).unwrap(),
             SegmentRead::Beyond
         ));
         // max_bytes cuts at whole batches.
         let size = RecordBatch::new(&test_batch(4, 0, None))
             .unwrap()
             .size_bytes() as u32;
-        let SegmentRead::Data(bytes) = seg.read(Offset(100), 3 * size + size / 2, None) else {
+        let SegmentRead::Data(bytes, _) = seg.read(Offset(100), 3 * size + size / 2, None).unwrap() else {
             panic!()
         };
         assert_eq!(offsets_in(&bytes).len(), 3);
@@ -804,6 +1023,7 @@ mod tests {
         for target in [0i64, 10_000, 10_001, 10_057, 10_199] {
             let found = seg
                 .find_offset_by_timestamp(TimestampMs(target), Offset(0))
+                .unwrap()
                 .unwrap();
             let expect = (target - 10_000).max(0);
             assert_eq!(found.offset, Offset(expect), "target {target}");
@@ -811,12 +1031,14 @@ mod tests {
         }
         assert!(seg
             .find_offset_by_timestamp(TimestampMs(10_200), Offset(0))
+            .unwrap()
             .is_none());
         let found = seg
             .find_offset_by_timestamp(TimestampMs(10_003), Offset(50))
+            .unwrap()
             .unwrap();
         assert_eq!(found.offset, Offset(50));
-        let max = seg.max_timestamp_and_offset().unwrap();
+        let max = seg.max_timestamp_and_offset().unwrap().unwrap();
         assert_eq!(
             (max.timestamp, max.offset),
             (TimestampMs(10_199), Offset(199))
@@ -832,12 +1054,13 @@ mod tests {
         seg.append(&b, TimestampMs(0)).unwrap();
         let found = seg
             .find_offset_by_timestamp(TimestampMs(700), Offset(1))
+            .unwrap()
             .unwrap();
         assert_eq!(
             (found.timestamp, found.offset),
             (TimestampMs(777), Offset(1))
         );
-        assert_eq!(seg.max_timestamp_and_offset().unwrap().offset, Offset(0));
+        assert_eq!(seg.max_timestamp_and_offset().unwrap().unwrap().offset, Offset(0));
     }
 
     #[test]
@@ -847,7 +1070,7 @@ mod tests {
         let mut seg = Segment::create(dir.path(), Offset(0), &cfg, TimestampMs(0)).unwrap();
         fill(&mut seg, 30, 3, 500);
         let size = seg.size_bytes();
-        let entries = seg.offset_index().entries();
+        let entries = seg.index_entries().unwrap().0;
         assert_eq!(
             std::fs::metadata(Segment::log_path(dir.path(), Offset(0)))
                 .unwrap()
@@ -879,7 +1102,7 @@ mod tests {
         assert_eq!(report, OpenReport::default());
         assert_eq!(seg.next_offset(), Offset(90));
         assert_eq!(seg.max_timestamp(), TimestampMs(589));
-        assert_eq!(seg.offset_index().entries(), entries);
+        assert_eq!(seg.index_entries().unwrap().0, entries);
         // Reopened active: writable again, appends continue.
         drop(seg);
         let mode = OpenMode {
@@ -890,8 +1113,8 @@ mod tests {
             Segment::open(dir.path(), Offset(0), &cfg, mode, TimestampMs(0)).unwrap();
         fill(&mut seg, 2, 3, 600);
         assert_eq!(seg.next_offset(), Offset(96));
-        let (_, b) = seg.translate_offset(Offset(95)).unwrap();
-        assert_eq!(b.last_offset(), Offset(95));
+        let (_, _, last) = seg.translate_offset(Offset(95)).unwrap().unwrap();
+        assert_eq!(last, Offset(95));
     }
 
     #[test]

@@ -170,10 +170,12 @@ pub(crate) fn assess(log: &PartitionLog, checkpoint: Option<Offset>, now: Timest
         if hi > first_dirty && lo < first_uncleanable {
             dirty_bytes += s.size_bytes() as u64;
             if first_dirty_timestamp.is_none() {
-                first_dirty_timestamp = BatchIter::new(s.log_bytes(), Validation::Structure)
-                    .next()
-                    .and_then(Result::ok)
-                    .map(|b| b.max_timestamp());
+                first_dirty_timestamp = s.log_bytes().ok().and_then(|data| {
+                    BatchIter::new(&data, Validation::Structure)
+                        .next()
+                        .and_then(Result::ok)
+                        .map(|b| b.max_timestamp())
+                });
             }
         }
     }
@@ -216,7 +218,9 @@ fn view(log: &PartitionLog, below: Offset) -> LogView {
         if s.base_offset() >= below {
             break;
         }
-        let data = s.log_data();
+        // Mapping it may fail (the map bound, an I/O error): clean only
+        // the segments before it.
+        let Ok(data) = s.log_bytes() else { break };
         views.push(SegmentView {
             base: s.base_offset(),
             next_base: next.base_offset(),

@@ -77,7 +77,7 @@ fn records(log: &PartitionLog) -> Vec<Rec> {
 fn batches(log: &PartitionLog) -> Vec<(i64, i64, i32, i64)> {
     let mut out = Vec::new();
     for s in log.segments().values() {
-        for b in BatchIter::new(s.log_bytes(), Validation::Crc) {
+        for b in BatchIter::new(&s.log_bytes().unwrap(), Validation::Crc) {
             let b = b.unwrap();
             out.push((b.base_offset().0, b.last_offset().0, b.records_count(), b.producer_id()));
         }
@@ -120,7 +120,7 @@ fn keeps_the_latest_record_of_each_key_at_its_offset() {
     let dir = tempfile::tempdir().unwrap();
     let log = filled(dir.path());
     let before = records(&log);
-    let active_before = log.segments().values().next_back().unwrap().log_bytes().to_vec();
+    let active_before = log.segments().values().next_back().unwrap().log_bytes().unwrap().to_vec();
     let logs = [shared(log)];
     let cleaner = LogCleaner::open(dir.path());
     let report = clean(&cleaner, &logs, NOW).unwrap();
@@ -143,7 +143,7 @@ fn keeps_the_latest_record_of_each_key_at_its_offset() {
     }
     // The active segment is untouched, and the latest value of every key
     // is what it was.
-    assert_eq!(log.segments().values().next_back().unwrap().log_bytes(), &active_before[..]);
+    assert_eq!(&log.segments().values().next_back().unwrap().log_bytes().unwrap()[..], &active_before[..]);
     assert_eq!(latest(&after), latest(&before));
     assert_eq!(log.log_end_offset(), Offset(101));
     assert_eq!(cleaner.checkpoint(&TopicPartition::new("t", 0)), Some(Offset(100)));
