@@ -80,6 +80,10 @@ pub enum Command {
         #[arg(long, default_value_t = 5000, value_name = "MS")]
         timeout_ms: u64,
     },
+    /// The Kafka client commands (`klamm topic`, `produce`, `consume`,
+    /// `group`, `cluster`), for any Kafka broker.
+    #[command(flatten)]
+    Client(crate::cli::Command),
 }
 
 impl CliArgs {
