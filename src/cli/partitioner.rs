@@ -75,8 +75,8 @@ impl Partitioner {
 mod tests {
     use super::*;
 
-    /// Values of Java's `Utils.murmur2` (Kafka's UtilsTest and kafkajs's
-    /// Java-compatible partitioner tests).
+    /// Values of Java's `Utils.murmur2` (kafka-clients 4.1, run on these
+    /// strings' bytes; the first six are also in Kafka's UtilsTest).
     #[test]
     fn murmur2_matches_java() {
         let cases: &[(&[u8], i32)] = &[
@@ -86,12 +86,12 @@ mod tests {
             (b"a-little-bit-longer-string", -1486304829),
             (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
             (b"abc", 479470107),
-            (b"0", 272173970),
-            (b"1", 1311020360),
-            (b"128", 2053105854),
-            (b"2187", -2081355488),
-            (b"16384", 204404061),
-            (b"10000000", -1778616326),
+            (b"0", 971027396),
+            (b"1", -1993445489),
+            (b"128", -326012175),
+            (b"2187", -1508407203),
+            (b"16384", -325739742),
+            (b"10000000", -1830336757),
         ];
         for (data, want) in cases {
             assert_eq!(murmur2(data), *want, "{}", String::from_utf8_lossy(data));

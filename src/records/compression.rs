@@ -76,7 +76,10 @@ pub fn decompress(codec: CompressionType, data: &[u8], max_bytes: usize) -> Resu
                     let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
                     let len = usize::try_from(len).map_err(|_| corrupt(&"negative xerial block length"))?;
                     let block = rest.get(4..4 + len).ok_or_else(|| corrupt(&"truncated xerial block"))?;
-                    snappy_raw(block, max_bytes.saturating_sub(out.len()), &mut out)?;
+                    snappy_raw(block, max_bytes.saturating_sub(out.len()), &mut out).map_err(|e| match e {
+                        CompressionError::TooLarge { codec, .. } => CompressionError::TooLarge { codec, max_bytes },
+                        e => e,
+                    })?;
                     rest = &rest[4 + len..];
                 }
                 Ok(out)
@@ -94,7 +97,7 @@ pub fn decompress(codec: CompressionType, data: &[u8], max_bytes: usize) -> Resu
             while !rest.is_empty() {
                 let mut d = ruzstd::decoding::StreamingDecoder::new(&mut rest).map_err(|e| corrupt(&e))?;
                 let left = max_bytes.saturating_sub(out.len());
-                (&mut d).take(left as u64 + 1).read_to_end(&mut out).map_err(|e| corrupt(&e))?;
+                (&mut d).take((left as u64).saturating_add(1)).read_to_end(&mut out).map_err(|e| corrupt(&e))?;
                 if out.len() > max_bytes {
                     return Err(CompressionError::TooLarge { codec, max_bytes });
                 }
@@ -120,7 +123,7 @@ fn snappy_raw(block: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<(), C
 
 fn bounded(codec: CompressionType, r: impl Read, max_bytes: usize) -> Result<Vec<u8>, CompressionError> {
     let mut out = Vec::new();
-    r.take(max_bytes as u64 + 1)
+    r.take((max_bytes as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| CompressionError::Corrupt { codec, reason: e.to_string() })?;
     if out.len() > max_bytes {
