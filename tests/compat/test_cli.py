@@ -288,3 +288,15 @@ def test_compression_round_trip(bootstrap, codec):
     assert p.flush(30) == 0
     theirs = cli(bootstrap, "consume", topic, "--offset", "2000", "--exit", "-f", "%k=%v;%h\n").stdout.splitlines()
     assert theirs == [f"r{i}=from librdkafka {i};by=rdkafka" for i in range(300)]
+
+
+def test_broker_modes_are_unchanged(bootstrap):
+    """The client subcommands sit beside the broker's own: healthcheck and
+    --print-config still do what they did (and do not start a broker)."""
+    cp = compat.run([compat.klamm_binary(), "healthcheck", "--bootstrap", bootstrap], timeout=20)
+    assert cp.stdout == f"ok: {bootstrap}\n"
+    cp = compat.run([compat.klamm_binary(), "--durable", "--print-config"], timeout=20)
+    assert '"log.flush.interval.messages" = 1' in cp.stdout
+    help_text = compat.run([compat.klamm_binary(), "--help"], timeout=20).stdout
+    for cmd in ("healthcheck", "topic", "produce", "consume", "group", "cluster"):
+        assert re.search(rf"^\s+{cmd}\s", help_text, re.M), help_text
