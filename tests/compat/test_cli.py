@@ -263,7 +263,7 @@ def test_produce_many_lines(bootstrap):
     assert took < 30, took
 
 
-@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4"])
 def test_compression_round_trip(bootstrap, codec):
     """Batches the CLI compresses are read by the CLI, librdkafka and the
     Java console consumer; batches librdkafka compresses are read by the CLI."""
@@ -300,3 +300,18 @@ def test_broker_modes_are_unchanged(bootstrap):
     help_text = compat.run([compat.klamm_binary(), "--help"], timeout=20).stdout
     for cmd in ("healthcheck", "topic", "produce", "consume", "group", "cluster"):
         assert re.search(rf"^\s+{cmd}\s", help_text, re.M), help_text
+
+
+def test_consume_reads_zstd(bootstrap):
+    """zstd batches (librdkafka's) are read; the CLI does not write zstd yet."""
+    from confluent_kafka import Producer
+    topic = unique("cli-zstd")
+    compat.create_topic(bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": bootstrap, "compression.type": "zstd", "linger.ms": 20})
+    for i in range(500):
+        p.produce(topic, key=f"z{i}", value=f"zstd value {i} " + "y" * (i % 40), headers=[("c", b"zstd")])
+    assert p.flush(30) == 0
+    got = cli(bootstrap, "consume", topic, "--from-beginning", "--exit", "-f", "%k=%v;%h\\n").stdout.splitlines()
+    assert got == [f"z{i}=zstd value {i} " + "y" * (i % 40) + ";c=zstd" for i in range(500)]
+    cp = cli(bootstrap, "produce", topic, "--compression", "zstd", "--value", "x", check=False)
+    assert cp.returncode == 2 and "lz4" in cp.stderr, cp.stderr
