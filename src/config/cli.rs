@@ -1,6 +1,8 @@
 //! The `klamm` command line (clap): `klamm [-c FILE] [--override k=v]...
-//! [--print-config] [--ephemeral]`, `klamm healthcheck`, and the glue that turns it plus the process
-//! environment into a [`BrokerConfig`]. The binary only calls this.
+//! [--print-config] [--ephemeral]`, `klamm healthcheck`, the client
+//! subcommands of `crate::cli` (`topic`, `produce`, ...), and the glue that
+//! turns it plus the process environment into a [`BrokerConfig`]. The
+//! binary only calls this.
 
 use std::path::PathBuf;
 
