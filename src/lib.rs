@@ -13,6 +13,7 @@
 //! `kafka_import` adopts a data directory Apache Kafka left (its topics and
 //! committed offsets) on the first start.
 
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod fetch_session;

@@ -20,6 +20,10 @@ use klamm::testing::TempDir;
 
 fn main() -> ExitCode {
     let mut args = CliArgs::parse();
+    // Client commands talk to a broker: no broker configuration, no logs.
+    if let Some(Command::Client(cmd)) = &args.command {
+        return klamm::cli::run(cmd.clone());
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let colours = log_colours(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
     let logs = tracing_subscriber::fmt()

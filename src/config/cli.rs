@@ -1,6 +1,8 @@
 //! The `klamm` command line (clap): `klamm [-c FILE] [--override k=v]...
-//! [--print-config] [--ephemeral]`, `klamm healthcheck`, and the glue that turns it plus the process
-//! environment into a [`BrokerConfig`]. The binary only calls this.
+//! [--print-config] [--ephemeral]`, `klamm healthcheck`, the client
+//! subcommands of `crate::cli` (`topic`, `produce`, ...), and the glue that
+//! turns it plus the process environment into a [`BrokerConfig`]. The
+//! binary only calls this.
 
 use std::path::PathBuf;
 
@@ -80,6 +82,10 @@ pub enum Command {
         #[arg(long, default_value_t = 5000, value_name = "MS")]
         timeout_ms: u64,
     },
+    /// The Kafka client commands (`klamm topic`, `produce`, `consume`,
+    /// `group`, `cluster`), for any Kafka broker.
+    #[command(flatten)]
+    Client(crate::cli::Command),
 }
 
 impl CliArgs {

@@ -1,12 +1,18 @@
-//! Encoding uncompressed v2 record batches (for tests, and for brokers that
-//! write their own records, e.g. metadata or offset logs).
+//! Encoding v2 record batches (for tests, for the CLI's producer, and for
+//! brokers that write their own records, e.g. metadata or offset logs),
+//! uncompressed or compressed with gzip, snappy or lz4.
 
 use super::batch::{
     increment_sequence, update_crc, TimestampType, ATTRIBUTES_AT, BATCH_LENGTH_AT,
     LOG_OVERHEAD_BYTES, MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
     NO_SEQUENCE, RECORD_BATCH_OVERHEAD_BYTES,
 };
+use super::batch::CompressionType;
+use super::compression::{self, CompressionError};
 use super::record::{write_varint, write_varlong};
+
+/// Attribute bits 0-2: the compression codec.
+const COMPRESSION_MASK: i16 = 0x07;
 use crate::types::TimestampMs;
 
 /// Builds one uncompressed v2 batch record by record.
@@ -124,14 +130,32 @@ impl BatchBuilder {
     /// Encodes the batch with a valid CRC. A batch with no records gets
     /// `lastOffsetDelta = -1`, which produce validation rejects.
     pub fn build(&self) -> Vec<u8> {
-        let total = RECORD_BATCH_OVERHEAD_BYTES + self.records.len();
+        self.encode(self.attributes, &self.records)
+    }
+
+    /// Encodes the batch with its records compressed by `codec`.
+    pub fn build_compressed(&self, codec: CompressionType) -> Result<Vec<u8>, CompressionError> {
+        if codec == CompressionType::None {
+            return Ok(self.build());
+        }
+        let records = compression::compress(codec, &self.records)?;
+        Ok(self.encode((self.attributes & !COMPRESSION_MASK) | codec.id() as i16, &records))
+    }
+
+    /// Bytes of the (uncompressed) records appended so far.
+    pub fn records_bytes(&self) -> usize {
+        self.records.len()
+    }
+
+    fn encode(&self, attributes: i16, records: &[u8]) -> Vec<u8> {
+        let total = RECORD_BATCH_OVERHEAD_BYTES + records.len();
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(&self.base_offset.to_be_bytes());
         out.extend_from_slice(&((total - LOG_OVERHEAD_BYTES) as i32).to_be_bytes());
         out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
         out.push(MAGIC_V2 as u8);
         out.extend_from_slice(&[0u8; 4]); // CRC, filled below
-        out.extend_from_slice(&self.attributes.to_be_bytes());
+        out.extend_from_slice(&attributes.to_be_bytes());
         out.extend_from_slice(&(self.count - 1).to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.to_be_bytes());
         out.extend_from_slice(&self.max_timestamp.to_be_bytes());
@@ -142,7 +166,7 @@ impl BatchBuilder {
         debug_assert_eq!(out.len(), RECORD_BATCH_OVERHEAD_BYTES);
         debug_assert_eq!(ATTRIBUTES_AT, 21);
         debug_assert_eq!(BATCH_LENGTH_AT, 8);
-        out.extend_from_slice(&self.records);
+        out.extend_from_slice(records);
         // Cannot fail: `out` is at least a header long.
         let _ = update_crc(&mut out);
         out
@@ -188,6 +212,28 @@ pub(crate) fn test_batch(n: usize, ts: i64, producer: Option<(i64, i16, i32)>) -
 mod tests {
     use super::*;
     use crate::records::{ProduceBatches, RecordBatch};
+
+    #[test]
+    fn compressed_batches_decompress_to_the_same_records() {
+        use crate::records::{BatchIter, RecordIter, Validation};
+        let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+        for i in 0..50 {
+            let v = format!("value-{i}");
+            b.append(TimestampMs(1_000 + i), Some(b"k"), Some(v.as_bytes()), &[("h", Some(b"x"))]);
+        }
+        let plain = b.build();
+        for codec in [CompressionType::Gzip, CompressionType::Snappy, CompressionType::Lz4] {
+            let bytes = b.build_compressed(codec).unwrap();
+            let batch = BatchIter::new(&bytes, Validation::Crc).next().unwrap().unwrap();
+            assert_eq!(batch.compression(), Some(codec));
+            assert_eq!((batch.records_count(), batch.last_offset_delta()), (50, 49));
+            let records = compression::decompress(codec, batch.records_bytes(), 1 << 20).unwrap();
+            let got: Vec<_> = RecordIter::over(&records, batch.records_count()).map(|r| r.unwrap().value.unwrap().to_vec()).collect();
+            assert_eq!(got.len(), 50);
+            assert_eq!(got[49], b"value-49");
+            assert_eq!(records, RecordBatch::new(&plain).unwrap().records_bytes());
+        }
+    }
 
     #[test]
     fn built_batches_validate() {

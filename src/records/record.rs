@@ -221,6 +221,12 @@ impl<'a> RecordIter<'a> {
         }
     }
 
+    /// Records of a decompressed records region declared to hold `declared`
+    /// records (a compressed batch's `recordsCount`).
+    pub fn over(buf: &'a [u8], declared: i32) -> RecordIter<'a> {
+        RecordIter { buf, pos: 0, index: 0, declared, done: false }
+    }
+
     fn fail(&mut self, e: BatchError) -> Option<Result<Record<'a>, BatchError>> {
         self.done = true;
         Some(Err(e))
