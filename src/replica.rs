@@ -199,7 +199,7 @@ impl GroupSync {
             (l.data_sync_handle(), l.log_end_offset())
         };
         let result = match handle {
-            Some(file) => file.sync_data().map_err(|e| StorageError::Io {
+            Some(file) => crate::storage::faults::sync(&file, || file.sync_data()).map_err(|e| StorageError::Io {
                 op: "fdatasync",
                 path: lock(log).dir().to_path_buf(),
                 source: e,

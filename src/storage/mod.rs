@@ -9,6 +9,7 @@ mod checkpoint;
 mod config;
 mod dir_lock;
 mod error;
+pub mod faults;
 mod files;
 mod index;
 mod loader;
