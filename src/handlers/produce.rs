@@ -194,9 +194,12 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                         // CRC where needed), so it needs a private copy.
                         buf.clear();
                         buf.extend_from_slice(&records);
-                        let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-                        let appended = log.append_deferring_flush(&mut buf, now);
-                        drop(log);
+                        // A failed fdatasync stops appends to this partition
+                        // until restart (see `GroupSync`).
+                        let appended = partition.sync.check_healthy(&partition.log).and_then(|()| {
+                            let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+                            log.append_deferring_flush(&mut buf, now)
+                        });
                         // flush.messages asks for this append to be durable
                         // before it is acknowledged: a group commit, off
                         // the partition lock.
