@@ -13,8 +13,9 @@ playing one role in a loop (reconnecting whenever the broker closes it):
   garbage     random bytes in bursts
   big         a request of every API key (0..MAX_API_KEY) at a random
               version with a large body (random, zeros, 0x01 or 0xff bytes:
-              huge arrays of empty strings when decoded), up to the largest
-              frame the broker accepts, reading whatever comes back
+              huge arrays of empty strings when decoded), up to --max-frame
+              (default 100 MB, the largest frame the broker accepts),
+              reading whatever comes back
 
 At the end it prints one JSON line of counts to stdout.
 
@@ -146,7 +147,7 @@ class Driver:
                 corr += 1
                 api = self.rng.randint(0, MAX_API_KEY)
                 version = self.rng.randint(0, 17)
-                size = self.rng.choice([64 << 10, 1 << 20, 8 << 20, self.max_frame])
+                size = self.rng.choice([s for s in (64 << 10, 1 << 20, 8 << 20) if s < self.max_frame] + [self.max_frame])
                 kind = self.rng.choice(["random", "zeros", "ones", "ff"])
                 h = header(api, version, corr)
                 body = self.filler(kind, max(0, size - len(h)))

@@ -136,6 +136,7 @@ def test_hostile_connections_do_not_hurt_well_behaved_clients(broker_factory):
     baseline_seconds = min(seconds, torture.env_float("KLAMM_TORTURE_BASELINE_SECONDS", 10))
     allowed_ratio = torture.env_float("KLAMM_TORTURE_P99_RATIO", 10)
     floor_ms = torture.env_float("KLAMM_TORTURE_P99_FLOOR_MS", 1000)
+    max_frame = torture.env_int("KLAMM_TORTURE_MAX_FRAME", 8 << 20)
     b = broker_factory()
     compat.create_topic(b.bootstrap, "hostl", 1)  # the never-readers' fetches read it
 
@@ -143,7 +144,8 @@ def test_hostile_connections_do_not_hurt_well_behaved_clients(broker_factory):
     idle_rss = rss_mib(b.proc.pid)
 
     driver = subprocess.Popen([sys.executable, str(HERE / "hostile_driver.py"), "127.0.0.1", str(b.port),
-                               str(connections), str(seconds + 10), "--seed", str(int(time.time()))],
+                               str(connections), str(seconds + 10), "--seed", str(int(time.time())),
+                               "--max-frame", str(max_frame)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = RssSampler(b.proc.pid)
     sampler.start()
@@ -167,7 +169,8 @@ def test_hostile_connections_do_not_hurt_well_behaved_clients(broker_factory):
     max_rss = max(sampler.samples or [0.0])
     ratio_produce = p99(load_produce) / p99(base_produce)
     ratio_e2e = p99(load_e2e) / p99(base_e2e)
-    torture.report("hostile_clients", connections=connections, seconds=seconds, driver=counts,
+    torture.report("hostile_clients", connections=connections, seconds=seconds, max_frame_bytes=max_frame,
+                   driver=counts,
                    baseline_p99_produce_ms=round(p99(base_produce), 1), loaded_p99_produce_ms=round(p99(load_produce), 1),
                    baseline_p99_e2e_ms=round(p99(base_e2e), 1), loaded_p99_e2e_ms=round(p99(load_e2e), 1),
                    p99_ratio_produce=round(ratio_produce, 2), p99_ratio_e2e=round(ratio_e2e, 2),
@@ -177,3 +180,53 @@ def test_hostile_connections_do_not_hurt_well_behaved_clients(broker_factory):
     for name, ratio, loaded in (("produce", ratio_produce, p99(load_produce)), ("end-to-end", ratio_e2e, p99(load_e2e))):
         assert ratio <= allowed_ratio or loaded < floor_ms, \
             f"{name} p99 {loaded:.1f} ms is {ratio:.1f}x the unloaded one (allowed {allowed_ratio}x, or under {floor_ms} ms)"
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "found by the torture suite, not fixed: request memory is reserved as a frame's bytes arrive, "
+    "so frames from enough client IPs (each within its per-IP budget) fill queued.max.request.bytes "
+    "with partial frames that can never complete; no connection is read any more and every client, "
+    "on any IP, times out"))
+def test_many_ips_sending_100_mb_frames_at_once_do_not_stall_the_broker(broker_factory):
+    """Twelve connections from twelve client IPs (127.0.0.2-13) each send
+    a whole 100 MB frame as fast as they can: 1.2 GB against the 512 MiB
+    broker-wide pool (each IP's 128 MiB budget holds its one frame). A
+    Metadata request from 127.0.0.1 must still be answered within 15 s."""
+    import socket
+    import struct
+
+    import kafkawire
+    b = broker_factory()
+    size = 100 << 20
+    body = struct.pack(">hhih", 18, 0, 1, 7) + b"hostile"
+    payload = struct.pack(">i", size) + body + bytes(size - len(body))
+    socks = []
+
+    def send(i):
+        s = socket.socket()
+        s.bind((f"127.0.0.{2 + i}", 0))
+        s.settimeout(60)
+        s.connect(b.host_port)
+        socks.append(s)
+        try:
+            s.sendall(payload)
+        except OSError:
+            pass
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(12)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(3)
+        with kafkawire.Connection(*b.host_port, timeout=15) as c:
+            assert c.metadata_v1()["brokers"], "no broker in the metadata"
+    finally:
+        for s in list(socks):
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # unblocks the sending threads
+            except OSError:
+                pass
+            s.close()
+        for t in threads:
+            t.join(timeout=10)
+    assert b.is_running()
