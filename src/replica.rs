@@ -163,10 +163,21 @@ impl Partition {
 /// cover it, the next covers every append made meanwhile. So with
 /// `flush.messages=1` (durable mode) concurrent producers share fsyncs and
 /// none waits on the partition lock while the disk works.
+///
+/// A failed fdatasync poisons the partition until restart: Linux may drop
+/// the dirty pages of a failed writeback and report the next fdatasync as
+/// a success, so a later sync proves nothing about the bytes before it.
+/// Every later sync and append ([`GroupSync::check_healthy`]) fails
+/// (KAFKA_STORAGE_ERROR) instead of acknowledging records that sit after a
+/// possible hole; the next start recovers the log (as Kafka takes a failed
+/// log directory offline).
 #[derive(Default)]
 pub struct GroupSync {
     state: Mutex<SyncState>,
     done: std::sync::Condvar,
+    /// Makes the next fdatasync fail (tests only).
+    #[cfg(test)]
+    fail_next: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -176,12 +187,39 @@ struct SyncState {
     running: bool,
     /// fdatasyncs run (for tests and metrics).
     syncs: u64,
+    /// The first fdatasync failure, after which nothing is acknowledged.
+    failed: Option<String>,
+}
+
+fn poisoned_error(log: &SharedLog, first: &str) -> StorageError {
+    StorageError::Io {
+        op: "fdatasync",
+        path: lock(log).dir().to_path_buf(),
+        source: std::io::Error::other(format!("an earlier fdatasync failed ({first}); restart to recover the log")),
+    }
 }
 
 impl GroupSync {
+    /// Fails once an fdatasync of this partition has failed: no more
+    /// appends until restart (Kafka takes the log directory offline), so
+    /// that at most the appends already in flight sit after a possible hole
+    /// and an idempotent producer's retries of them are still recognised.
+    pub fn check_healthy(&self, log: &SharedLog) -> Result<(), StorageError> {
+        let first = lock(&self.state).failed.clone();
+        match first {
+            Some(first) => Err(poisoned_error(log, &first)),
+            None => Ok(()),
+        }
+    }
+
     fn sync_through(&self, log: &SharedLog, end: crate::types::Offset) -> Result<(), StorageError> {
         let mut st = lock(&self.state);
         loop {
+            if let Some(first) = &st.failed {
+                let first = first.clone();
+                drop(st);
+                return Err(poisoned_error(log, &first));
+            }
             if st.synced_end >= end.0 {
                 return Ok(());
             }
@@ -199,9 +237,16 @@ impl GroupSync {
             let l = lock(log);
             (l.data_sync_handle(), l.unsynced_seals(), l.log_end_offset())
         };
+        let sync_data = |file: &std::fs::File| {
+            #[cfg(test)]
+            if self.fail_next.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Err(std::io::Error::other("injected failure"));
+            }
+            file.sync_data()
+        };
         let sealed = seals.iter().try_for_each(|job| job.run());
         let result = sealed.and_then(|()| match handle {
-            Some(file) => file.sync_data().map_err(|e| StorageError::Io {
+            Some(file) => crate::storage::faults::sync(&file, || sync_data(&file)).map_err(|e| StorageError::Io {
                 op: "fdatasync",
                 path: lock(log).dir().to_path_buf(),
                 source: e,
@@ -217,8 +262,12 @@ impl GroupSync {
         let mut st = lock(&self.state);
         st.running = false;
         st.syncs += 1;
-        if result.is_ok() {
-            st.synced_end = st.synced_end.max(covered.0);
+        match &result {
+            Ok(()) => st.synced_end = st.synced_end.max(covered.0),
+            Err(e) => {
+                tracing::error!(error = %e, "fdatasync failed: no more appends to this partition are acknowledged until restart");
+                st.failed.get_or_insert_with(|| e.to_string());
+            }
         }
         drop(st);
         self.done.notify_all();
@@ -659,6 +708,34 @@ mod tests {
         let mut b = crate::records::builder::test_batch(1, 1_000, None);
         let (_, needs_sync) = lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000)).unwrap();
         assert!(needs_sync);
+    }
+
+    #[test]
+    fn a_failed_fdatasync_poisons_the_partition_until_restart() {
+        // Linux may drop the pages of a failed writeback and let the next
+        // fdatasync succeed: nothing after a failure may be acknowledged.
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { flush_interval_messages: 1, ..LogConfig::default() };
+        let logs = LogManager::open(dir.path(), cfg.clone()).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let part = Partition::new(tp.clone(), Uuid([1; 16]), logs.get_or_create(&tp, cfg).unwrap());
+        let append = || {
+            let mut b = crate::records::builder::test_batch(1, 1_000, None);
+            let (info, _) = lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000)).unwrap();
+            info.last_offset.next()
+        };
+        let end = append();
+        part.sync.check_healthy(&part.log).unwrap();
+        part.sync_through(end).unwrap();
+        part.sync.fail_next.store(true, std::sync::atomic::Ordering::Relaxed);
+        let end = append();
+        assert!(part.sync_through(end).is_err());
+        let end = append();
+        let err = part.sync_through(end).unwrap_err();
+        assert!(err.to_string().contains("an earlier fdatasync failed"), "{err}");
+        assert_eq!(err.error_code(), 56, "KAFKA_STORAGE_ERROR");
+        assert_eq!(part.sync.syncs(), 2, "no fdatasync runs once poisoned");
+        assert_eq!(part.sync.check_healthy(&part.log).unwrap_err().error_code(), 56, "appends refused");
     }
 
     #[test]

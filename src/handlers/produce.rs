@@ -204,10 +204,16 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                         // CRC where needed), so it needs a private copy.
                         buf.clear();
                         buf.extend_from_slice(&records);
-                        let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-                        let appended = log.append_deferring_flush(&mut buf, now);
-                        let rolled = log.take_seal_work();
-                        drop(log);
+                        // A failed fdatasync stops appends to this partition
+                        // until restart (see `GroupSync`).
+                        let (appended, rolled) = match partition.sync.check_healthy(&partition.log) {
+                            Err(e) => (Err(e), Vec::new()),
+                            Ok(()) => {
+                                let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
+                                let appended = log.append_deferring_flush(&mut buf, now);
+                                (appended, log.take_seal_work())
+                            }
+                        };
                         // A roll's fsync of the old segment runs on the
                         // blocking pool, off the partition lock, without
                         // holding up this response.

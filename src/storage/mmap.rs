@@ -409,7 +409,7 @@ impl MappedFile {
             Writer::Pwrite(file) => {
                 // The range is unpublished (invariant 2), so no reader sees
                 // it change; the file now covers `start + data.len()`.
-                file.write_all_at(data, start as u64)
+                super::faults::write(file, &self.path, || file.write_all_at(data, start as u64))
                     .map_err(StorageError::io("write", &self.path))?;
             }
             // SAFETY: `start + data.len() <= reserved_len <= capacity`, which
@@ -531,8 +531,7 @@ impl MappedFile {
                 .map
                 .flush_range(self.flushed_len, len - self.flushed_len)
                 .map_err(StorageError::io("msync", &self.path))?,
-            Writer::Pwrite(file) => file
-                .sync_data()
+            Writer::Pwrite(file) => super::faults::sync(file, || file.sync_data())
                 .map_err(StorageError::io("fdatasync", &self.path))?,
         }
         self.flushed_len = len;
@@ -571,7 +570,7 @@ impl MappedFile {
             };
             file.set_len(len as u64)
                 .map_err(StorageError::io("trim", &self.path))?;
-            file.sync_all()
+            super::faults::sync(file, || file.sync_all())
                 .map_err(StorageError::io("fsync", &self.path))?;
         }
         self.capacity = len;
@@ -580,7 +579,7 @@ impl MappedFile {
 
     /// fsyncs the file's data and metadata (its length).
     pub fn sync_all(&self) -> Result<(), StorageError> {
-        let sync = |f: &File| f.sync_all().map_err(StorageError::io("fsync", &self.path));
+        let sync = |f: &File| super::faults::sync(f, || f.sync_all()).map_err(StorageError::io("fsync", &self.path));
         match &self.writer {
             Writer::Pwrite(file) => sync(file),
             _ => sync(&self.reopen()?),

@@ -10,6 +10,7 @@ pub mod cleaner;
 mod config;
 mod dir_lock;
 mod error;
+pub mod faults;
 mod files;
 mod index;
 mod loader;

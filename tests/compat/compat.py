@@ -118,6 +118,8 @@ class Broker:
         self._formatted = False
         self._log_file = None
         self.starts = 0
+        # Extra environment for the broker process (e.g. KLAMM_FAILPOINTS).
+        self.env: dict[str, str] = {}
 
     @property
     def bootstrap(self) -> str:
@@ -181,7 +183,7 @@ class Broker:
             cmd = [str(binary)]
             for k, v in props.items():
                 cmd += ["--override", f"{k}={v}"]
-            env = dict(os.environ)
+            env = dict(os.environ, **self.env)
             env.setdefault("RUST_BACKTRACE", "1")
             timeout = timeout or 10
         self.proc = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT,

@@ -5,6 +5,8 @@ fresh brokers with custom properties, and broker logs attached to failures.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import compat
@@ -16,6 +18,17 @@ SESSION_PROPS = {
     "auto.create.topics.enable": "false",
     "message.max.bytes": "1048588",
 }
+
+
+def pytest_collection_modifyitems(config, items):
+    # The torture suite runs from scripts/torture (its own step of
+    # scripts/test), not a second time inside the compat suite.
+    if os.environ.get("KLAMM_TORTURE") == "1":
+        return
+    skip = pytest.mark.skip(reason="torture suite: run by scripts/torture (KLAMM_TORTURE=1)")
+    for item in items:
+        if "torture" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_report_header(config):

@@ -4,7 +4,9 @@ idempotence on (confluent-kafka) until killed or until --max-records /
 --max-seconds, appending one line "<partition> <offset> <value>" to the
 acks file for every acknowledged record, flushed immediately.
 
-    python load_producer.py BOOTSTRAP TOPIC ACKS_FILE PREFIX [--max-records N] [--max-seconds S]
+    python load_producer.py BOOTSTRAP TOPIC ACKS_FILE PREFIX [--max-records N] [--max-seconds S] [--rate R]
+
+--rate caps the records produced per second (default: unbounded).
 """
 
 import argparse
@@ -23,6 +25,7 @@ def main() -> int:
     ap.add_argument("prefix")
     ap.add_argument("--max-records", type=int, default=200_000)
     ap.add_argument("--max-seconds", type=float, default=60.0)
+    ap.add_argument("--rate", type=float, default=0.0)
     args = ap.parse_args()
 
     stop = False
@@ -51,9 +54,13 @@ def main() -> int:
         "message.timeout.ms": 30000,
         "queue.buffering.max.messages": 10000,
     })
-    deadline = time.monotonic() + args.max_seconds
+    started = time.monotonic()
+    deadline = started + args.max_seconds
     i = 0
     while not stop and i < args.max_records and time.monotonic() < deadline:
+        if args.rate > 0 and i >= (time.monotonic() - started) * args.rate:
+            p.poll(0.005)
+            continue
         try:
             p.produce(args.topic, value=f"{args.prefix}-{i}".encode(), on_delivery=on_delivery)
             i += 1
