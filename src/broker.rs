@@ -23,7 +23,7 @@ use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
 use crate::replica::{Partition, ReplicaManager};
-use crate::server::quotas::ClientQuotas;
+use crate::server::quotas::{ClientQuotas, RequestPools};
 use crate::server::{Limits, Listener};
 use crate::storage::DirLock;
 use crate::types::{TimestampMs, TopicPartition};
@@ -141,7 +141,9 @@ impl BrokerSettings {
 
 pub struct Broker {
     settings: BrokerSettings,
-    request_memory: Arc<Semaphore>,
+    /// `queued.max.request.bytes`, small frames' share and the rest (see
+    /// `server::quotas`).
+    request_pools: RequestPools,
     /// Connections and request memory per client IP.
     client_quotas: Arc<ClientQuotas>,
     pub controller: Controller,
@@ -178,15 +180,9 @@ impl Broker {
         &self.settings.limits
     }
 
-    /// The broker-wide request-memory pool (`queued.max.request.bytes`;
-    /// `request_memory_bytes` is its capacity).
-    pub fn request_memory(&self) -> &Arc<Semaphore> {
-        &self.request_memory
-    }
-
-    /// The capacity of `request_memory`, in bytes.
-    pub fn request_memory_bytes(&self) -> usize {
-        self.settings.limits.queued_max_request_bytes.clamp(1, Semaphore::MAX_PERMITS)
+    /// The broker-wide request memory (`queued.max.request.bytes`).
+    pub fn request_pools(&self) -> &RequestPools {
+        &self.request_pools
     }
 
     /// Per-IP connection counts and request-memory budgets.
@@ -500,7 +496,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
     let queued = settings.limits.queued_max_request_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let shutdown = CancellationToken::new();
     let broker = Arc::new(Broker {
-        request_memory: Arc::new(Semaphore::new(queued)),
+        request_pools: RequestPools::new(queued),
         client_quotas: Arc::new(ClientQuotas::new(&settings.limits)),
         controller,
         replicas,

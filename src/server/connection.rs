@@ -89,14 +89,14 @@ impl Connection {
             }
             let size = size as usize;
             // Memory is reserved as the body arrives, from the IP's budget
-            // and the broker-wide pool; while either is exhausted this
-            // connection is not read (muted). The whole frame, waits for
-            // memory included, must arrive within connections.max.idle.ms:
-            // that also ends a stall of frames holding memory each other
-            // needs.
+            // and the broker-wide pool (small frames from their own share); while either is exhausted this
+            // connection is not read (muted), unless it holds the broker's
+            // overdraft, which keeps frames that fill the pool together from
+            // waiting on each other forever (see `quotas`). The whole frame,
+            // waits for memory included, must arrive within
+            // connections.max.idle.ms.
             let mut memory = FrameMemory::new(
-                broker.request_memory().clone(),
-                broker.request_memory_bytes(),
+                broker.request_pools().for_frame(size),
                 slot.memory().clone(),
                 limits.queued_max_request_bytes_per_ip,
             );

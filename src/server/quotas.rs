@@ -11,6 +11,20 @@
 //! it resumes as memory frees. A client announcing 100 MB and trickling one
 //! byte a second holds one chunk, not 100 MB.
 //!
+//! Frames that all grow at once can fill the pool with halves of frames
+//! that each wait for memory another holds. So that one of them always
+//! finishes, a frame that finds the pool exhausted waits either for memory
+//! or for the broker's single overdraft: the one frame holding it reads on
+//! without reserving more, completes, is served and returns it (the pool
+//! can thus be exceeded by at most one frame, `socket.request.max.bytes`,
+//! as Kafka lets one request over `queued.max.request.bytes` through).
+//!
+//! Small frames (at most `SMALL_FRAME_BYTES`, which is every Metadata,
+//! Fetch, heartbeat and commit and most Produce requests) have a share of
+//! the pool to themselves (`RequestPools`), so that big frames, even when
+//! they fill their share and take turns on its overdraft, never make a
+//! well-behaved client's small request wait behind them.
+//!
 //! Connections per IP (`max.connections.per.ip` and its overrides, as
 //! Kafka's `ConnectionQuotas`): a connection over the limit is closed right
 //! after accept. The per-IP table has an entry only while that IP has a
@@ -20,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::listener::Limits;
 
@@ -28,6 +42,68 @@ use super::listener::Limits;
 /// the reservation) then doubles as it fills, so a connection holds at
 /// most twice what it has received, or this much.
 pub const FRAME_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Frames of at most this many bytes reserve from the small frames'
+/// share of the pool.
+pub const SMALL_FRAME_BYTES: usize = 1024 * 1024;
+
+/// The small frames' share of `queued.max.request.bytes`: an eighth, at
+/// least one small frame, at most the whole pool.
+pub fn small_share_bytes(queued_max_request_bytes: usize) -> usize {
+    (queued_max_request_bytes / 8).max(SMALL_FRAME_BYTES).min(queued_max_request_bytes)
+}
+
+/// One share of the broker-wide request memory, with its overdraft.
+pub struct RequestPool {
+    memory: Arc<Semaphore>,
+    capacity_bytes: usize,
+    /// One permit (see the module comment).
+    overdraft: Arc<Semaphore>,
+}
+
+impl RequestPool {
+    pub fn new(capacity_bytes: usize) -> RequestPool {
+        let capacity_bytes = capacity_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        RequestPool {
+            memory: Arc::new(Semaphore::new(capacity_bytes)),
+            capacity_bytes,
+            overdraft: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    pub fn capacity_bytes(&self) -> usize {
+        self.capacity_bytes
+    }
+
+    /// Bytes not reserved now.
+    pub fn available_bytes(&self) -> usize {
+        self.memory.available_permits()
+    }
+}
+
+/// `queued.max.request.bytes`, split into the small frames' share and the
+/// rest.
+pub struct RequestPools {
+    small: RequestPool,
+    large: RequestPool,
+}
+
+impl RequestPools {
+    pub fn new(queued_max_request_bytes: usize) -> RequestPools {
+        let queued = queued_max_request_bytes.max(2);
+        let small = small_share_bytes(queued).min(queued - 1);
+        RequestPools { small: RequestPool::new(small), large: RequestPool::new(queued - small) }
+    }
+
+    /// The share a frame of `frame_bytes` reserves from.
+    pub fn for_frame(&self, frame_bytes: usize) -> &RequestPool {
+        if frame_bytes <= SMALL_FRAME_BYTES {
+            &self.small
+        } else {
+            &self.large
+        }
+    }
+}
 
 /// Per-IP connection counts and memory budgets.
 pub struct ClientQuotas {
@@ -109,6 +185,9 @@ impl Drop for IpSlot {
 /// in its IP's budget; returned on drop (or by `release`).
 pub struct FrameMemory {
     broker: Arc<Semaphore>,
+    /// The broker's overdraft: one permit (see the module comment).
+    overdraft: Arc<Semaphore>,
+    overdraft_held: Option<OwnedSemaphorePermit>,
     ip: Arc<Semaphore>,
     broker_capacity_bytes: usize,
     ip_capacity_bytes: usize,
@@ -117,10 +196,24 @@ pub struct FrameMemory {
 }
 
 impl FrameMemory {
-    /// An empty reservation against `broker` (capacity
-    /// `broker_capacity_bytes`) and `ip` (capacity `ip_capacity_bytes`).
-    pub fn new(broker: Arc<Semaphore>, broker_capacity_bytes: usize, ip: Arc<Semaphore>, ip_capacity_bytes: usize) -> FrameMemory {
-        FrameMemory { broker, ip, broker_capacity_bytes, ip_capacity_bytes, broker_held_bytes: 0, ip_held_bytes: 0 }
+    /// An empty reservation against `pool` and `ip` (capacity
+    /// `ip_capacity_bytes`).
+    pub fn new(pool: &RequestPool, ip: Arc<Semaphore>, ip_capacity_bytes: usize) -> FrameMemory {
+        FrameMemory {
+            broker: pool.memory.clone(),
+            overdraft: pool.overdraft.clone(),
+            overdraft_held: None,
+            ip,
+            broker_capacity_bytes: pool.capacity_bytes,
+            ip_capacity_bytes,
+            broker_held_bytes: 0,
+            ip_held_bytes: 0,
+        }
+    }
+
+    /// Whether this frame reads on the broker's overdraft.
+    pub fn is_overdrawn(&self) -> bool {
+        self.overdraft_held.is_some()
     }
 
     /// Bytes reserved in the broker-wide pool.
@@ -141,10 +234,28 @@ impl FrameMemory {
             self.ip.acquire_many(ip).await?.forget();
             self.ip_held_bytes += ip as usize;
         }
+        if self.overdraft_held.is_some() {
+            return Ok(());
+        }
         let broker = bytes.min(self.broker_capacity_bytes.saturating_sub(self.broker_held_bytes));
         let broker = u32::try_from(broker).unwrap_or(u32::MAX);
         if broker > 0 {
-            self.broker.acquire_many(broker).await?.forget();
+            match self.broker.try_acquire_many(broker) {
+                Ok(permit) => permit.forget(),
+                // A closed pool: the wait returns its error at once.
+                Err(TryAcquireError::Closed) => self.broker.acquire_many(broker).await?.forget(),
+                Err(TryAcquireError::NoPermits) => {
+                    // The pool is exhausted: memory, or the overdraft,
+                    // whichever comes first (both waits are cancel-safe).
+                    tokio::select! {
+                        permit = self.broker.acquire_many(broker) => permit?.forget(),
+                        token = self.overdraft.clone().acquire_owned() => {
+                            self.overdraft_held = Some(token?);
+                            return Ok(());
+                        }
+                    }
+                }
+            }
             self.broker_held_bytes += broker as usize;
         }
         Ok(())
@@ -152,6 +263,7 @@ impl FrameMemory {
 
     /// Returns the reserved memory now.
     pub fn release(&mut self) {
+        self.overdraft_held = None;
         self.ip.add_permits(std::mem::take(&mut self.ip_held_bytes));
         self.broker.add_permits(std::mem::take(&mut self.broker_held_bytes));
     }
@@ -196,13 +308,14 @@ mod tests {
 
     #[tokio::test]
     async fn frame_memory_is_bounded_by_capacity_and_returned() {
-        let broker = Arc::new(Semaphore::new(100));
+        let pool = RequestPool::new(100);
+        let broker = pool.memory.clone();
         let ip = Arc::new(Semaphore::new(40));
-        let mut m = FrameMemory::new(broker.clone(), 100, ip.clone(), 40);
+        let mut m = FrameMemory::new(&pool, ip.clone(), 40);
         m.grow(30).await.unwrap();
         m.grow(30).await.unwrap(); // over the IP budget: it gives what it has
         assert_eq!((broker.available_permits(), ip.available_permits()), (40, 0));
-        let mut other = FrameMemory::new(broker.clone(), 100, ip.clone(), 40);
+        let mut other = FrameMemory::new(&pool, ip.clone(), 40);
         let blocked = tokio::time::timeout(std::time::Duration::from_millis(20), other.grow(1)).await;
         assert!(blocked.is_err(), "the IP budget is exhausted");
         m.release();
@@ -210,5 +323,36 @@ mod tests {
         other.grow(10).await.unwrap();
         drop(other);
         assert_eq!((broker.available_permits(), ip.available_permits()), (100, 40));
+    }
+
+    #[tokio::test]
+    async fn frames_that_fill_the_pool_together_still_finish_one_at_a_time() {
+        // Two frames of 80 in a pool of 100, each holding 50: without the
+        // overdraft neither could ever grow again.
+        let pool = RequestPool::new(100);
+        let (broker, overdraft) = (pool.memory.clone(), pool.overdraft.clone());
+        let ip = || Arc::new(Semaphore::new(1000));
+        let mut a = FrameMemory::new(&pool, ip(), 1000);
+        let mut b = FrameMemory::new(&pool, ip(), 1000);
+        a.grow(50).await.unwrap();
+        b.grow(50).await.unwrap();
+        let wait = std::time::Duration::from_millis(200);
+        tokio::time::timeout(wait, a.grow(30)).await.expect("the first to find the pool empty takes the overdraft").unwrap();
+        assert!(a.is_overdrawn());
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), b.grow(30)).await.is_err(), "one overdraft at a time");
+        a.release();
+        tokio::time::timeout(wait, b.grow(30)).await.expect("a's memory and overdraft came back").unwrap();
+        drop(b);
+        drop(a);
+        assert_eq!((broker.available_permits(), overdraft.available_permits()), (100, 1));
+    }
+
+    #[test]
+    fn small_frames_have_their_own_share() {
+        let pools = RequestPools::new(512 << 20);
+        assert_eq!(pools.for_frame(SMALL_FRAME_BYTES).capacity_bytes(), 64 << 20);
+        assert_eq!(pools.for_frame(SMALL_FRAME_BYTES + 1).capacity_bytes(), 448 << 20);
+        let tiny = RequestPools::new(1);
+        assert!(tiny.for_frame(10).capacity_bytes() >= 1 && tiny.for_frame(10 << 20).capacity_bytes() >= 1);
     }
 }

@@ -182,11 +182,6 @@ def test_hostile_connections_do_not_hurt_well_behaved_clients(broker_factory):
             f"{name} p99 {loaded:.1f} ms is {ratio:.1f}x the unloaded one (allowed {allowed_ratio}x, or under {floor_ms} ms)"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "found by the torture suite, not fixed: request memory is reserved as a frame's bytes arrive, "
-    "so frames from enough client IPs (each within its per-IP budget) fill queued.max.request.bytes "
-    "with partial frames that can never complete; no connection is read any more and every client, "
-    "on any IP, times out"))
 def test_many_ips_sending_100_mb_frames_at_once_do_not_stall_the_broker(broker_factory):
     """Twelve connections from twelve client IPs (127.0.0.2-13) each send
     a whole 100 MB frame as fast as they can: 1.2 GB against the 512 MiB
