@@ -1057,7 +1057,14 @@ mod tests {
         // The pages can no longer be read (as after a disk error): what
         // would be SIGBUS on access is an error here, with Kafka's code.
         std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(0).unwrap();
-        let err = range.prefault().unwrap_err();
+        let result = range.prefault();
+        if result.is_ok() && std::env::var_os("KLAMM_TEST_EMULATED").is_some() {
+            // qemu-user answers madvise without doing it (scripts/cross-check
+            // says so with this variable): there, as on kernels before
+            // 5.14, a failed read is still SIGBUS.
+            return;
+        }
+        let err = result.unwrap_err();
         assert_eq!(err.error_code(), 56, "{err}");
     }
 
