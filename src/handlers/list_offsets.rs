@@ -15,6 +15,7 @@ use crate::protocol::messages::list_offsets_response::{
 };
 use crate::protocol::ErrorCode;
 use crate::replica::{check_leader_epoch, Partition};
+use crate::storage::{StorageError, TimeSearch};
 use crate::types::{TimestampMs, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 2, name: "ListOffsets", min_version: 1, max_version: 10 };
@@ -70,6 +71,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOf
     ListOffsetsResponse { throttle_time_ms: 0, topics: responses }
 }
 
+/// What the partition lock yields for one query.
+enum Found {
+    /// (timestamp, offset, leader epoch), known without a search.
+    At(i64, i64, i32),
+    Nothing,
+    Search(Result<TimeSearch, StorageError>),
+}
+
 /// Answers one partition (blocking: may search the time index).
 fn answer(q: &Query) -> ListOffsetsPartitionResponse {
     let mut r = ListOffsetsPartitionResponse {
@@ -92,21 +101,28 @@ fn answer(q: &Query) -> ListOffsetsPartitionResponse {
         r.error_code = code.code();
         return r;
     }
+    // Special targets are answered under the lock; a search by time is
+    // prepared under it and run after it is released, so faulting a cold
+    // segment in blocks no producer of this partition.
     let found = match q.timestamp {
-        LATEST if q.read_committed => Ok(Some((-1, log.last_stable_offset().0, epoch))),
-        LATEST => Ok(Some((-1, log.log_end_offset().0, epoch))),
-        EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log.log_start_offset().0, epoch))),
-        EARLIEST_PENDING_UPLOAD => Ok(None),
-        MAX_TIMESTAMP => log
-            .max_timestamp_and_offset()
-            .map(|t| t.map(|t| (t.timestamp.0, t.offset.0, t.leader_epoch))),
-        ts if ts >= 0 => log
-            .offset_for_timestamp(TimestampMs(ts))
-            .map(|t| t.map(|t| (t.timestamp.0, t.offset.0, t.leader_epoch))),
+        LATEST if q.read_committed => Found::At(-1, log.last_stable_offset().0, epoch),
+        LATEST => Found::At(-1, log.log_end_offset().0, epoch),
+        EARLIEST | EARLIEST_LOCAL => Found::At(-1, log.log_start_offset().0, epoch),
+        EARLIEST_PENDING_UPLOAD => Found::Nothing,
+        MAX_TIMESTAMP => Found::Search(log.max_timestamp_search()),
+        ts if ts >= 0 => Found::Search(log.offset_for_timestamp_search(TimestampMs(ts))),
         _ => {
             r.error_code = ErrorCode::InvalidRequest.code();
             return r;
         }
+    };
+    drop(log);
+    let found = match found {
+        Found::At(timestamp, offset, leader_epoch) => Ok(Some((timestamp, offset, leader_epoch))),
+        Found::Nothing => Ok(None),
+        Found::Search(search) => search
+            .and_then(TimeSearch::run)
+            .map(|t| t.map(|t| (t.timestamp.0, t.offset.0, t.leader_epoch))),
     };
     match found {
         Ok(Some((timestamp, offset, leader_epoch))) => {

@@ -43,4 +43,4 @@ pub use producer_state::{
     MAX_PRODUCERS, NUM_BATCHES_TO_RETAIN,
 };
 pub use roll::SealJob;
-pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, SegmentSnapshot, SegmentSync, TimestampAndOffset};
+pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, SegmentSnapshot, SegmentSync, TimeQuery, TimeSearch, TimestampAndOffset};

@@ -17,7 +17,7 @@ use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager, NO_COORDINATOR_EPOCH};
 use super::roll::SealJob;
-use super::segment::{Segment, SegmentRead, SegmentSnapshot, TimestampAndOffset};
+use super::segment::{Segment, SegmentRead, SegmentSnapshot, TimeQuery, TimeSearch, TimestampAndOffset};
 use super::txn_index::{marker_coordinator_epoch, AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
     BatchBuilder, BatchIter, Validation, set_base_offset, set_log_append_time, set_max_timestamp, set_partition_leader_epoch,
@@ -704,29 +704,41 @@ impl PartitionLog {
         &self,
         timestamp: TimestampMs,
     ) -> Result<Option<TimestampAndOffset>, StorageError> {
+        self.offset_for_timestamp_search(timestamp)?.run()
+    }
+
+    /// [`PartitionLog::offset_for_timestamp`] prepared under the lock, to
+    /// [`TimeSearch::run`] after it is released.
+    pub fn offset_for_timestamp_search(&self, timestamp: TimestampMs) -> Result<TimeSearch, StorageError> {
         self.ensure_open()?;
         let Some(segment) = self
             .segments
             .values()
             .find(|s| s.largest_timestamp() >= timestamp)
         else {
-            return Ok(None);
+            return Ok(TimeSearch::nothing());
         };
-        segment.find_offset_by_timestamp(timestamp, self.log_start_offset)
+        segment.time_search(TimeQuery::ByTimestamp { target: timestamp, starting_offset: self.log_start_offset })
     }
 
     /// The record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>, StorageError> {
+        self.max_timestamp_search()?.run()
+    }
+
+    /// [`PartitionLog::max_timestamp_and_offset`] prepared under the lock,
+    /// to [`TimeSearch::run`] after it is released.
+    pub fn max_timestamp_search(&self) -> Result<TimeSearch, StorageError> {
         self.ensure_open()?;
         let mut best: Option<&Segment> = None;
         for s in self.segments.values() {
-            if best.map_or(true, |b| s.max_timestamp() > b.max_timestamp()) {
+            if best.is_none_or(|b| s.max_timestamp() > b.max_timestamp()) {
                 best = Some(s);
             }
         }
         match best {
-            Some(s) => s.max_timestamp_and_offset(),
-            None => Ok(None),
+            Some(s) => s.max_timestamp_search(),
+            None => Ok(TimeSearch::nothing()),
         }
     }
 

@@ -293,6 +293,87 @@ impl SegmentSync {
     }
 }
 
+/// A search of one segment by time (ListOffsets).
+#[derive(Clone, Copy, Debug)]
+pub enum TimeQuery {
+    /// The first record with timestamp `>= target` and offset `>=
+    /// starting_offset`.
+    ByTimestamp { target: TimestampMs, starting_offset: Offset },
+    /// The earliest record whose timestamp is `max`, the segment's largest;
+    /// `near` is the offset its stats remember for it.
+    MaxTimestamp { max: TimestampMs, near: Offset },
+}
+
+impl TimeQuery {
+    fn run(self, files: &SegmentFiles) -> Option<TimestampAndOffset> {
+        match self {
+            TimeQuery::ByTimestamp { target, starting_offset } => {
+                let entry = files.time_index.lookup(target);
+                let start = files
+                    .offset_index
+                    .lookup(entry.offset.max(starting_offset))
+                    .position
+                    .as_usize();
+                for batch in BatchIter::starting_at(files.log.as_slice(), start, Validation::Structure) {
+                    let Ok(batch) = batch else { break };
+                    if batch.max_timestamp() >= target {
+                        if let Some(found) = search_batch(&batch, target, starting_offset) {
+                            return Some(found);
+                        }
+                    }
+                }
+                None
+            }
+            TimeQuery::MaxTimestamp { max, near } => {
+                let start = files.offset_index.lookup(near).position.as_usize();
+                for from in [start, 0] {
+                    for batch in BatchIter::starting_at(files.log.as_slice(), from, Validation::Structure) {
+                        let Ok(batch) = batch else { break };
+                        if batch.max_timestamp() == max {
+                            return Some(TimestampAndOffset {
+                                timestamp: max,
+                                offset: offset_of_max_timestamp(&batch),
+                                leader_epoch: batch.partition_leader_epoch(),
+                            });
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+enum SearchState {
+    Done(Option<TimestampAndOffset>),
+    Pending { files: Arc<SegmentFiles>, query: TimeQuery },
+}
+
+/// A time search prepared under the partition lock
+/// ([`Segment::time_search`]): answered already, or holding a sealed
+/// segment's maps to search without the lock.
+pub struct TimeSearch(SearchState);
+
+impl TimeSearch {
+    /// No record to search for.
+    pub fn nothing() -> TimeSearch {
+        TimeSearch(SearchState::Done(None))
+    }
+
+    /// Whether running it would read a sealed segment's pages.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.0, SearchState::Pending { .. })
+    }
+
+    /// Runs the search (blocking: may fault the segment's pages in).
+    pub fn run(self) -> Result<Option<TimestampAndOffset>, StorageError> {
+        Ok(match self.0 {
+            SearchState::Done(found) => found,
+            SearchState::Pending { files, query } => query.run(&files),
+        })
+    }
+}
+
 /// Maps a sealed segment's files again, each over its logical length.
 fn open_sealed_files(
     dir: &Path,
@@ -786,56 +867,43 @@ impl Segment {
     }
 
     /// The first record with timestamp `>= target` and offset `>=
-    /// starting_offset` (Kafka's `findOffsetByTimestamp`).
+    /// starting_offset` (Kafka's `findOffsetByTimestamp`). Reads pages
+    /// where it is called: under a lock, prefer [`Segment::time_search`].
     pub fn find_offset_by_timestamp(
         &self,
         target: TimestampMs,
         starting_offset: Offset,
     ) -> Result<Option<TimestampAndOffset>, StorageError> {
-        let view = self.view()?;
-        let entry = view.time_index.lookup(target);
-        let start = view
-            .offset_index
-            .lookup(entry.offset.max(starting_offset))
-            .position
-            .as_usize();
-        for batch in BatchIter::starting_at(view.log.as_slice(), start, Validation::Structure) {
-            let Ok(batch) = batch else { break };
-            if batch.max_timestamp() >= target {
-                if let Some(found) = search_batch(&batch, target, starting_offset) {
-                    return Ok(Some(found));
-                }
-            }
-        }
-        Ok(None)
+        self.time_search(TimeQuery::ByTimestamp { target, starting_offset })?.run()
     }
 
     /// The record with the segment's max timestamp (earliest such), if any
-    /// batch has a timestamp.
+    /// batch has a timestamp. Reads pages where it is called: under a
+    /// lock, prefer [`Segment::max_timestamp_search`].
     pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>, StorageError> {
+        self.max_timestamp_search()?.run()
+    }
+
+    /// The search for the record with this segment's max timestamp, to run
+    /// after the partition lock is released.
+    pub fn max_timestamp_search(&self) -> Result<TimeSearch, StorageError> {
         let max = self.stats.max_timestamp;
         if max.0 < 0 {
-            return Ok(None);
+            return Ok(TimeSearch(SearchState::Done(None)));
         }
-        let view = self.view()?;
-        let start = view
-            .offset_index
-            .lookup(self.stats.offset_of_max_timestamp)
-            .position
-            .as_usize();
-        for from in [start, 0] {
-            for batch in BatchIter::starting_at(view.log.as_slice(), from, Validation::Structure) {
-                let Ok(batch) = batch else { break };
-                if batch.max_timestamp() == max {
-                    return Ok(Some(TimestampAndOffset {
-                        timestamp: max,
-                        offset: offset_of_max_timestamp(&batch),
-                        leader_epoch: batch.partition_leader_epoch(),
-                    }));
-                }
-            }
+        self.time_search(TimeQuery::MaxTimestamp { max, near: self.stats.offset_of_max_timestamp })
+    }
+
+    /// Prepares a search of the indexes and the log under the partition
+    /// lock: the active segment (whose pages are hot, and whose maps the
+    /// lock guards) is searched now; a sealed one is handed out as an `Arc`
+    /// on its maps, to be searched by [`TimeSearch::run`] after the lock is
+    /// released, so faulting a cold segment in blocks no producer.
+    pub fn time_search(&self, query: TimeQuery) -> Result<TimeSearch, StorageError> {
+        match self.view()? {
+            View::Borrowed(files) => Ok(TimeSearch(SearchState::Done(query.run(files)))),
+            View::Shared(files) => Ok(TimeSearch(SearchState::Pending { files, query })),
         }
-        Ok(None)
     }
 
     /// Kafka's `shouldRoll`: the append would overflow `segment.bytes` (or

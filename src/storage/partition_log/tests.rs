@@ -302,6 +302,27 @@ fn timestamp_lookups_across_segments() {
 }
 
 #[test]
+fn timestamp_search_of_a_sealed_segment_runs_without_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), &small_config());
+    for i in 0..60 {
+        produce(&mut log, 5, 1_000_000 + i * 5);
+    }
+    assert!(log.segment_count() > 2);
+    // Record 3 lives in the first, sealed, segment: its search is handed
+    // out to run after the log (and so its lock) is gone.
+    let search = log.offset_for_timestamp_search(TimestampMs(1_000_003)).unwrap();
+    assert!(search.is_pending());
+    let max_search = log.max_timestamp_search().unwrap();
+    let past_the_end = log.offset_for_timestamp_search(TimestampMs(2_000_000)).unwrap();
+    drop(log);
+    assert_eq!(search.run().unwrap().unwrap().offset, Offset(3));
+    let max = max_search.run().unwrap().unwrap();
+    assert_eq!((max.offset, max.timestamp), (Offset(299), TimestampMs(1_000_299)));
+    assert!(past_the_end.run().unwrap().is_none());
+}
+
+#[test]
 fn retention_by_bytes_and_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), &small_config());
