@@ -23,6 +23,8 @@
 //! - [`try_lock_exclusive`]: an exclusive, non-blocking advisory lock on a
 //!   whole file (`flock`), which excludes other processes and other opens
 //!   in this one.
+//! - [`volume_space`]: the total and usable bytes of the file system a
+//!   path is on (`statvfs`, POSIX: the same call on Linux and macOS).
 
 use std::fs::File;
 use std::io;
@@ -177,6 +179,30 @@ pub fn try_lock_exclusive(file: &File) -> Result<(), LockError> {
     }
 }
 
+/// The size of a file system, as Java's `FileStore` reports it (what
+/// Kafka's DescribeLogDirs v4 answers): blocks times the fragment size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeSpace {
+    /// `f_blocks × f_frsize` (Java's `getTotalSpace`).
+    pub total_bytes: u64,
+    /// `f_bavail × f_frsize`: what an unprivileged writer may still use
+    /// (Java's `getUsableSpace`).
+    pub usable_bytes: u64,
+}
+
+/// The total and usable bytes of the file system `path` is on. Blocking
+/// (a hung network file system blocks it): call it off the async workers.
+pub fn volume_space(path: &std::path::Path) -> io::Result<VolumeSpace> {
+    let s = rustix::fs::statvfs(path)?;
+    // POSIX: f_blocks and f_bavail count f_frsize units; a system that
+    // leaves f_frsize 0 means f_bsize.
+    let unit = if s.f_frsize != 0 { s.f_frsize } else { s.f_bsize };
+    Ok(VolumeSpace {
+        total_bytes: s.f_blocks.saturating_mul(unit),
+        usable_bytes: s.f_bavail.saturating_mul(unit),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +237,14 @@ mod tests {
         let after = getrlimit(Resource::Nofile).current;
         assert!(after.is_none() || after >= before, "{before:?} -> {after:?} ({outcome:?})");
         assert!(matches!(raise_open_files_limit(), OpenFilesLimit::Unchanged { .. } | OpenFilesLimit::Refused { .. }));
+    }
+
+    #[test]
+    fn volume_space_of_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = volume_space(dir.path()).unwrap();
+        assert!(v.total_bytes > 0 && v.usable_bytes <= v.total_bytes, "{v:?}");
+        assert!(volume_space(&dir.path().join("missing")).is_err());
     }
 
     #[test]
