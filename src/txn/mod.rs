@@ -1,4 +1,4 @@
-//! The transaction coordinator (issue 10, transaction version 1): the
+//! The transaction coordinator (issue 10, transaction versions 1 and 2): the
 //! state machine of each transactional id (`state`, following Kafka's
 //! `TransactionState`), its durable log in `<log.dir>/.klamm/transactions`
 //! (`log`), the coordinator that serializes and persists transitions
