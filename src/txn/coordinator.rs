@@ -297,6 +297,21 @@ impl TransactionCoordinator {
         n
     }
 
+    /// How many ids are in each state now (for `/metrics`).
+    pub fn count_by_state(&self) -> Vec<(TransactionState, usize)> {
+        let inner = self.lock();
+        let mut counts: Vec<(TransactionState, usize)> = Vec::new();
+        for m in inner.txns.values() {
+            match counts.iter_mut().find(|(s, _)| *s == m.state) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((m.state, 1)),
+            }
+        }
+        drop(inner);
+        counts.sort_by_key(|(s, _)| s.id());
+        counts
+    }
+
     pub fn len(&self) -> usize {
         self.lock().txns.len()
     }
