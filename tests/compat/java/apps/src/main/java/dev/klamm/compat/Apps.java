@@ -5,7 +5,8 @@ import java.util.Arrays;
 /**
  * Test applications for klamm's compatibility suite, each a real user of a
  * client library: {@code streams-count} (Kafka Streams) and
- * {@code spring-txn} (Spring Kafka). The pytest files start them with
+ * {@code spring-txn} (Spring Kafka), and scripts/bench's transactional
+ * workload {@code txn-bench}. The pytest files start them with
  * {@code compat.java_app(...)}, read the lines they print on stdout and
  * check what they wrote with independent clients. Each passes against
  * Apache Kafka as well as against klamm.
@@ -15,13 +16,14 @@ public final class Apps {
 
     public static void main(String[] args) throws Exception {
         if (args.length == 0) {
-            System.err.println("usage: Apps streams-count|spring-txn ARGS...");
+            System.err.println("usage: Apps streams-count|spring-txn|txn-bench ARGS...");
             System.exit(2);
         }
         String[] rest = Arrays.copyOfRange(args, 1, args.length);
         switch (args[0]) {
             case "streams-count" -> StreamsCount.main(rest);
             case "spring-txn" -> SpringTxn.main(rest);
+            case "txn-bench" -> TxnBench.main(rest);
             default -> {
                 System.err.println("unknown app " + args[0]);
                 System.exit(2);
