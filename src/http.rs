@@ -151,6 +151,10 @@ pub async fn render_metrics(broker: &Arc<Broker>) -> String {
         "klamm_log_cleaner_uncleanable_partitions {}",
         cleaner.uncleanable_partitions.load(std::sync::atomic::Ordering::Relaxed)
     );
+    let b = broker.clone();
+    let states = tokio::task::spawn_blocking(move || b.txns.count_by_state()).await.unwrap_or_default();
+    let states: Vec<(&str, usize)> = states.iter().map(|(s, n)| (s.name(), *n)).collect();
+    broker.metrics.txn.render(&mut out, &states);
     let (sessions, cached) = broker.fetch_sessions.sizes();
     let _ = writeln!(out, "# HELP klamm_fetch_sessions Incremental fetch sessions cached (KIP-227).");
     let _ = writeln!(out, "# TYPE klamm_fetch_sessions gauge");

@@ -25,9 +25,7 @@ const MAX_TOPICS: usize = 100_000;
 struct ApiCounters {
     requests: AtomicU64,
     errors: AtomicU64,
-    /// Cumulative per bucket, plus one for +Inf.
-    buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
-    sum_ns: AtomicU64,
+    latency: Histogram,
 }
 
 /// Per-topic traffic.
@@ -37,6 +35,86 @@ pub struct TopicCounters {
     pub records_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub records_out: AtomicU64,
+}
+
+/// Transaction outcomes (issue 10).
+#[derive(Default)]
+pub struct TxnCounters {
+    pub committed: AtomicU64,
+    pub aborted: AtomicU64,
+    /// Aborts because a transaction outlived its `transaction.timeout.ms`.
+    pub timed_out: AtomicU64,
+    /// Open transactions a new producer with the same id fenced and aborted.
+    pub fenced: AtomicU64,
+    /// COMMIT/ABORT markers written to partitions.
+    pub markers: AtomicU64,
+    /// Time to write a transaction's markers and settle its offsets.
+    completion: Histogram,
+}
+
+/// A fixed-bucket latency histogram ([`LATENCY_BUCKETS_S`]).
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let s = elapsed.as_secs_f64();
+        let i = LATENCY_BUCKETS_S.iter().position(|b| s <= *b).unwrap_or(LATENCY_BUCKETS_S.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(elapsed.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, metric: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0u64;
+        for (i, le) in LATENCY_BUCKETS_S.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{metric}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[LATENCY_BUCKETS_S.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{metric}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{metric}_sum{braces} {sum:.6}");
+        let _ = writeln!(out, "{metric}_count{braces} {cumulative}");
+    }
+}
+
+impl TxnCounters {
+    /// One transaction completed: its markers written and offsets settled.
+    pub fn completed(&self, commit: bool, markers: usize, elapsed: Duration) {
+        if commit { &self.committed } else { &self.aborted }.fetch_add(1, Ordering::Relaxed);
+        self.markers.fetch_add(markers as u64, Ordering::Relaxed);
+        self.completion.observe(elapsed);
+    }
+
+    /// Renders the counters; `states` are the transactional ids per state now.
+    pub fn render(&self, out: &mut String, states: &[(&str, usize)]) {
+        let _ = writeln!(out, "# HELP klamm_transactional_ids Transactional ids known to the coordinator, by state.");
+        let _ = writeln!(out, "# TYPE klamm_transactional_ids gauge");
+        for (state, n) in states {
+            let _ = writeln!(out, "klamm_transactional_ids{{state=\"{state}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP klamm_transactions_completed_total Transactions completed, by result.");
+        let _ = writeln!(out, "# TYPE klamm_transactions_completed_total counter");
+        let _ = writeln!(out, "klamm_transactions_completed_total{{result=\"commit\"}} {}", self.committed.load(Ordering::Relaxed));
+        let _ = writeln!(out, "klamm_transactions_completed_total{{result=\"abort\"}} {}", self.aborted.load(Ordering::Relaxed));
+        for (name, help, v) in [
+            ("klamm_transactions_timed_out_total", "Transactions aborted by the coordinator past their transaction.timeout.ms.", &self.timed_out),
+            ("klamm_transactions_fenced_total", "Open transactions aborted because a new producer with the same transactional.id fenced the old one.", &self.fenced),
+            ("klamm_transaction_markers_total", "COMMIT/ABORT markers written to partitions.", &self.markers),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# HELP klamm_transaction_completion_seconds Time to write a transaction's markers and settle its offsets.");
+        let _ = writeln!(out, "# TYPE klamm_transaction_completion_seconds histogram");
+        self.completion.render(out, "klamm_transaction_completion_seconds", "");
+    }
 }
 
 /// All counters of one broker.
@@ -52,6 +130,7 @@ pub struct Metrics {
     /// Connections closed because a response was not read in time
     /// (`klamm.socket.write.timeout.ms`).
     pub write_timeouts: AtomicU64,
+    pub txn: TxnCounters,
 }
 
 impl Default for Metrics {
@@ -65,6 +144,7 @@ impl Default for Metrics {
             connections_open: AtomicI64::new(0),
             connections_rejected_per_ip: AtomicU64::new(0),
             write_timeouts: AtomicU64::new(0),
+            txn: TxnCounters::default(),
         }
     }
 }
@@ -79,10 +159,7 @@ impl Metrics {
         if failed {
             c.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let s = elapsed.as_secs_f64();
-        let i = LATENCY_BUCKETS_S.iter().position(|b| s <= *b).unwrap_or(LATENCY_BUCKETS_S.len());
-        c.buckets[i].fetch_add(1, Ordering::Relaxed);
-        c.sum_ns.fetch_add(elapsed.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        c.latency.observe(elapsed);
     }
 
     /// The counters of `topic`.
@@ -144,16 +221,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP klamm_request_duration_seconds Time from a decoded request to its encoded response, by API.");
         let _ = writeln!(out, "# TYPE klamm_request_duration_seconds histogram");
         for (_, name, c) in &apis {
-            let mut cumulative = 0u64;
-            for (i, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                cumulative += c.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "klamm_request_duration_seconds_bucket{{api=\"{name}\",le=\"{le}\"}} {cumulative}");
-            }
-            cumulative += c.buckets[LATENCY_BUCKETS_S.len()].load(Ordering::Relaxed);
-            let _ = writeln!(out, "klamm_request_duration_seconds_bucket{{api=\"{name}\",le=\"+Inf\"}} {cumulative}");
-            let sum = c.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "klamm_request_duration_seconds_sum{{api=\"{name}\"}} {sum:.6}");
-            let _ = writeln!(out, "klamm_request_duration_seconds_count{{api=\"{name}\"}} {cumulative}");
+            c.latency.render(out, "klamm_request_duration_seconds", &format!("api=\"{name}\""));
         }
 
         let mut topics: Vec<(String, Arc<TopicCounters>)> = self
@@ -222,6 +290,22 @@ mod tests {
         assert!(out.contains("klamm_request_duration_seconds_bucket{api=\"Produce\",le=\"+Inf\"} 2"));
         assert!(out.contains("klamm_topic_bytes_in_total{topic=\"orders\"} 100"));
         assert!(out.contains("klamm_topic_records_in_total{topic=\"orders\"} 2"));
+    }
+
+    #[test]
+    fn renders_transaction_outcomes() {
+        let m = Metrics::default();
+        m.txn.completed(true, 3, Duration::from_micros(300));
+        m.txn.completed(false, 1, Duration::from_secs(5));
+        let mut out = String::new();
+        m.txn.render(&mut out, &[("Ongoing", 2), ("CompleteCommit", 1)]);
+        assert!(out.contains("klamm_transactional_ids{state=\"Ongoing\"} 2"), "{out}");
+        assert!(out.contains("klamm_transactions_completed_total{result=\"commit\"} 1"));
+        assert!(out.contains("klamm_transactions_completed_total{result=\"abort\"} 1"));
+        assert!(out.contains("klamm_transaction_markers_total 4"));
+        assert!(out.contains("klamm_transaction_completion_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(out.contains("klamm_transaction_completion_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(out.contains("klamm_transaction_completion_seconds_count 2"));
     }
 
     #[test]

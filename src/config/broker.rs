@@ -130,6 +130,7 @@ pub struct BrokerConfig {
     pub transaction_state_log_segment_bytes: u32,
     pub transaction_max_timeout_ms: i32,
     pub transactional_id_expiration_ms: i32,
+    pub transaction_partition_verification_enable: bool,
     pub producer_id_expiration_ms: i32,
 
     // --- log storage -----------------------------------------------------------------
@@ -1284,6 +1285,7 @@ fn build(
         transaction_state_log_segment_bytes: v.u32("transaction.state.log.segment.bytes")?,
         transaction_max_timeout_ms: v.int("transaction.max.timeout.ms")?,
         transactional_id_expiration_ms: v.int("transactional.id.expiration.ms")?,
+        transaction_partition_verification_enable: v.boolean("transaction.partition.verification.enable")?,
         producer_id_expiration_ms: v.int("producer.id.expiration.ms")?,
         log_dir,
         log_segment_bytes: v.u32("log.segment.bytes")?,

@@ -206,6 +206,8 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "Largest transaction timeout a producer may ask for."),
     def("transactional.id.expiration.ms", Int, Some("604800000"), AtLeast(1), None, Used,
         "Idle transactional ids expire after this many milliseconds."),
+    def("transaction.partition.verification.enable", Boolean, Some("true"), Validator::None, None, Used,
+        "Verify that a transactional batch of a transaction-version-1 client goes to a partition its transaction added (KIP-890)."),
     def("producer.id.expiration.ms", Int, Some("86400000"), AtLeast(1), None, Used,
         "Idle producer ids expire after this many milliseconds."),
     // --- log storage --------------------------------------------------------

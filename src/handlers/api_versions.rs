@@ -3,10 +3,27 @@
 
 use super::{ApiSpec, RequestContext, APIS};
 use crate::protocol::messages::api_versions_request::ApiVersionsRequest;
-use crate::protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use crate::protocol::messages::api_versions_response::{
+    ApiVersion, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use crate::protocol::ErrorCode;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 18, name: "ApiVersions", min_version: 0, max_version: 4 };
+
+/// Features (KIP-584) as Kafka 4.x advertises them (v3+): the range klamm
+/// supports and the level in force. Feature levels decide behaviour, not
+/// which APIs exist: `transaction.version` 2 tells 4.x clients to use
+/// KIP-890 transactions (epoch bump per transaction, implicit partition
+/// and group adds), which EndTxn v5, Produce v12+ and TxnOffsetCommit v5
+/// serve; older clients keep transaction version 1.
+pub const FEATURES: &[(&str, i16, i16, i16)] = &[
+    // (name, min supported, max supported, finalized level)
+    ("transaction.version", 0, 2, 2),
+];
+
+/// The epoch of the finalized features: they never change while klamm
+/// runs, and clients only look for a newer epoch than the last they saw.
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 fn api_keys() -> Vec<ApiVersion> {
     APIS.iter()
@@ -41,7 +58,28 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVer
     {
         return ApiVersionsResponse { error_code: ErrorCode::InvalidRequest.code(), ..Default::default() };
     }
-    ApiVersionsResponse { error_code: 0, api_keys: api_keys(), ..Default::default() }
+    ApiVersionsResponse {
+        error_code: 0,
+        api_keys: api_keys(),
+        supported_features: FEATURES
+            .iter()
+            .map(|&(name, min_version, max_version, _)| SupportedFeatureKey {
+                name: name.to_string(),
+                min_version,
+                max_version,
+            })
+            .collect(),
+        finalized_features_epoch: FINALIZED_FEATURES_EPOCH,
+        finalized_features: FEATURES
+            .iter()
+            .map(|&(name, _, _, level)| FinalizedFeatureKey {
+                name: name.to_string(),
+                max_version_level: level,
+                min_version_level: level,
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

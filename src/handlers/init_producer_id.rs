@@ -49,6 +49,13 @@ pub async fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> Ini
         Ok(InitResult::Fenced(completion)) => {
             // Abort what the fenced producer left open; the client retries
             // on CONCURRENT_TRANSACTIONS and then gets the next epoch.
+            tracing::info!(
+                transactional_id = %completion.transactional_id,
+                producer_id = completion.producer_id,
+                epoch = completion.producer_epoch,
+                "a new producer fenced the previous one: aborting its open transaction"
+            );
+            ctx.broker.metrics.txn.fenced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Err(e) = crate::txn::finish(ctx.broker, completion).await {
                 tracing::warn!(error = ?e, "aborting a fenced transaction failed; retrying later");
             }

@@ -162,7 +162,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     }
 
     let broker = ctx.broker.clone();
-    let responses = tokio::task::spawn_blocking(move || append_all(&broker, topics))
+    let txn = req.transactional_id.map(|id| (id, version));
+    let responses = tokio::task::spawn_blocking(move || append_all(&broker, txn.as_ref(), topics))
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "produce task failed");
@@ -188,7 +189,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
 
 /// Appends every resolved partition (blocking: takes log locks, writes the
 /// memory map).
-fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -> Vec<TopicProduceResponse> {
+fn append_all(
+    broker: &Broker,
+    txn: Option<&(String, i16)>,
+    topics: Vec<(String, Uuid, Vec<(i32, Input)>)>,
+) -> Vec<TopicProduceResponse> {
     let now = TimestampMs::now();
     let mut buf: Vec<u8> = Vec::new();
     topics
@@ -200,6 +205,9 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
                 .map(|(index, input)| match input {
                     Input::Failed(code, msg) => failed(index, code.code(), msg),
                     Input::Append { partition, records } => {
+                        if let Err(code) = check_transaction(broker, txn, &partition.tp, &records, now) {
+                            return failed(index, code.code(), None);
+                        }
                         // The batch is patched in place (offsets, epoch,
                         // CRC where needed), so it needs a private copy.
                         buf.clear();
@@ -263,6 +271,49 @@ fn append_all(broker: &Broker, topics: Vec<(String, Uuid, Vec<(i32, Input)>)>) -
             TopicProduceResponse { name, topic_id, partition_responses }
         })
         .collect()
+}
+
+/// The first Produce version of transaction version 2 (KIP-890): a
+/// transactional batch adds its partition to the transaction itself.
+const IMPLICIT_ADD_SINCE: i16 = 12;
+
+/// A transactional batch's partition must be in its producer's ongoing
+/// transaction before it is written, or a late or stray batch would open a
+/// transaction no one ends (a hanging transaction, KIP-890). Transaction
+/// version 2 clients (Produce v12+) send no AddPartitionsToTxn: the batch
+/// adds the partition here. Older ones added it first; that is verified
+/// when `transaction.partition.verification.enable` (Kafka's default).
+/// Coordinator errors become the produce errors Kafka's
+/// `ReplicaManager` answers. Blocking (an add is made durable).
+fn check_transaction(
+    broker: &Broker,
+    txn: Option<&(String, i16)>,
+    tp: &TopicPartition,
+    records: &Bytes,
+    now: TimestampMs,
+) -> Result<(), ErrorCode> {
+    let Some((transactional_id, version)) = txn else { return Ok(()) };
+    let Ok(batch) = RecordBatch::new(records) else { return Ok(()) };
+    if !batch.is_transactional() || batch.is_control() {
+        return Ok(());
+    }
+    let (producer_id, producer_epoch) = (batch.producer_id(), batch.producer_epoch());
+    let checked = if *version >= IMPLICIT_ADD_SINCE {
+        broker.txns.add_partitions(transactional_id, producer_id, producer_epoch, std::slice::from_ref(tp), now)
+    } else if broker.config().transaction_partition_verification_enable {
+        broker.txns.verify_partition(transactional_id, producer_id, producer_epoch, tp)
+    } else {
+        Ok(())
+    };
+    checked.map_err(|e| match e {
+        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        // Retriable for every client without a metadata refresh.
+        ErrorCode::ConcurrentTransactions
+        | ErrorCode::CoordinatorNotAvailable
+        | ErrorCode::CoordinatorLoadInProgress
+        | ErrorCode::NotCoordinator => ErrorCode::NotEnoughReplicas,
+        other => other,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! transaction coordinator checks the producer and that the group was
 //! added (AddOffsetsToTxn); the group coordinator stores the offsets
 //! pending under the producer id; they become visible on commit and are
-//! dropped on abort. v5 (transaction version 2) is not served.
+//! dropped on abort. v5 is transaction version 2 (KIP-890): the client
+//! sends no AddOffsetsToTxn, so the commit adds the group to the ongoing
+//! transaction itself.
 
 use super::{ApiSpec, RequestContext};
 use crate::group::messages::{OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic};
@@ -12,9 +14,11 @@ use crate::protocol::messages::txn_offset_commit_response::{
 };
 use crate::protocol::ErrorCode;
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 28, name: "TxnOffsetCommit", min_version: 0, max_version: 4 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 28, name: "TxnOffsetCommit", min_version: 0, max_version: 5 };
 
 const PRODUCER_FENCED_SINCE: i16 = 3;
+/// The first version that adds the group implicitly (transaction version 2).
+const IMPLICIT_ADD_SINCE: i16 = 5;
 
 fn all_failed(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
     TxnOffsetCommitResponse {
@@ -37,7 +41,13 @@ fn all_failed(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitRespons
 pub async fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let broker = ctx.broker.clone();
     let (id, pid, epoch, group) = (req.transactional_id.clone(), req.producer_id, req.producer_epoch, req.group_id.clone());
-    let checked = tokio::task::spawn_blocking(move || broker.txns.check_offset_commit(&id, pid, epoch, &group))
+    let implicit_add = ctx.version() >= IMPLICIT_ADD_SINCE;
+    let checked = tokio::task::spawn_blocking(move || {
+        if implicit_add {
+            broker.txns.add_offsets(&id, pid, epoch, &group, crate::types::TimestampMs::now())?;
+        }
+        broker.txns.check_offset_commit(&id, pid, epoch, &group)
+    })
         .await
         .unwrap_or(Err(ErrorCode::UnknownServerError));
     if let Err(e) = checked {

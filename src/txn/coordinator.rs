@@ -198,36 +198,49 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Whether `producer_id`/`producer_epoch` of `transactional_id` has
-    /// `tp` in its ongoing transaction (produce verification).
-    pub fn has_partition(&self, transactional_id: &str, producer_id: i64, producer_epoch: i16, tp: &TopicPartition) -> bool {
-        self.lock().txns.get(transactional_id).is_some_and(|m| {
-            m.producer_id == producer_id
-                && m.producer_epoch == producer_epoch
-                && m.state == TransactionState::Ongoing
-                && m.partitions.contains(tp)
-        })
-    }
-
-    /// EndTxn from a client. `Ok(None)`: already ended this way.
+    /// EndTxn from a client; `bump_epoch` for transaction version 2
+    /// (see [`state::end_transaction`]). Returns the completion owed
+    /// (`None`: already ended this way) and the producer id and epoch the
+    /// client goes on with.
     pub fn end_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        bump_epoch: bool,
         now: TimestampMs,
-    ) -> Result<Option<Completion>, ErrorCode> {
+    ) -> Result<(Option<Completion>, i64, i16), ErrorCode> {
         let mut inner = self.lock();
         let current = Self::existing(&inner, transactional_id)?;
-        match state::end_transaction(&current, producer_id, producer_epoch, commit, now)? {
-            EndTransition::AlreadyDone => Ok(None),
+        match state::end_transaction(&current, producer_id, producer_epoch, commit, bump_epoch, now)? {
+            EndTransition::AlreadyDone => Ok((None, current.producer_id, current.producer_epoch)),
             EndTransition::Prepare { next } => {
                 let completion = next.completion().ok_or(ErrorCode::UnknownServerError)?;
+                let (id, epoch) = (next.producer_id, next.producer_epoch);
                 Self::persist(&mut inner, next)?;
-                Ok(Some(completion))
+                Ok((Some(completion), id, epoch))
             }
         }
+    }
+
+    /// Produce verification (`transaction.partition.verification.enable`,
+    /// KIP-890 part 1): a transactional batch of a client on transaction
+    /// version 1 must go to a partition its ongoing transaction added.
+    pub fn verify_partition(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<(), ErrorCode> {
+        let inner = self.lock();
+        let current = Self::existing(&inner, transactional_id)?;
+        current.check_producer(producer_id, producer_epoch)?;
+        if current.state != TransactionState::Ongoing || !current.partitions.contains(tp) {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        Ok(())
     }
 
     /// Records that `c`'s markers are written and its offsets settled.
@@ -284,6 +297,21 @@ impl TransactionCoordinator {
         n
     }
 
+    /// How many ids are in each state now (for `/metrics`).
+    pub fn count_by_state(&self) -> Vec<(TransactionState, usize)> {
+        let inner = self.lock();
+        let mut counts: Vec<(TransactionState, usize)> = Vec::new();
+        for m in inner.txns.values() {
+            match counts.iter_mut().find(|(s, _)| *s == m.state) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((m.state, 1)),
+            }
+        }
+        drop(inner);
+        counts.sort_by_key(|(s, _)| s.id());
+        counts
+    }
+
     pub fn len(&self) -> usize {
         self.lock().txns.len()
     }
@@ -324,7 +352,7 @@ mod tests {
         assert_eq!(c.init_producer_id("x", 900_001, None, &mut alloc, NOW), Err(ErrorCode::InvalidTransactionTimeout));
         assert_eq!(c.init_producer_id("", 1000, None, &mut alloc, NOW), Err(ErrorCode::InvalidRequest));
         assert_eq!(c.add_partitions("nope", 1, 0, &[tp(0)], NOW), Err(ErrorCode::InvalidProducerIdMapping));
-        assert_eq!(c.end_txn("nope", 1, 0, true, NOW), Err(ErrorCode::InvalidProducerIdMapping));
+        assert_eq!(c.end_txn("nope", 1, 0, true, false, NOW), Err(ErrorCode::InvalidProducerIdMapping));
         assert!(c.is_empty());
     }
 
@@ -339,8 +367,10 @@ mod tests {
         c.add_offsets("x", 1001, 0, "g", NOW).unwrap();
         c.check_offset_commit("x", 1001, 0, "g").unwrap();
         assert_eq!(c.check_offset_commit("x", 1001, 0, "other"), Err(ErrorCode::InvalidTxnState));
-        assert!(c.has_partition("x", 1001, 0, &tp(1)));
-        let done = c.end_txn("x", 1001, 0, true, NOW).unwrap().unwrap();
+        c.verify_partition("x", 1001, 0, &tp(1)).unwrap();
+        assert_eq!(c.verify_partition("x", 1001, 0, &tp(5)), Err(ErrorCode::InvalidTxnState));
+        assert_eq!(c.verify_partition("x", 1001, 1, &tp(1)), Err(ErrorCode::ProducerFenced));
+        let done = c.end_txn("x", 1001, 0, true, false, NOW).unwrap().0.unwrap();
         assert!(done.commit);
         assert_eq!(done.partitions, vec![tp(0), tp(1)]);
         assert_eq!(done.groups, vec!["g".to_string()]);
@@ -348,7 +378,7 @@ mod tests {
         assert_eq!(c.owed(), vec![done.clone()]);
         c.complete(&done, NOW).unwrap();
         assert!(c.owed().is_empty());
-        assert_eq!(c.end_txn("x", 1001, 0, true, NOW), Ok(None));
+        assert_eq!(c.end_txn("x", 1001, 0, true, false, NOW), Ok((None, 1001, 0)));
         // A second producer fences the first's open transaction.
         c.add_partitions("x", 1001, 0, &[tp(2)], NOW).unwrap();
         let InitResult::Fenced(abort) = c.init_producer_id("x", 60_000, None, &mut alloc, NOW).unwrap() else { panic!() };
@@ -362,12 +392,33 @@ mod tests {
         let r = c.init_producer_id("x", 60_000, None, &mut alloc, NOW).unwrap();
         assert_eq!(r, InitResult::Ready { producer_id: 1001, producer_epoch: 2 });
         assert_eq!(c.add_partitions("x", 1001, 0, &[tp(0)], NOW), Err(ErrorCode::ProducerFenced));
-        assert_eq!(c.end_txn("x", 1001, 1, false, NOW), Err(ErrorCode::ProducerFenced));
-        assert_eq!(c.end_txn("x", 1001, 2, false, NOW), Err(ErrorCode::InvalidTxnState));
+        assert_eq!(c.end_txn("x", 1001, 1, false, false, NOW), Err(ErrorCode::ProducerFenced));
+        assert_eq!(c.end_txn("x", 1001, 2, false, false, NOW), Err(ErrorCode::InvalidTxnState));
         drop(c);
         let c = open(dir.path());
         assert_eq!(c.describe("x").unwrap().producer_epoch, 2);
         assert_eq!(c.describe("x").unwrap().state, TransactionState::Empty);
+    }
+
+    #[test]
+    fn transaction_version_2_ends_bump_the_epoch_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path());
+        let mut alloc = counter();
+        c.init_producer_id("x", 60_000, None, &mut alloc, NOW).unwrap();
+        c.add_partitions("x", 1001, 0, &[tp(0)], NOW).unwrap();
+        let (done, id, epoch) = c.end_txn("x", 1001, 0, true, true, NOW).unwrap();
+        let done = done.unwrap();
+        assert_eq!((id, epoch, done.producer_epoch), (1001, 1, 1));
+        c.complete(&done, NOW).unwrap();
+        // The lost answer's retry gets the bumped epoch again.
+        assert_eq!(c.end_txn("x", 1001, 0, true, true, NOW), Ok((None, 1001, 1)));
+        drop(c);
+        let c = open(dir.path());
+        let m = c.describe("x").unwrap();
+        assert_eq!((m.state, m.producer_epoch), (TransactionState::CompleteCommit, 1));
+        c.add_partitions("x", 1001, 1, &[tp(0)], NOW).unwrap();
+        assert_eq!(c.end_txn("x", 1001, 1, false, true, NOW).unwrap().2, 2);
     }
 
     #[test]
@@ -381,7 +432,7 @@ mod tests {
         let aborts = c.abort_timed_out(TimestampMs(NOW.0 + 1_001));
         assert_eq!(aborts.len(), 1);
         assert_eq!(aborts[0].producer_epoch, 1);
-        assert_eq!(c.end_txn("x", 1001, 0, true, NOW), Err(ErrorCode::ProducerFenced));
+        assert_eq!(c.end_txn("x", 1001, 0, true, false, NOW), Err(ErrorCode::ProducerFenced));
         assert_eq!(c.expire(TimestampMs(i64::MAX), 1), 0, "an owed completion keeps the id");
         c.complete(&aborts[0], NOW).unwrap();
         assert_eq!(c.expire(TimestampMs(NOW.0 + 5), 1_000_000), 0);

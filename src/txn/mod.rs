@@ -1,4 +1,4 @@
-//! The transaction coordinator (issue 10, transaction version 1): the
+//! The transaction coordinator (issue 10, transaction versions 1 and 2): the
 //! state machine of each transactional id (`state`, following Kafka's
 //! `TransactionState`), its durable log in `<log.dir>/.klamm/transactions`
 //! (`log`), the coordinator that serializes and persists transitions
@@ -32,6 +32,7 @@ pub fn log_dir(log_dir: &std::path::Path) -> std::path::PathBuf {
 /// records the completion. On failure the completion stays owed and is
 /// retried by housekeeping.
 pub async fn finish(broker: &Arc<Broker>, c: Completion) -> Result<(), ErrorCode> {
+    let started = std::time::Instant::now();
     let b = broker.clone();
     let c2 = c.clone();
     tokio::task::spawn_blocking(move || write_markers(&b, &c2))
@@ -44,9 +45,12 @@ pub async fn finish(broker: &Arc<Broker>, c: Completion) -> Result<(), ErrorCode
         }
     }
     let b = broker.clone();
+    let (commit, markers) = (c.commit, c.partitions.len());
     tokio::task::spawn_blocking(move || b.txns.complete(&c, TimestampMs::now()))
         .await
-        .map_err(|_| ErrorCode::UnknownServerError)?
+        .map_err(|_| ErrorCode::UnknownServerError)??;
+    broker.metrics.txn.completed(commit, markers, started.elapsed());
+    Ok(())
 }
 
 /// Writes the markers of `c` to each of its partitions that still exists.
@@ -101,6 +105,7 @@ pub async fn housekeeping(broker: &Arc<Broker>) {
     let owed = tokio::task::spawn_blocking(move || {
         let now = TimestampMs::now();
         let mut owed = b.txns.abort_timed_out(now);
+        b.metrics.txn.timed_out.fetch_add(owed.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for c in b.txns.owed() {
             if !owed.contains(&c) {
                 owed.push(c);

@@ -19,6 +19,11 @@
 //!                         Dead (expired: transactional.id.expiration.ms)
 //! ```
 //!
+//! Transaction version 2 (KIP-890, EndTxn v5+) follows the same states;
+//! EndTxn's move to a Prepare state also bumps the epoch (the markers and
+//! the client's next transaction use the bumped one), and Produce v12+ /
+//! TxnOffsetCommit v5 take the Add… edges themselves.
+//!
 //! `PrepareEpochFence` is transient: fencing an ongoing transaction bumps
 //! the epoch and goes straight to `PrepareAbort` in the same durable
 //! record, so it is never written to the transaction log. `Dead` is a
@@ -364,19 +369,48 @@ pub enum EndTransition {
     AlreadyDone,
 }
 
-/// Kafka's `handleEndTransaction` from a client (transaction version 1).
+/// Kafka's `handleEndTransaction` from a client. `bump_epoch`: the client
+/// speaks transaction version 2 (EndTxn v5+, KIP-890): every end bumps
+/// the producer epoch, the markers are written under the bumped epoch,
+/// and the client continues with it (EndTxn v5 returns it). A retry of an
+/// end whose answer was lost then names the epoch before the bump.
 pub fn end_transaction(
     current: &TransactionMetadata,
     producer_id: i64,
     producer_epoch: i16,
     commit: bool,
+    bump_epoch: bool,
     now: TimestampMs,
 ) -> Result<EndTransition, ErrorCode> {
     use TransactionState::*;
-    current.check_producer(producer_id, producer_epoch)?;
+    if bump_epoch {
+        let retry_of_bump = i32::from(current.producer_epoch) == i32::from(producer_epoch) + 1
+            && current.last_producer_epoch == producer_epoch;
+        if producer_id != current.producer_id {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        let valid_epoch = match current.state {
+            Ongoing | Empty => producer_epoch == current.producer_epoch,
+            PrepareCommit | PrepareAbort | CompleteCommit | CompleteAbort => {
+                retry_of_bump || (producer_epoch == current.producer_epoch && !bumps(current))
+            }
+            PrepareEpochFence | Dead => false,
+        };
+        if !valid_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+    } else {
+        current.check_producer(producer_id, producer_epoch)?;
+    }
     match (current.state, commit) {
-        (Ongoing, true) => Ok(EndTransition::Prepare { next: current.with_state(PrepareCommit, now) }),
-        (Ongoing, false) => Ok(EndTransition::Prepare { next: current.with_state(PrepareAbort, now) }),
+        (Ongoing, _) => {
+            let mut next = current.with_state(if commit { PrepareCommit } else { PrepareAbort }, now);
+            if bump_epoch && bumps(current) {
+                next.last_producer_epoch = current.producer_epoch;
+                next.producer_epoch = current.producer_epoch + 1;
+            }
+            Ok(EndTransition::Prepare { next })
+        }
         (CompleteCommit, true) | (CompleteAbort, false) => Ok(EndTransition::AlreadyDone),
         (PrepareCommit, true) | (PrepareAbort, false) => Err(ErrorCode::ConcurrentTransactions),
         (CompleteCommit, false) | (CompleteAbort, true) | (PrepareCommit, false) | (PrepareAbort, true) => {
@@ -385,6 +419,15 @@ pub fn end_transaction(
         (Empty, _) => Err(ErrorCode::InvalidTxnState),
         (PrepareEpochFence | Dead, _) => Err(ErrorCode::UnknownServerError),
     }
+}
+
+/// Whether a transaction-version-2 end bumps this epoch. An epoch one
+/// bump short of exhaustion is kept instead (Kafka moves to a new
+/// producer id there; klamm's producer then stays on its last epoch, and
+/// the next InitProducerId gives it a new id), so the epoch never
+/// overflows.
+fn bumps(current: &TransactionMetadata) -> bool {
+    !is_epoch_exhausted(current.producer_epoch)
 }
 
 /// The Complete state after the markers of `current` (a Prepare state)
@@ -529,7 +572,7 @@ mod tests {
         assert_eq!(more.partitions.len(), 2);
         assert_eq!(more.txn_start_ms, NOW, "adding keeps the start time");
         assert!(more.groups.contains("g"));
-        let EndTransition::Prepare { next } = end_transaction(&more, 7, 0, true, NOW).unwrap() else { panic!() };
+        let EndTransition::Prepare { next } = end_transaction(&more, 7, 0, true, false, NOW).unwrap() else { panic!() };
         assert_eq!(add_to_transaction(&next, 7, 0, &[tp(2)], None, NOW), Err(ErrorCode::ConcurrentTransactions));
         let done = complete(&next, NOW).unwrap();
         assert!(done.partitions.is_empty() && done.groups.is_empty());
@@ -542,26 +585,60 @@ mod tests {
     #[test]
     fn end_txn_rules() {
         let e = fresh();
-        assert_eq!(end_transaction(&e, 7, 0, true, NOW), Err(ErrorCode::InvalidTxnState));
-        assert_eq!(end_transaction(&e, 9, 0, true, NOW), Err(ErrorCode::InvalidProducerIdMapping));
+        assert_eq!(end_transaction(&e, 7, 0, true, false, NOW), Err(ErrorCode::InvalidTxnState));
+        assert_eq!(end_transaction(&e, 9, 0, true, false, NOW), Err(ErrorCode::InvalidProducerIdMapping));
         let on = ongoing();
-        assert_eq!(end_transaction(&on, 7, 1, true, NOW), Err(ErrorCode::ProducerFenced));
-        let EndTransition::Prepare { next: pc } = end_transaction(&on, 7, 0, true, NOW).unwrap() else { panic!() };
+        assert_eq!(end_transaction(&on, 7, 1, true, false, NOW), Err(ErrorCode::ProducerFenced));
+        let EndTransition::Prepare { next: pc } = end_transaction(&on, 7, 0, true, false, NOW).unwrap() else { panic!() };
         assert_eq!(pc.state, PrepareCommit);
-        assert_eq!(end_transaction(&pc, 7, 0, true, NOW), Err(ErrorCode::ConcurrentTransactions));
-        assert_eq!(end_transaction(&pc, 7, 0, false, NOW), Err(ErrorCode::InvalidTxnState));
+        assert_eq!(end_transaction(&pc, 7, 0, true, false, NOW), Err(ErrorCode::ConcurrentTransactions));
+        assert_eq!(end_transaction(&pc, 7, 0, false, false, NOW), Err(ErrorCode::InvalidTxnState));
         let cc = complete(&pc, NOW).unwrap();
         assert_eq!(cc.state, CompleteCommit);
-        assert_eq!(end_transaction(&cc, 7, 0, true, NOW), Ok(EndTransition::AlreadyDone));
-        assert_eq!(end_transaction(&cc, 7, 0, false, NOW), Err(ErrorCode::InvalidTxnState));
-        let EndTransition::Prepare { next: pa } = end_transaction(&on, 7, 0, false, NOW).unwrap() else { panic!() };
+        assert_eq!(end_transaction(&cc, 7, 0, true, false, NOW), Ok(EndTransition::AlreadyDone));
+        assert_eq!(end_transaction(&cc, 7, 0, false, false, NOW), Err(ErrorCode::InvalidTxnState));
+        let EndTransition::Prepare { next: pa } = end_transaction(&on, 7, 0, false, false, NOW).unwrap() else { panic!() };
         assert_eq!(pa.state, PrepareAbort);
-        assert_eq!(end_transaction(&pa, 7, 0, false, NOW), Err(ErrorCode::ConcurrentTransactions));
-        assert_eq!(end_transaction(&pa, 7, 0, true, NOW), Err(ErrorCode::InvalidTxnState));
+        assert_eq!(end_transaction(&pa, 7, 0, false, false, NOW), Err(ErrorCode::ConcurrentTransactions));
+        assert_eq!(end_transaction(&pa, 7, 0, true, false, NOW), Err(ErrorCode::InvalidTxnState));
         let ca = complete(&pa, NOW).unwrap();
-        assert_eq!(end_transaction(&ca, 7, 0, false, NOW), Ok(EndTransition::AlreadyDone));
-        assert_eq!(end_transaction(&ca, 7, 0, true, NOW), Err(ErrorCode::InvalidTxnState));
+        assert_eq!(end_transaction(&ca, 7, 0, false, false, NOW), Ok(EndTransition::AlreadyDone));
+        assert_eq!(end_transaction(&ca, 7, 0, true, false, NOW), Err(ErrorCode::InvalidTxnState));
         assert_eq!(complete(&ca, NOW), None);
+    }
+
+    #[test]
+    fn transaction_version_2_bumps_the_epoch_on_every_end() {
+        let on = ongoing();
+        // A stale epoch is fenced, the current one bumps.
+        assert_eq!(end_transaction(&on, 7, 1, true, true, NOW), Err(ErrorCode::ProducerFenced));
+        let EndTransition::Prepare { next: pc } = end_transaction(&on, 7, 0, true, true, NOW).unwrap() else { panic!() };
+        assert_eq!((pc.state, pc.producer_epoch, pc.last_producer_epoch), (PrepareCommit, 1, 0));
+        // The markers go out under the bumped epoch.
+        assert_eq!(pc.completion().unwrap().producer_epoch, 1);
+        // A retry with the epoch before the bump: still completing, then done.
+        assert_eq!(end_transaction(&pc, 7, 0, true, true, NOW), Err(ErrorCode::ConcurrentTransactions));
+        let cc = complete(&pc, NOW).unwrap();
+        assert_eq!(end_transaction(&cc, 7, 0, true, true, NOW), Ok(EndTransition::AlreadyDone));
+        assert_eq!(end_transaction(&cc, 7, 0, false, true, NOW), Err(ErrorCode::InvalidTxnState));
+        // The bumped epoch itself cannot end a completed transaction again
+        // (Kafka: fenced), nor can an epoch two behind.
+        assert_eq!(end_transaction(&cc, 7, 1, true, true, NOW), Err(ErrorCode::ProducerFenced));
+        let mut older = cc.clone();
+        older.producer_epoch = 2;
+        assert_eq!(end_transaction(&older, 7, 0, true, true, NOW), Err(ErrorCode::ProducerFenced));
+        // The next transaction under the bumped epoch bumps again.
+        let on2 = add_to_transaction(&cc, 7, 1, &[tp(0)], None, NOW).unwrap().unwrap();
+        let EndTransition::Prepare { next: pa } = end_transaction(&on2, 7, 1, false, true, NOW).unwrap() else { panic!() };
+        assert_eq!((pa.state, pa.producer_epoch), (PrepareAbort, 2));
+        assert_eq!(end_transaction(&on2, 8, 1, false, true, NOW), Err(ErrorCode::InvalidProducerIdMapping));
+        // Near exhaustion the epoch stays, so it never overflows.
+        let mut high = on2.clone();
+        high.producer_epoch = i16::MAX - 1;
+        let EndTransition::Prepare { next } = end_transaction(&high, 7, i16::MAX - 1, true, true, NOW).unwrap() else { panic!() };
+        assert_eq!(next.producer_epoch, i16::MAX - 1);
+        let done = complete(&next, NOW).unwrap();
+        assert_eq!(end_transaction(&done, 7, i16::MAX - 1, true, true, NOW), Ok(EndTransition::AlreadyDone));
     }
 
     #[test]

@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 DEPS = Path(os.environ.get("KLAMM_DEPS_DIR", REPO / ".deps"))
 KAFKA_RUN_CLASS = HERE / "bin" / "kafka-run-class"
+JAVA_APPS = Path(os.environ.get("KLAMM_COMPAT_JAVA_APPS", DEPS / "java-apps"))
 GO_GROUP_BIN = Path(os.environ.get("KLAMM_COMPAT_GO_BIN", DEPS / "bin" / "klamm-compat-group"))
 
 BROKER_KIND = os.environ.get("KLAMM_COMPAT_BROKER", "klamm").strip().lower()
@@ -332,3 +333,84 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30, 
     finally:
         c.close()
     return out
+
+
+# ---------------------------------------------------------------------------
+# Test applications on real Java client libraries (tests/compat/java/apps,
+# built by scripts/test into .deps/java-apps): Kafka Streams, Spring Kafka.
+
+class JavaApp:
+    """One run of a test application (`Apps <name> args...`) in its own
+    process group. Its stdout lines are collected by a reader thread;
+    `wait_for(line)` waits for one; `stop()` closes its stdin (the apps
+    exit on that) and kills it if it lingers."""
+
+    def __init__(self, name: str, *args):
+        import threading
+        jar = JAVA_APPS / "klamm-compat-apps.jar"
+        if not jar.exists():
+            raise RuntimeError(f"{jar} missing: scripts/test builds tests/compat/java/apps")
+        self.name = name
+        self.log_path = Path(tempfile.mkdtemp(prefix=f"klamm-app-{name}-")) / "stderr.log"
+        self._err = open(self.log_path, "wb")
+        cp = f"{jar}:{JAVA_APPS / 'lib'}/*"
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx384m", "-cp", cp, "dev.klamm.compat.Apps", name, *map(str, args)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)
+        self.lines: list[str] = []
+        self._cv = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self._cv:
+                self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self._cv.notify_all()
+        with self._cv:
+            self._cv.notify_all()
+
+    def wait_for(self, line: str, timeout: float = 60) -> None:
+        """Waits until the app printed `line` (exactly); fails with its
+        output and stderr tail otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while line not in self.lines:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and line not in self.lines):
+                    break
+                self._cv.wait(min(left, 0.5))
+            if line in self.lines:
+                return
+        raise AssertionError(f"{self.name} did not print {line!r} within {timeout}s "
+                             f"(exit {self.proc.poll()}); stdout: {self.lines[-30:]}\n"
+                             f"stderr tail:\n{self.stderr_tail()}")
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running after {timeout}s; stdout: {self.lines[-30:]}\n"
+                                 f"stderr tail:\n{self.stderr_tail()}") from None
+
+    def stderr_tail(self, chars: int = 4000) -> str:
+        self._err.flush()
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 40) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._err.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -130,17 +130,19 @@ assert crc32c(b"123456789") == 0xE3069283  # the standard check value
 # Record batch v2.
 
 def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp_ms: int = 1_700_000_000_000,
-                 corrupt_crc: bool = False, producer: tuple[int, int, int] | None = None) -> bytes:
-    """An uncompressed, non-transactional record batch (magic 2) of
-    (key, value) records. With corrupt_crc the stored CRC is flipped;
-    producer = (producer id, epoch, base sequence) makes it idempotent."""
+                 corrupt_crc: bool = False, producer: tuple[int, int, int] | None = None,
+                 transactional: bool = False) -> bytes:
+    """An uncompressed record batch (magic 2) of (key, value) records.
+    With corrupt_crc the stored CRC is flipped; producer = (producer id,
+    epoch, base sequence) makes it idempotent, and transactional sets the
+    transactional attribute."""
     producer_id, producer_epoch, base_sequence = producer or (-1, -1, -1)
     body = bytearray()
     for i, (k, v) in enumerate(records):
         rec = i8(0) + varint(0) + varint(i) + varbytes(k) + varbytes(v) + uvarint(0)
         body += varint(len(rec)) + rec
     after_crc = (
-        i16(0)                      # attributes
+        i16(0x10 if transactional else 0)  # attributes
         + i32(len(records) - 1)     # lastOffsetDelta
         + i64(base_timestamp_ms)    # baseTimestamp
         + i64(base_timestamp_ms)    # maxTimestamp
@@ -332,11 +334,11 @@ class Connection:
         return out
 
     def produce(self, topic: str, partition: int, records_blob: bytes, version: int = 7, acks: int = -1,
-                timeout_ms: int = 10_000) -> dict:
+                timeout_ms: int = 10_000, transactional_id: str | None = None) -> dict:
         """Produce v3..v8 for one partition. Returns the partition response."""
         if not 3 <= version <= 8:
             raise ValueError("produce() supports v3..v8 (non-flexible)")
-        body = (string(None) + i16(acks) + i32(timeout_ms)
+        body = (string(transactional_id) + i16(acks) + i32(timeout_ms)
                 + i32(1) + string(topic) + i32(1) + i32(partition) + nbytes(records_blob))
         r = self.request(API_PRODUCE, version, body)
         return parse_produce_response(r, version)

@@ -42,3 +42,15 @@ def test_group_cooperative_sticky(bootstrap):
     (incremental rebalances: only moved partitions are revoked, the second
     rebalance hands them to their new owner)."""
     run_group(bootstrap, "cooperative-sticky")
+
+
+def test_group_transact_session_exactly_once(bootstrap):
+    """franz-go's GroupTransactSession (issue 10): two members of one group
+    consume 600 records, write each transformed to an output topic and
+    commit their offsets in the same transaction; each member's first
+    transaction is aborted on purpose. A read_committed reader finds every
+    input record in the output exactly once."""
+    cp = compat.run([compat.GO_GROUP_BIN, "txn", "-brokers", bootstrap, "-in", compat.unique("franz-txn-in"),
+                     "-out", compat.unique("franz-txn-out"), "-group", compat.unique("franz-txn"),
+                     "-records", "600", "-timeout", "90s"], timeout=150, check=False)
+    assert cp.returncode == 0 and cp.stdout.startswith("OK "), f"{cp.stdout}\n{cp.stderr[-6000:]}"

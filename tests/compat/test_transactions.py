@@ -195,3 +195,35 @@ def test_transactions_survive_a_kill_and_the_next_producer_aborts_the_open_one(b
     new.commit_transaction(30)
     assert read(b.bootstrap, topic, "read_committed", 2) == [b"c0", b"c1"]
     assert read(b.bootstrap, topic, "read_uncommitted", 3) == [b"c0", b"c1", b"open"]
+
+
+@pytest.mark.skipif(compat.BROKER_KIND != "klamm", reason="klamm's /metrics (Kafka reports through JMX)")
+def test_metrics_count_transaction_outcomes(broker_factory):
+    import re
+    import urllib.request
+    port = compat.free_port()
+    b = broker_factory({"http.listener": f"http://127.0.0.1:{port}"})
+    topic = compat.unique("txn-metrics")
+    compat.create_topic(b.bootstrap, topic, 2)
+    p = txn_producer(b.bootstrap, compat.unique("txn-metrics-id"))
+    for commit in (True, True, False):
+        p.begin_transaction()
+        p.produce(topic, value=b"x", partition=0)
+        p.produce(topic, value=b"y", partition=1)
+        p.flush(30)
+        p.commit_transaction(30) if commit else p.abort_transaction(30)
+    txn_producer(b.bootstrap, compat.unique("txn-metrics-other")).begin_transaction()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+
+    def value(series: str) -> float:
+        m = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+        assert m, f"{series} missing from /metrics"
+        return float(m.group(1))
+
+    assert value('klamm_transactions_completed_total{result="commit"}') == 2
+    assert value('klamm_transactions_completed_total{result="abort"}') == 1
+    assert value("klamm_transaction_markers_total") == 6
+    assert value("klamm_transaction_completion_seconds_count") == 3
+    assert value('klamm_transactional_ids{state="CompleteAbort"}') == 1
+    assert value('klamm_transactional_ids{state="Empty"}') == 1

@@ -12,6 +12,7 @@ Every assertion holds against Apache Kafka 4.1.2 (KLAMM_COMPAT_BROKER=kafka)."""
 from __future__ import annotations
 
 import threading
+import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -328,3 +329,82 @@ def test_list_transactions_filters_on_the_wire(bootstrap):
     finally:
         busy.abort_transaction(30)
         idle.flush(1)
+
+
+# --- transaction version 2 (KIP-890) ------------------------------------------
+
+PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
+FEATURE_TOOL = "org.apache.kafka.tools.FeatureCommand"
+
+
+def test_transaction_version_2_is_finalized_and_bumps_java_epochs_only(bootstrap):
+    out = kafka_tool(FEATURE_TOOL, "--bootstrap-server", bootstrap, "describe").stdout
+    line = next(x for x in out.splitlines() if x.split()[:2] == ["Feature:", "transaction.version"])
+    assert "SupportedMinVersion: 0" in line and "SupportedMaxVersion: 2" in line, line
+    assert "FinalizedVersionLevel: 2" in line, line
+
+    # The Java 4.x producer speaks transaction version 2: every commit
+    # bumps its epoch (EndTxn v5), partitions join by Produce v12.
+    topic, java_id = compat.unique("txn-tv2"), compat.unique("java-tv2")
+    compat.create_topic(bootstrap, topic, 2)
+    cp = kafka_tool(PRODUCER_PERFORMANCE, "--topic", topic, "--num-records", "300", "--record-size", "50",
+                    "--throughput", "500", "--transactional-id", java_id, "--transaction-duration-ms", "100",
+                    "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all", timeout=120)
+    assert "300 records sent" in cp.stdout, cp.stdout[-2000:] + cp.stderr[-2000:]
+    row = describe(bootstrap, java_id)
+    assert row["TransactionState"] == "CompleteCommit"
+    assert int(row["ProducerEpoch"]) >= 2, row
+    got = compat.consume_all(bootstrap, topic, 300, extra={"isolation.level": "read_committed"})
+    assert len(got) == 300
+
+    # librdkafka stays on transaction version 1: the epoch holds.
+    rd_id = compat.unique("rd-tv1")
+    p = txn_producer(bootstrap, rd_id)
+    for i in range(3):
+        p.begin_transaction()
+        p.produce(topic, value=b"r%d" % i, partition=0)
+        p.commit_transaction(30)
+    row = describe(bootstrap, rd_id)
+    assert (row["TransactionState"], row["ProducerEpoch"]) == ("CompleteCommit", "0"), row
+
+
+API_ADD_PARTITIONS_TO_TXN = 24
+INVALID_TXN_STATE = 48
+
+
+def add_partitions_v2(c: kafkawire.Connection, txn_id: str, pid: int, epoch: int, topic: str, partition: int) -> int:
+    body = (kafkawire.string(txn_id) + kafkawire.i64(pid) + kafkawire.i16(epoch)
+            + kafkawire.i32(1) + kafkawire.string(topic) + kafkawire.i32(1) + kafkawire.i32(partition))
+    r = c.request(API_ADD_PARTITIONS_TO_TXN, 2, body)
+    r.i32()  # throttle_time_ms
+    assert r.i32() == 1 and r.string() == topic and r.i32() == 1 and r.i32() == partition
+    return r.i16()
+
+
+def test_a_transactional_batch_outside_its_transaction_is_refused(bootstrap):
+    """transaction.partition.verification.enable (Kafka's default): a
+    transaction-version-1 producer's batch to a partition its transaction
+    did not add would open a transaction no one ends; it gets
+    INVALID_TXN_STATE and nothing is written."""
+    topic, txn_id = compat.unique("txn-verify"), compat.unique("txn-verify-id")
+    compat.create_topic(bootstrap, topic, 1)
+    txn_producer(bootstrap, compat.unique("txn-warmup")).flush(5)  # Kafka creates its state topic
+    host, port = bootstrap.split(":")
+    with kafkawire.Connection(host, int(port)) as c:
+        deadline = time.monotonic() + 30
+        while True:
+            find_coordinator_v1(c, txn_id)
+            err, pid = init_producer_id_v1(c, txn_id)
+            if err == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert err == 0
+        batch = kafkawire.record_batch([(b"k", b"v")], producer=(pid, 0, 0), transactional=True)
+        r = c.produce(topic, 0, batch, version=8, transactional_id=txn_id)
+        assert r["error_code"] == INVALID_TXN_STATE, r
+        assert add_partitions_v2(c, txn_id, pid, 0, topic, 0) == 0
+        r = c.produce(topic, 0, batch, version=8, transactional_id=txn_id)
+        assert (r["error_code"], r["base_offset"]) == (0, 0), r
+    row = {p["ProducerId"]: p for p in producers(bootstrap, topic)}[str(pid)]
+    assert row["CurrentTransactionStartOffset"] == "0"
+    tool(bootstrap, "abort", "--topic", topic, "--partition", "0", "--start-offset", "0")

@@ -13,6 +13,8 @@
 //
 // It exits 0 and prints "OK ..." on success, or prints "FAIL: ..." lines and
 // exits 1. Every wait is bounded by -timeout.
+//
+// `klamm-compat-group txn ...` runs the transactional check instead (txn.go).
 package main
 
 import (
@@ -506,8 +508,18 @@ func run() error {
 	return nil
 }
 
+func splitBrokers(s string) []string {
+	return strings.Split(s, ",")
+}
+
 func main() {
-	if err := run(); err != nil {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "txn" {
+		err = runTxn(os.Args[2:])
+	} else {
+		err = run()
+	}
+	if err != nil {
 		fmt.Println("FAIL:", err)
 		os.Exit(1)
 	}
