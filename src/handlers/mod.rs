@@ -164,6 +164,7 @@ apis! {
     add_offsets_to_txn: add_offsets_to_txn_request::AddOffsetsToTxnRequest => add_offsets_to_txn_response::AddOffsetsToTxnResponse,
     end_txn: end_txn_request::EndTxnRequest => end_txn_response::EndTxnResponse,
     txn_offset_commit: txn_offset_commit_request::TxnOffsetCommitRequest => txn_offset_commit_response::TxnOffsetCommitResponse,
+    describe_acls: describe_acls_request::DescribeAclsRequest => describe_acls_response::DescribeAclsResponse,
     describe_log_dirs: describe_log_dirs_request::DescribeLogDirsRequest => describe_log_dirs_response::DescribeLogDirsResponse,
     describe_producers: describe_producers_request::DescribeProducersRequest => describe_producers_response::DescribeProducersResponse,
     describe_transactions: describe_transactions_request::DescribeTransactionsRequest => describe_transactions_response::DescribeTransactionsResponse,

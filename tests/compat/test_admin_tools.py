@@ -137,3 +137,16 @@ def test_create_topics_validate_only(bootstrap):
     assert validate_only_error(a, NewTopic(compat.unique("validate"), num_partitions=1, replication_factor=3)) == \
         ("INVALID_REPLICATION_FACTOR", "Unable to replicate the partition 3 time(s): The target replication "
          "factor of 3 cannot be reached because only 1 broker(s) are registered.")
+
+
+ACL_TOOL = "org.apache.kafka.tools.AclCommand"
+
+
+def test_acls_without_an_authorizer(bootstrap):
+    """No authorizer is configured (Kafka's default and, until issue 13's
+    authorizer, klamm's only mode): kafka-acls --list fails with
+    SECURITY_DISABLED, as MirrorMaker 2's ACL sync expects."""
+    cp = kafka_tool(ACL_TOOL, "--bootstrap-server", bootstrap, "--list", check=False)
+    assert cp.returncode != 0
+    out = cp.stdout + cp.stderr
+    assert "SecurityDisabledException: No Authorizer is configured on the broker" in out, out[-2000:]
