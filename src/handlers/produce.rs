@@ -276,6 +276,8 @@ fn append_all(
 /// The first Produce version of transaction version 2 (KIP-890): a
 /// transactional batch adds its partition to the transaction itself.
 const IMPLICIT_ADD_SINCE: i16 = 12;
+/// The first Produce version answered TRANSACTION_ABORTABLE (KIP-890).
+const TRANSACTION_ABORTABLE_SINCE: i16 = 11;
 
 /// A transactional batch's partition must be in its producer's ongoing
 /// transaction before it is written, or a late or stray batch would open a
@@ -301,12 +303,20 @@ fn check_transaction(
     let checked = if *version >= IMPLICIT_ADD_SINCE {
         broker.txns.add_partitions(transactional_id, producer_id, producer_epoch, std::slice::from_ref(tp), now)
     } else if broker.config().transaction_partition_verification_enable {
-        broker.txns.verify_partition(transactional_id, producer_id, producer_epoch, tp)
+        broker.txns.verify_partitions(transactional_id, producer_id, producer_epoch, std::slice::from_ref(tp)).and_then(
+            |codes| match codes.first() {
+                Some(ErrorCode::None) | None => Ok(()),
+                Some(&code) => Err(code),
+            },
+        )
     } else {
         Ok(())
     };
     checked.map_err(|e| match e {
         ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        // "Partition was not added to the transaction": Produce v11+
+        // clients know TRANSACTION_ABORTABLE, older ones INVALID_TXN_STATE.
+        ErrorCode::TransactionAbortable if *version < TRANSACTION_ABORTABLE_SINCE => ErrorCode::InvalidTxnState,
         // Retriable for every client without a metadata refresh.
         ErrorCode::ConcurrentTransactions
         | ErrorCode::CoordinatorNotAvailable

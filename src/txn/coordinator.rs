@@ -224,23 +224,28 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Produce verification (`transaction.partition.verification.enable`,
-    /// KIP-890 part 1): a transactional batch of a client on transaction
-    /// version 1 must go to a partition its ongoing transaction added.
-    pub fn verify_partition(
+    /// Kafka's `handleVerifyPartitionsInTransaction` (AddPartitionsToTxn
+    /// v4+ with `verify_only`, and produce verification for clients on
+    /// transaction version 1, `transaction.partition.verification.enable`):
+    /// per partition NONE when the ongoing transaction has it, else
+    /// TRANSACTION_ABORTABLE; CONCURRENT_TRANSACTIONS while it ends.
+    pub fn verify_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
-        tp: &TopicPartition,
-    ) -> Result<(), ErrorCode> {
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
         let inner = self.lock();
         let current = Self::existing(&inner, transactional_id)?;
         current.check_producer(producer_id, producer_epoch)?;
-        if current.state != TransactionState::Ongoing || !current.partitions.contains(tp) {
-            return Err(ErrorCode::InvalidTxnState);
+        if matches!(current.state, TransactionState::PrepareCommit | TransactionState::PrepareAbort) {
+            return Err(ErrorCode::ConcurrentTransactions);
         }
-        Ok(())
+        Ok(partitions
+            .iter()
+            .map(|tp| if current.partitions.contains(tp) { ErrorCode::None } else { ErrorCode::TransactionAbortable })
+            .collect())
     }
 
     /// Records that `c`'s markers are written and its offsets settled.
@@ -367,9 +372,11 @@ mod tests {
         c.add_offsets("x", 1001, 0, "g", NOW).unwrap();
         c.check_offset_commit("x", 1001, 0, "g").unwrap();
         assert_eq!(c.check_offset_commit("x", 1001, 0, "other"), Err(ErrorCode::InvalidTxnState));
-        c.verify_partition("x", 1001, 0, &tp(1)).unwrap();
-        assert_eq!(c.verify_partition("x", 1001, 0, &tp(5)), Err(ErrorCode::InvalidTxnState));
-        assert_eq!(c.verify_partition("x", 1001, 1, &tp(1)), Err(ErrorCode::ProducerFenced));
+        assert_eq!(
+            c.verify_partitions("x", 1001, 0, &[tp(1), tp(5)]),
+            Ok(vec![ErrorCode::None, ErrorCode::TransactionAbortable])
+        );
+        assert_eq!(c.verify_partitions("x", 1001, 1, &[tp(1)]), Err(ErrorCode::ProducerFenced));
         let done = c.end_txn("x", 1001, 0, true, false, NOW).unwrap().0.unwrap();
         assert!(done.commit);
         assert_eq!(done.partitions, vec![tp(0), tp(1)]);

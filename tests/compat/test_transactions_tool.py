@@ -408,3 +408,76 @@ def test_a_transactional_batch_outside_its_transaction_is_refused(bootstrap):
     row = {p["ProducerId"]: p for p in producers(bootstrap, topic)}[str(pid)]
     assert row["CurrentTransactionStartOffset"] == "0"
     tool(bootstrap, "abort", "--topic", topic, "--partition", "0", "--start-offset", "0")
+
+
+API_END_TXN = 26
+OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION, TRANSACTION_ABORTABLE = 55, 3, 120
+
+
+def read_uvarint(r: kafkawire.Reader) -> int:
+    shift = value = 0
+    while True:
+        b = r.take(1)[0]
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value
+        shift += 7
+
+
+def read_compact_string(r: kafkawire.Reader) -> str:
+    return r.take(read_uvarint(r) - 1).decode()
+
+
+def add_partitions_batched(c: kafkawire.Connection, version: int, txn_id: str, pid: int, epoch: int,
+                           topic: str, partitions: list[int], verify_only: bool) -> dict[int, int]:
+    """AddPartitionsToTxn v4/v5 (the broker-to-broker form, flexible): one
+    transaction; returns partition -> error code."""
+    u, cs = kafkawire.uvarint, kafkawire.compact_string
+    body = (u(2) + cs(txn_id) + kafkawire.i64(pid) + kafkawire.i16(epoch) + kafkawire.i8(1 if verify_only else 0)
+            + u(2) + cs(topic) + u(len(partitions) + 1) + b"".join(kafkawire.i32(p) for p in partitions)
+            + u(0) + u(0) + u(0))
+    r = c.request(API_ADD_PARTITIONS_TO_TXN, version, body, header_version=2, response_header_version=1)
+    r.i32()  # throttle_time_ms
+    assert r.i16() == 0
+    assert read_uvarint(r) == 2 and read_compact_string(r) == txn_id
+    assert read_uvarint(r) == 2 and read_compact_string(r) == topic
+    out = {}
+    for _ in range(read_uvarint(r) - 1):
+        p, code = r.i32(), r.i16()
+        assert read_uvarint(r) == 0
+        out[p] = code
+    return out
+
+
+def test_add_partitions_to_txn_broker_form_verifies_and_adds(bootstrap):
+    """AddPartitionsToTxn v4-5, the batched form a partition leader sends
+    its transaction coordinator (KIP-890): verify_only answers NONE for a
+    partition of the ongoing transaction and TRANSACTION_ABORTABLE (v4
+    too, as Kafka 4.1 answers) for another; without verify_only it adds;
+    an unknown partition fails the transaction's others as
+    OPERATION_NOT_ATTEMPTED."""
+    topic, txn_id = compat.unique("txn-apt"), compat.unique("txn-apt-id")
+    compat.create_topic(bootstrap, topic, 2)
+    txn_producer(bootstrap, compat.unique("txn-warmup")).flush(5)
+    host, port = bootstrap.split(":")
+    with kafkawire.Connection(host, int(port)) as c:
+        deadline = time.monotonic() + 30
+        while True:
+            find_coordinator_v1(c, txn_id)
+            err, pid = init_producer_id_v1(c, txn_id)
+            if err == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert err == 0
+        assert add_partitions_v2(c, txn_id, pid, 0, topic, 0) == 0
+        assert add_partitions_batched(c, 4, txn_id, pid, 0, topic, [0, 1], True) == {0: 0, 1: TRANSACTION_ABORTABLE}
+        assert add_partitions_batched(c, 5, txn_id, pid, 0, topic, [0, 1], True) == {0: 0, 1: TRANSACTION_ABORTABLE}
+        assert add_partitions_batched(c, 5, txn_id, pid, 0, topic, [1], False) == {1: 0}
+        assert add_partitions_batched(c, 5, txn_id, pid, 0, topic, [0, 1], True) == {0: 0, 1: 0}
+        assert add_partitions_batched(c, 4, txn_id, pid, 0, topic, [0, 7], True) == \
+            {0: OPERATION_NOT_ATTEMPTED, 7: UNKNOWN_TOPIC_OR_PARTITION}
+        # End it (EndTxn v1, abort).
+        r = c.request(API_END_TXN, 1, kafkawire.string(txn_id) + kafkawire.i64(pid) + kafkawire.i16(0) + kafkawire.i8(0))
+        r.i32()
+        assert r.i16() == 0
+    assert describe(bootstrap, txn_id)["TransactionState"] == "CompleteAbort"
