@@ -61,6 +61,35 @@ pub fn compress(codec: CompressionType, data: &[u8]) -> Result<Vec<u8>, Compress
     }
 }
 
+/// The largest block a zstd frame may hold (RFC 8878 `Block_Maximum_Size`).
+const ZSTD_MAX_BLOCK_BYTES: usize = 128 * 1024;
+
+/// `data` as one zstd frame of raw (stored) blocks (RFC 8878): valid zstd
+/// that every decoder reads, without compression. The log cleaner rewrites
+/// a zstd batch this way, since klamm has no zstd encoder (see the module
+/// doc); the batch keeps its codec and a consumer decodes it as any other.
+pub fn zstd_stored_frame(data: &[u8]) -> Vec<u8> {
+    let blocks = data.len().div_ceil(ZSTD_MAX_BLOCK_BYTES).max(1);
+    let mut out = Vec::with_capacity(4 + 1 + 8 + 3 * blocks + data.len());
+    out.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
+    // Frame header descriptor: an 8-byte content size, single segment (no
+    // window descriptor), no checksum, no dictionary.
+    out.push(0b1110_0000);
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    let mut chunks = data.chunks(ZSTD_MAX_BLOCK_BYTES).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0]); // one empty last raw block
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = u32::from(chunks.peek().is_none());
+        // Block header: last-block bit, type 0 (raw), size in bits 3..24.
+        let header = last | ((chunk.len() as u32) << 3);
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
 /// Decompresses `data`, refusing output larger than `max_bytes`.
 pub fn decompress(codec: CompressionType, data: &[u8], max_bytes: usize) -> Result<Vec<u8>, CompressionError> {
     let corrupt = |e: &dyn std::fmt::Display| CompressionError::Corrupt { codec, reason: e.to_string() };
@@ -198,5 +227,14 @@ mod tests {
         let mut x = XERIAL_MAGIC.to_vec();
         x.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff]);
         assert!(decompress(CompressionType::Snappy, &x, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn zstd_stored_frames_decode_as_zstd() {
+        for len in [0usize, 1, 1000, ZSTD_MAX_BLOCK_BYTES, ZSTD_MAX_BLOCK_BYTES + 1, 3 * ZSTD_MAX_BLOCK_BYTES + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let frame = zstd_stored_frame(&data);
+            assert_eq!(decompress(CompressionType::Zstd, &frame, len).unwrap(), data, "len {len}");
+        }
     }
 }

@@ -6,20 +6,43 @@
 //! byte for byte (their deltas are relative to the unchanged base offset and
 //! base timestamp). A batch emptied entirely is dropped, except the last
 //! batch of a producer, which stays as an empty batch so the producer's
-//! sequence survives (Kafka's `RETAIN_EMPTY`). Control batches, compressed
-//! batches (klamm stores them as sent and cannot look inside) and the data
-//! of aborted transactions are kept whole.
+//! sequence survives (Kafka's `RETAIN_EMPTY`). A compressed batch is
+//! decompressed, filtered the same way and compressed again with its codec
+//! (zstd as stored blocks: klamm has no zstd encoder). Control batches and
+//! the data of aborted transactions are kept whole.
+//!
+//! A batch kept whole with records the filter could not judge (the data of
+//! an aborted transaction, a batch that does not decompress or parse) may
+//! hold older values of keys whose tombstones come later: once such a batch
+//! has been seen, the pass keeps every tombstone after it, so no deleted key
+//! comes back.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use super::offset_map::OffsetMap;
 use crate::storage::StorageError;
+use crate::records::compression::{compress, decompress, zstd_stored_frame};
 use crate::records::{
     read_varint, set_max_timestamp, update_crc, BatchIter, CompressionType, RecordBatch,
     RecordIter, TimestampType, Validation, LOG_OVERHEAD_BYTES, RECORD_BATCH_OVERHEAD_BYTES,
 };
 use crate::storage::txn_index::AbortedTxn;
 use crate::types::{Offset, TimestampMs};
+
+/// Most bytes a compressed batch may decompress to for the cleaner to look
+/// inside (bounds its memory); a bigger one is kept whole, unjudged.
+pub(crate) const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
+
+/// The records region of a data batch, decompressed if it is compressed;
+/// `None` if it does not decompress within [`MAX_DECOMPRESSED_BATCH_BYTES`].
+pub(crate) fn records_region<'a>(batch: &RecordBatch<'a>) -> Option<Cow<'a, [u8]>> {
+    match batch.compression()? {
+        CompressionType::None => Some(Cow::Borrowed(batch.records_bytes())),
+        codec => decompress(codec, batch.records_bytes(), MAX_DECOMPRESSED_BATCH_BYTES).ok().map(Cow::Owned),
+    }
+}
 
 /// v2 header fields rewritten here (Kafka's `DefaultRecordBatch` layout).
 const BATCH_LENGTH_AT: usize = 8;
@@ -66,6 +89,9 @@ pub(crate) struct FilterContext<'a> {
     /// Producer id → last offset of its last data batch.
     pub last_batch_of_producer: &'a HashMap<i64, Offset>,
     pub aborted: &'a Aborted,
+    /// Set once a batch with records the filter could not judge was kept
+    /// whole in this pass: every later tombstone is kept (module doc).
+    pub unjudged_seen: &'a Cell<bool>,
 }
 
 /// Counts of one filter run.
@@ -122,25 +148,30 @@ fn keep_whole(batch: &RecordBatch<'_>, out: &mut Vec<u8>, stats: &mut FilterStat
 }
 
 fn filter_batch(batch: &RecordBatch<'_>, ctx: &FilterContext<'_>, out: &mut Vec<u8>, stats: &mut FilterStats) {
-    if batch.is_control()
-        || batch.compression() != Some(CompressionType::None)
-        || ctx.aborted.contains(batch)
-        || batch.base_offset() >= ctx.map_end
-    {
+    if batch.is_control() || batch.base_offset() >= ctx.map_end {
         return keep_whole(batch, out, stats);
     }
+    let unjudged = |out: &mut Vec<u8>, stats: &mut FilterStats| {
+        ctx.unjudged_seen.set(true);
+        keep_whole(batch, out, stats)
+    };
+    if ctx.aborted.contains(batch) {
+        return unjudged(out, stats);
+    }
+    let Some(codec) = batch.compression() else { return unjudged(out, stats) };
+    let Some(region) = records_region(batch) else { return unjudged(out, stats) };
+    let records: &[u8] = &region;
     let count = usize::try_from(batch.records_count()).unwrap_or(0);
-    let records = batch.records_bytes();
     let Some(spans) = record_spans(records, count) else {
-        return keep_whole(batch, out, stats);
+        return unjudged(out, stats);
     };
     let ts = batch.max_timestamp().0;
-    let retain_deletes = ts < 0 || ts > ctx.delete_horizon.0;
+    let retain_deletes = ctx.unjudged_seen.get() || ts < 0 || ts > ctx.delete_horizon.0;
     let mut keep = Vec::with_capacity(spans.len());
     let mut max_timestamp = TimestampMs::NONE;
-    for (record, span) in RecordIter::new(batch).zip(spans.iter()) {
+    for (record, span) in RecordIter::over(records, batch.records_count()).zip(spans.iter()) {
         let Ok(record) = record else {
-            return keep_whole(batch, out, stats);
+            return unjudged(out, stats);
         };
         stats.records_read += 1;
         let offset = record.offset(batch);
@@ -172,11 +203,21 @@ fn filter_batch(batch: &RecordBatch<'_>, ctx: &FilterContext<'_>, out: &mut Vec<
         stats.batches_dropped += 1;
         return;
     }
+    let mut kept = Vec::with_capacity(keep.iter().map(|(s, e)| e - s).sum());
+    for (s, e) in &keep {
+        kept.extend_from_slice(&records[*s..*e]);
+    }
+    let body = match codec {
+        CompressionType::None => kept,
+        CompressionType::Zstd => zstd_stored_frame(&kept),
+        c => match compress(c, &kept) {
+            Ok(b) => b,
+            Err(_) => return unjudged(out, stats),
+        },
+    };
     let start = out.len();
     out.extend_from_slice(&batch.as_bytes()[..RECORD_BATCH_OVERHEAD_BYTES]);
-    for (s, e) in &keep {
-        out.extend_from_slice(&records[*s..*e]);
-    }
+    out.extend_from_slice(&body);
     let new = &mut out[start..];
     let batch_length = (new.len() - LOG_OVERHEAD_BYTES) as i32;
     new[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());

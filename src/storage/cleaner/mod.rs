@@ -41,7 +41,7 @@ use tracing::{info, warn};
 use super::error::StorageError;
 use super::log_manager::SharedLog;
 use super::partition_log::PartitionLog;
-use clean::{filter_batches, Aborted, FilterContext, FilterStats};
+use clean::{filter_batches, records_region, Aborted, FilterContext, FilterStats};
 use offset_map::OffsetMap;
 use crate::records::{BatchIter, CompressionType, RecordIter, Validation};
 use crate::types::{Offset, TimestampMs, TopicPartition};
@@ -291,14 +291,14 @@ fn build_offset_map(
             if batch.last_offset() < first_dirty {
                 continue;
             }
-            let mappable = !batch.is_control()
-                && batch.compression() == Some(CompressionType::None)
-                && !view.aborted.contains(&batch);
-            if mappable {
+            let region = if batch.is_control() || view.aborted.contains(&batch) { None } else { records_region(&batch) };
+            // (A batch that does not decompress is left out: the filter
+            // keeps it whole and then keeps the tombstones after it.)
+            if let Some(region) = region {
                 if !map.has_room_for(batch.records_count().max(0) as usize) {
                     return (end > first_dirty).then_some(end);
                 }
-                for record in RecordIter::new(&batch) {
+                for record in RecordIter::over(&region, batch.records_count()) {
                     let Ok(record) = record else { break };
                     let offset = record.offset(&batch);
                     if let (Some(key), true) = (record.key, offset >= first_dirty) {
@@ -485,6 +485,7 @@ impl LogCleaner {
             self.write_checkpoint()?;
         }
         let to_clean: Vec<&SegmentView> = view.segments.iter().filter(|s| s.base < end).collect();
+        let unjudged_seen = std::cell::Cell::new(false);
         for group in group_by_size(&to_clean, view.config.segment_bytes as u64) {
             let mut stats = FilterStats::default();
             let base = group[0].base;
@@ -505,6 +506,7 @@ impl LogCleaner {
                         delete_horizon: TimestampMs(horizon),
                         last_batch_of_producer: &view.last_batch_of_producer,
                         aborted: &view.aborted,
+                        unjudged_seen: &unjudged_seen,
                     };
                     let written_before = stats.bytes_written;
                     filter_batches(&s.data, &ctx, &mut stats, &mut |bytes: &[u8]| {
