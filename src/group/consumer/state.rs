@@ -1,0 +1,532 @@
+//! The consumer group of KIP-848 as a pure state machine: members with
+//! their epochs and subscriptions, the group epoch, the target assignment
+//! (computed by [`assignor::uniform`]) and the incremental reconciliation
+//! of each member towards its target (Kafka's `CurrentAssignmentBuilder`):
+//! a member first revokes what it must give up, staying in its epoch
+//! (UNREVOKED_PARTITIONS); it then moves to the target epoch, and gets a
+//! partition only once no other member owns it (UNRELEASED_PARTITIONS
+//! until then). No I/O and no clock here: time comes in as milliseconds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::assignor;
+use crate::group::errors::*;
+use crate::protocol::Uuid;
+
+/// FENCED_MEMBER_EPOCH: the member's epoch is ahead of or behind the
+/// coordinator's; it must rejoin with epoch 0.
+pub const FENCED_MEMBER_EPOCH: i16 = 110;
+/// UNRELEASED_INSTANCE_ID.
+pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+/// UNSUPPORTED_ASSIGNOR: the server assignor asked for is unknown.
+pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+/// STALE_MEMBER_EPOCH: an offset commit or fetch with an older epoch.
+pub const STALE_MEMBER_EPOCH: i16 = 113;
+/// INVALID_REQUEST.
+pub const INVALID_REQUEST: i16 = 42;
+/// UNSUPPORTED_VERSION.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+
+/// The epoch a member sends to leave the group.
+pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
+/// The epoch a static member sends to leave for a while (it will rejoin).
+pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
+
+/// The server assignors served (`group.consumer.assignors`).
+pub const ASSIGNORS: &[&str] = &["uniform"];
+/// Upper bound on the topics one member may subscribe to.
+pub const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
+
+/// Partitions by topic id.
+pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+
+/// A topic as the assignor sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub id: Uuid,
+    pub partitions: i32,
+}
+
+/// Where a member is in its reconciliation (Kafka's `MemberState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// At the target epoch with the whole target assignment.
+    Stable,
+    /// Still in its epoch: must revoke `pending_revocation` first.
+    UnrevokedPartitions,
+    /// At the target epoch, waiting for partitions other members still own.
+    UnreleasedPartitions,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Stable => "STABLE",
+            MemberState::UnrevokedPartitions => "UNREVOKED_PARTITIONS",
+            MemberState::UnreleasedPartitions => "UNRELEASED_PARTITIONS",
+        }
+    }
+}
+
+/// One member of a consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    pub subscribed_topic_names: BTreeSet<String>,
+    pub server_assignor: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    /// What the member may own now (sent to it).
+    pub assigned: Assignment,
+    /// What it still owns and must revoke.
+    pub pending_revocation: Assignment,
+    /// The session ends at this time unless a heartbeat comes.
+    pub session_deadline_ms: i64,
+    /// Set while revoking: the member is fenced if it has not revoked by then.
+    pub revocation_deadline_ms: Option<i64>,
+}
+
+impl Member {
+    fn new(member_id: String) -> Member {
+        Member {
+            member_id,
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            subscribed_topic_names: BTreeSet::new(),
+            server_assignor: None,
+            rebalance_timeout_ms: 0,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            session_deadline_ms: 0,
+            revocation_deadline_ms: None,
+        }
+    }
+}
+
+/// The group's state as Kafka names it (`ConsumerGroupState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerGroupState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerGroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerGroupState::Empty => "Empty",
+            ConsumerGroupState::Assigning => "Assigning",
+            ConsumerGroupState::Reconciling => "Reconciling",
+            ConsumerGroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// A heartbeat as the state machine sees it (names resolved by the caller).
+#[derive(Clone, Debug, Default)]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    /// -1: unchanged.
+    pub rebalance_timeout_ms: i32,
+    /// None: unchanged.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub server_assignor: Option<String>,
+    /// None: unchanged since the last heartbeat.
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// What a successful heartbeat answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    pub member_id: String,
+    pub member_epoch: i32,
+    /// Sent when the member joins, sends a full request or its assignment changed.
+    pub assignment: Option<Assignment>,
+}
+
+/// A refused heartbeat: error code and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatError {
+    pub code: i16,
+    pub message: String,
+}
+
+fn err(code: i16, message: impl Into<String>) -> HeartbeatError {
+    HeartbeatError { code, message: message.into() }
+}
+
+/// Settings the state machine needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub session_timeout_ms: i32,
+    pub max_size: usize,
+}
+
+/// One consumer group.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, Member>,
+    /// The target assignment of each member, at `assignment_epoch`.
+    pub target: BTreeMap<String, Assignment>,
+    /// The subscribed topics that exist, as the last target saw them.
+    pub subscribed_metadata: BTreeMap<String, TopicMeta>,
+    /// Which member owns (assigned or pending revocation) each partition.
+    owners: HashMap<(Uuid, i32), String>,
+}
+
+impl ConsumerGroup {
+    pub fn new(group_id: String) -> ConsumerGroup {
+        ConsumerGroup {
+            group_id,
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            subscribed_metadata: BTreeMap::new(),
+            owners: HashMap::new(),
+        }
+    }
+
+    pub fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.group_epoch > self.assignment_epoch {
+            ConsumerGroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.state != MemberState::Stable || m.member_epoch != self.assignment_epoch)
+        {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    /// The member that owns a partition, if any.
+    pub fn owner(&self, topic: Uuid, partition: i32) -> Option<&str> {
+        self.owners.get(&(topic, partition)).map(String::as_str)
+    }
+
+    /// Handles a ConsumerGroupHeartbeat (Kafka's `consumerGroupHeartbeat`).
+    /// `resolve` gives a topic's id and partition count by name.
+    pub fn heartbeat(
+        &mut self,
+        hb: Heartbeat,
+        now_ms: i64,
+        limits: Limits,
+        resolve: &dyn Fn(&str) -> Option<TopicMeta>,
+    ) -> Result<HeartbeatOutcome, HeartbeatError> {
+        if hb.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || hb.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            if !self.members.contains_key(&hb.member_id) {
+                return Err(err(
+                    UNKNOWN_MEMBER_ID,
+                    format!("Member {} is not a member of group {}.", hb.member_id, self.group_id),
+                ));
+            }
+            self.remove_member(&hb.member_id, resolve);
+            return Ok(HeartbeatOutcome { member_id: hb.member_id, member_epoch: hb.member_epoch, assignment: None });
+        }
+        if let Some(assignor) = &hb.server_assignor {
+            if !ASSIGNORS.contains(&assignor.as_str()) {
+                return Err(err(UNSUPPORTED_ASSIGNOR, format!("ServerAssignor {assignor} is not supported.")));
+            }
+        }
+        if hb.subscribed_topic_names.as_ref().is_some_and(|t| t.len() > MAX_SUBSCRIBED_TOPICS) {
+            return Err(err(INVALID_REQUEST, "Too many subscribed topics."));
+        }
+        let joining = hb.member_epoch == 0;
+        let mut bump = false;
+        let mut member = match self.members.get(&hb.member_id) {
+            Some(m) => {
+                if !joining {
+                    check_member_epoch(m, hb.member_epoch, hb.owned.as_ref())?;
+                }
+                m.clone()
+            }
+            None if joining => {
+                if self.members.len() >= limits.max_size {
+                    return Err(err(
+                        GROUP_MAX_SIZE_REACHED,
+                        format!("The consumer group has reached its maximum capacity of {} members.", limits.max_size),
+                    ));
+                }
+                bump = true;
+                Member::new(hb.member_id.clone())
+            }
+            None => {
+                return Err(err(
+                    UNKNOWN_MEMBER_ID,
+                    format!("Member {} is not a member of group {}.", hb.member_id, self.group_id),
+                ))
+            }
+        };
+        let previous = member.clone();
+        if let Some(names) = hb.subscribed_topic_names {
+            let names: BTreeSet<String> = names.into_iter().collect();
+            if names != member.subscribed_topic_names {
+                member.subscribed_topic_names = names;
+                bump = true;
+            }
+        }
+        if hb.rebalance_timeout_ms != -1 {
+            member.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+        }
+        if hb.server_assignor.is_some() {
+            member.server_assignor = hb.server_assignor;
+        }
+        if hb.instance_id.is_some() {
+            member.instance_id = hb.instance_id;
+        }
+        if hb.rack_id.is_some() {
+            member.rack_id = hb.rack_id;
+        }
+        member.client_id = hb.client_id;
+        member.client_host = hb.client_host;
+        member.session_deadline_ms = now_ms.saturating_add(i64::from(limits.session_timeout_ms));
+        let member_id = member.member_id.clone();
+        self.members.insert(member_id.clone(), member);
+
+        if self.refresh_metadata(resolve) {
+            bump = true;
+        }
+        if bump {
+            self.group_epoch += 1;
+        }
+        if self.group_epoch > self.assignment_epoch {
+            self.compute_target();
+        }
+        self.reconcile(&member_id, hb.owned.as_ref(), now_ms);
+        let updated = &self.members[&member_id];
+        let full_request = hb.rebalance_timeout_ms != -1 && hb.owned.is_some();
+        let send = joining || full_request || updated.assigned != previous.assigned;
+        Ok(HeartbeatOutcome {
+            member_id,
+            member_epoch: updated.member_epoch,
+            assignment: send.then(|| updated.assigned.clone()),
+        })
+    }
+
+    /// Removes a member (left, session expired or fenced): its partitions
+    /// are free, the group epoch moves and a new target is computed.
+    pub fn remove_member(&mut self, member_id: &str, resolve: &dyn Fn(&str) -> Option<TopicMeta>) {
+        if self.members.remove(member_id).is_none() {
+            return;
+        }
+        self.owners.retain(|_, owner| owner != member_id);
+        self.target.remove(member_id);
+        self.refresh_metadata(resolve);
+        self.group_epoch += 1;
+        self.compute_target();
+    }
+
+    /// Members whose session or revocation time ran out at `now_ms`.
+    pub fn expired_members(&self, now_ms: i64) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| m.session_deadline_ms <= now_ms || m.revocation_deadline_ms.is_some_and(|d| d <= now_ms))
+            .map(|m| m.member_id.clone())
+            .collect()
+    }
+
+    /// Re-reads the subscribed topics' metadata; true when it changed.
+    fn refresh_metadata(&mut self, resolve: &dyn Fn(&str) -> Option<TopicMeta>) -> bool {
+        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed_topic_names.iter()).collect();
+        let metadata: BTreeMap<String, TopicMeta> =
+            names.into_iter().filter_map(|n| resolve(n).map(|t| (n.clone(), t))).collect();
+        if metadata == self.subscribed_metadata {
+            return false;
+        }
+        self.subscribed_metadata = metadata;
+        true
+    }
+
+    /// Whether the subscribed topics' metadata differs from what the
+    /// target was computed with (partitions added, topics created or deleted).
+    pub fn metadata_changed(&self, resolve: &dyn Fn(&str) -> Option<TopicMeta>) -> bool {
+        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed_topic_names.iter()).collect();
+        let metadata: BTreeMap<String, TopicMeta> =
+            names.into_iter().filter_map(|n| resolve(n).map(|t| (n.clone(), t))).collect();
+        metadata != self.subscribed_metadata
+    }
+
+    /// A new target assignment at the group epoch.
+    fn compute_target(&mut self) {
+        let subscriptions: BTreeMap<&str, &BTreeSet<String>> =
+            self.members.values().map(|m| (m.member_id.as_str(), &m.subscribed_topic_names)).collect();
+        self.target = assignor::uniform(&subscriptions, &self.subscribed_metadata, &self.target);
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Moves one member towards its target (Kafka's `CurrentAssignmentBuilder`).
+    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now_ms: i64) {
+        let Some(member) = self.members.get(member_id) else { return };
+        let next = match member.state {
+            MemberState::Stable if member.member_epoch == self.assignment_epoch => return,
+            MemberState::UnrevokedPartitions if owns_any(owned, &member.pending_revocation) => return,
+            _ => self.next_assignment(member, owned, now_ms),
+        };
+        self.set_member(next);
+    }
+
+    fn next_assignment(&self, member: &Member, owned: Option<&Assignment>, now_ms: i64) -> Member {
+        let empty = Assignment::new();
+        let target = self.target.get(&member.member_id).unwrap_or(&empty);
+        let mut assigned = Assignment::new();
+        let mut pending_revocation = Assignment::new();
+        let mut newly_assignable = false;
+        let mut unreleased = false;
+        let topics: BTreeSet<&Uuid> = target.keys().chain(member.assigned.keys()).collect();
+        for topic in topics {
+            let want = target.get(topic);
+            let have = member.assigned.get(topic);
+            for &p in have.into_iter().flatten() {
+                if want.is_some_and(|w| w.contains(&p)) {
+                    assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                } else {
+                    pending_revocation.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                }
+            }
+            for &p in want.into_iter().flatten() {
+                if have.is_some_and(|h| h.contains(&p)) {
+                    continue;
+                }
+                match self.owners.get(&(*topic, p)) {
+                    Some(owner) if owner != &member.member_id => unreleased = true,
+                    _ => {
+                        newly_assignable = true;
+                        assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                    }
+                }
+            }
+        }
+        let mut next = member.clone();
+        if !pending_revocation.is_empty() && owns_any(owned, &pending_revocation) {
+            // Revoke first, in the current epoch; what must be revoked is
+            // not given again, and nothing new is given yet.
+            for (topic, parts) in &mut assigned {
+                if let Some(have) = member.assigned.get(topic) {
+                    parts.retain(|p| have.contains(p));
+                } else {
+                    parts.clear();
+                }
+            }
+            assigned.retain(|_, p| !p.is_empty());
+            next.state = MemberState::UnrevokedPartitions;
+            next.assigned = assigned;
+            next.pending_revocation = pending_revocation;
+            if member.state != MemberState::UnrevokedPartitions {
+                next.revocation_deadline_ms = Some(now_ms.saturating_add(i64::from(member.rebalance_timeout_ms.max(0))));
+            }
+            return next;
+        }
+        let _ = newly_assignable;
+        next.state = if unreleased { MemberState::UnreleasedPartitions } else { MemberState::Stable };
+        if next.member_epoch != self.assignment_epoch {
+            next.previous_member_epoch = next.member_epoch;
+            next.member_epoch = self.assignment_epoch;
+        }
+        next.assigned = assigned;
+        next.pending_revocation = Assignment::new();
+        next.revocation_deadline_ms = None;
+        next
+    }
+
+    /// Stores a member's new state and the partitions it owns.
+    fn set_member(&mut self, member: Member) {
+        let id = member.member_id.clone();
+        self.owners.retain(|_, owner| owner != &id);
+        for (topic, parts) in member.assigned.iter().chain(member.pending_revocation.iter()) {
+            for &p in parts {
+                self.owners.insert((*topic, p), id.clone());
+            }
+        }
+        self.members.insert(id, member);
+    }
+
+    /// OffsetCommit validation for this group (Kafka's
+    /// `ConsumerGroup.validateOffsetCommit`): None when allowed.
+    pub fn validate_offset_commit(&self, member_id: &str, member_epoch: i32, api_version: i16, transactional: bool) -> Option<i16> {
+        if member_epoch < 0 && self.members.is_empty() {
+            return None;
+        }
+        let Some(member) = self.members.get(member_id) else { return Some(UNKNOWN_MEMBER_ID) };
+        if !transactional && api_version < 9 {
+            return Some(UNSUPPORTED_VERSION);
+        }
+        epoch_error(member_epoch, member.member_epoch)
+    }
+
+    /// OffsetFetch validation (`ConsumerGroup.validateOffsetFetch`).
+    pub fn validate_offset_fetch(&self, member_id: Option<&str>, member_epoch: i32) -> Option<i16> {
+        let Some(member_id) = member_id else { return None };
+        if member_epoch < 0 && member_id.is_empty() {
+            return None;
+        }
+        let Some(member) = self.members.get(member_id) else { return Some(UNKNOWN_MEMBER_ID) };
+        epoch_error(member_epoch, member.member_epoch)
+    }
+}
+
+fn epoch_error(received: i32, expected: i32) -> Option<i16> {
+    if received > expected {
+        Some(FENCED_MEMBER_EPOCH)
+    } else if received < expected {
+        Some(STALE_MEMBER_EPOCH)
+    } else {
+        None
+    }
+}
+
+/// Kafka's `throwIfMemberEpochIsInvalid`: an epoch ahead is fenced; one
+/// behind is accepted only if it is the previous epoch and the member owns
+/// no more than it is assigned (the response with the new epoch was lost).
+fn check_member_epoch(member: &Member, received: i32, owned: Option<&Assignment>) -> Result<(), HeartbeatError> {
+    let fenced = || {
+        err(
+            FENCED_MEMBER_EPOCH,
+            format!("The consumer group member has a smaller member epoch ({received}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.", member.member_epoch),
+        )
+    };
+    if received > member.member_epoch {
+        return Err(err(
+            FENCED_MEMBER_EPOCH,
+            format!("The consumer group member has a greater member epoch ({received}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.", member.member_epoch),
+        ));
+    }
+    if received < member.member_epoch {
+        let subset = owned.is_some_and(|o| {
+            o.iter().all(|(t, ps)| ps.iter().all(|p| member.assigned.get(t).is_some_and(|a| a.contains(p))))
+        });
+        if received != member.previous_member_epoch || !subset {
+            return Err(fenced());
+        }
+    }
+    Ok(())
+}
+
+/// Kafka's `ownsRevokedPartitions`: unknown (null) owned partitions count as owning them.
+fn owns_any(owned: Option<&Assignment>, revoking: &Assignment) -> bool {
+    let Some(owned) = owned else { return true };
+    revoking.iter().any(|(t, ps)| owned.get(t).is_some_and(|o| ps.iter().any(|p| o.contains(p))))
+}
