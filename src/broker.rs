@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, NewTopic, TopicInfo};
 use crate::fetch_session::FetchSessionCache;
+use crate::group::consumer::{ConsumerGroupConfig, ConsumerGroupCoordinator};
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
@@ -149,6 +150,9 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
+    /// KIP-848 consumer groups (`src/group/consumer`); their offsets are
+    /// in `groups`' store.
+    pub consumer_groups: ConsumerGroupCoordinator,
     /// Transactional ids and their transactions (`src/txn`).
     pub txns: crate::txn::TransactionCoordinator,
     pub metrics: Metrics,
@@ -388,6 +392,14 @@ impl RunningBroker {
 }
 
 /// The group coordinator's settings from the broker configuration.
+fn consumer_group_config(c: &BrokerConfig) -> ConsumerGroupConfig {
+    ConsumerGroupConfig {
+        session_timeout_ms: c.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+        max_size: usize::try_from(c.group_consumer_max_size).unwrap_or(0),
+    }
+}
+
 fn group_config(c: &BrokerConfig) -> GroupConfig {
     GroupConfig {
         min_session_timeout_ms: c.group_min_session_timeout_ms,
@@ -501,6 +513,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         controller,
         replicas,
         groups,
+        consumer_groups: ConsumerGroupCoordinator::new(consumer_group_config(&settings.config)),
         txns,
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
@@ -590,7 +603,9 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
     // Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms
     // default; also retries owed completions and expires idle ids.
     let mut transactions = tokio::time::interval(ms(10_000));
-    for i in [&mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
+    // Consumer group (KIP-848) session and rebalance timeouts.
+    let mut consumer_sessions = tokio::time::interval(ms(500));
+    for i in [&mut consumer_sessions, &mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i.reset();
     }
@@ -620,6 +635,11 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
             },
             _ = transactions.tick() => {
                 crate::txn::housekeeping(&broker).await;
+                continue;
+            },
+            _ = consumer_sessions.tick() => {
+                let image = broker.controller.image();
+                broker.consumer_groups.expire_members(TimestampMs::now().0, &crate::group::consumer::coordinator::resolver(&image));
                 continue;
             },
             _ = offsets.tick() => {

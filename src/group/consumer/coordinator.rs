@@ -188,3 +188,8 @@ impl ConsumerGroupCoordinator {
         Some(empty)
     }
 }
+
+/// A topic lookup over the metadata image, for the state machine.
+pub fn resolver(image: &crate::controller::MetadataImage) -> impl Fn(&str) -> Option<TopicMeta> + '_ {
+    move |name| image.topic(name).map(|t| TopicMeta { id: t.id, partitions: t.partitions })
+}
