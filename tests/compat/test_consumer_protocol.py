@@ -1,0 +1,162 @@
+"""KIP-848 consumer groups (`group.protocol=consumer`, server-side
+assignment) with the stock Kafka 4.1 console consumer and
+kafka-consumer-groups: one member consumes and commits; two members share
+a topic and the partitions move when the second joins and when it leaves."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import compat
+from compat import CONSOLE_CONSUMER, CONSOLE_PRODUCER, CONSUMER_GROUPS, KAFKA_RUN_CLASS, TOPICS, kafka_tool
+
+PROTOCOL = ["--consumer-property", "group.protocol=consumer"]
+PARTITIONS = 4
+
+
+def produce(bootstrap, topic, values):
+    """Each value with its own key, so that the records spread over the
+    partitions (unkeyed, the sticky partitioner puts a batch in one)."""
+    kafka_tool(CONSOLE_PRODUCER, "--bootstrap-server", bootstrap, "--topic", topic,
+               "--property", "parse.key=true", "--property", "key.separator=:",
+               "--request-required-acks", "all", input="".join(f"key-{v}:{v}\n" for v in values), timeout=90)
+
+
+def console_consume(bootstrap, topic, group, max_messages, *extra, timeout_ms=15000):
+    cp = kafka_tool(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
+                    "--max-messages", str(max_messages), "--timeout-ms", str(timeout_ms), *PROTOCOL, *extra,
+                    timeout=120, check=False)
+    assert "Processed a total of" in cp.stderr, cp.stderr
+    return [l for l in cp.stdout.splitlines() if l.strip()]
+
+
+def describe(bootstrap, group):
+    """Rows of `kafka-consumer-groups --describe`: GROUP TOPIC PARTITION
+    CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID."""
+    out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group,
+                     timeout=90).stdout
+    return [l.split() for l in out.splitlines() if l.split()[:1] == [group] and len(l.split()) >= 9], out
+
+
+class Member:
+    """A console consumer running in the background; its output lines are
+    collected by a thread."""
+
+    def __init__(self, bootstrap, topic, group):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [str(KAFKA_RUN_CLASS), CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic,
+             "--group", group, "--from-beginning", *PROTOCOL],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.err: list[str] = []
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True).start()
+
+    @staticmethod
+    def _read(stream, out):
+        for line in stream:
+            if line.strip():
+                out.append(line.strip())
+
+    def stop(self):
+        """SIGTERM: the consumer closes, commits and leaves the group."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_one_member_consumes_every_partition_and_commits(bootstrap):
+    """One consumer-protocol member of a 4-partition topic gets every
+    record; its commits leave nothing for the next run, and
+    kafka-consumer-groups lists the group and shows lag 0 on every partition."""
+    topic = compat.unique("cgp-one")
+    group = compat.unique("cgp-g1")
+    kafka_tool(TOPICS, "--bootstrap-server", bootstrap, "--create", "--topic", topic,
+               "--partitions", str(PARTITIONS))
+    values = [f"v{i}" for i in range(80)]
+    produce(bootstrap, topic, values)
+
+    got = console_consume(bootstrap, topic, group, len(values), "--from-beginning")
+    assert sorted(got) == sorted(values)
+    assert console_consume(bootstrap, topic, group, 1, timeout_ms=6000) == []
+
+    listed = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--list").stdout.split()
+    assert group in listed
+    rows, out = describe(bootstrap, group)
+    rows = [r for r in rows if r[1] == topic]
+    assert sorted(int(r[2]) for r in rows) == list(range(PARTITIONS)), out
+    assert all(r[3] == r[4] and r[5] == "0" for r in rows), out
+    assert sum(int(r[4]) for r in rows) == len(values), out
+
+
+def test_two_members_share_the_partitions_and_rebalance(bootstrap):
+    """Two console consumers in one group: once both own partitions
+    (kafka-consumer-groups shows two consumer ids over the 4 partitions)
+    they consume each new record once between them; when one leaves, the
+    other takes all partitions and consumes what follows."""
+    topic = compat.unique("cgp-two")
+    group = compat.unique("cgp-g2")
+    kafka_tool(TOPICS, "--bootstrap-server", bootstrap, "--create", "--topic", topic,
+               "--partitions", str(PARTITIONS))
+    first = [f"a{i}" for i in range(40)]
+    produce(bootstrap, topic, first)
+
+    a = Member(bootstrap, topic, group)
+    b = None
+    try:
+        wait_for(lambda: len(a.lines) >= len(first), 60, "the first member to consume the first records")
+        b = Member(bootstrap, topic, group)
+
+        def both_assigned():
+            rows, _ = describe(bootstrap, group)
+            owners = {r[6] for r in rows if r[1] == topic and r[6] != "-"}
+            parts = {r[2] for r in rows if r[1] == topic and r[6] != "-"}
+            return len(owners) == 2 and len(parts) == PARTITIONS and rows
+        rows = wait_for(both_assigned, 90, "two members with all partitions")
+        per_member = {}
+        for r in rows:
+            per_member.setdefault(r[6], set()).add(int(r[2]))
+        assert sorted(len(p) for p in per_member.values()) == [2, 2], rows
+
+        second = [f"b{i}" for i in range(40)]
+        produce(bootstrap, topic, second)
+        wait_for(lambda: len([l for l in a.lines + b.lines if l.startswith("b")]) >= len(second), 60,
+                 "the two members to consume the second records")
+        time.sleep(2)
+        got = [l for l in a.lines + b.lines if l.startswith("b")]
+        assert sorted(got) == sorted(second), "each record once between the two members"
+        assert any(l.startswith("b") for l in a.lines) and any(l.startswith("b") for l in b.lines), \
+            (a.lines, b.lines)
+
+        b.stop()
+
+        def one_member_owns_all():
+            rows, _ = describe(bootstrap, group)
+            owners = {r[6] for r in rows if r[1] == topic and r[6] != "-"}
+            return len(owners) == 1 and len([r for r in rows if r[1] == topic and r[6] != "-"]) == PARTITIONS
+        wait_for(one_member_owns_all, 90, "the remaining member to own every partition")
+        third = [f"c{i}" for i in range(40)]
+        produce(bootstrap, topic, third)
+        wait_for(lambda: len([l for l in a.lines if l.startswith("c")]) >= len(third), 60,
+                 "the remaining member to consume the third records")
+        assert sorted(l for l in a.lines if l.startswith("c")) == sorted(third)
+    finally:
+        if b is not None:
+            b.stop()
+        a.stop()
