@@ -3,13 +3,31 @@
 
 use super::{ApiSpec, RequestContext, APIS};
 use crate::protocol::messages::api_versions_request::ApiVersionsRequest;
-use crate::protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+use crate::protocol::messages::api_versions_response::{
+    ApiVersion, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use crate::protocol::ErrorCode;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 18, name: "ApiVersions", min_version: 0, max_version: 4 };
 
-fn api_keys() -> Vec<ApiVersion> {
+/// The APIs of the KIP-848 consumer group protocol, served only while
+/// `group.coordinator.rebalance.protocols` contains `consumer`.
+const CONSUMER_PROTOCOL_APIS: [i16; 2] = [
+    super::consumer_group_heartbeat::SPEC.api_key,
+    super::consumer_group_describe::SPEC.api_key,
+];
+
+/// Whether the broker serves the consumer group protocol (KIP-848).
+pub fn consumer_protocol_enabled(ctx: &RequestContext<'_>) -> bool {
+    ctx.broker.config().group_coordinator_rebalance_protocols.iter().any(|p| p == "consumer")
+}
+
+/// `group.version` as Kafka 4.x advertises it: 1 = the consumer protocol.
+const GROUP_VERSION_FEATURE: &str = "group.version";
+
+fn api_keys(consumer_protocol: bool) -> Vec<ApiVersion> {
     APIS.iter()
+        .filter(|s| consumer_protocol || !CONSUMER_PROTOCOL_APIS.contains(&s.api_key))
         .map(|s| ApiVersion { api_key: s.api_key, min_version: s.min_version, max_version: s.max_version })
         .collect()
 }
@@ -41,7 +59,20 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVer
     {
         return ApiVersionsResponse { error_code: ErrorCode::InvalidRequest.code(), ..Default::default() };
     }
-    ApiVersionsResponse { error_code: 0, api_keys: api_keys(), ..Default::default() }
+    let consumer_protocol = consumer_protocol_enabled(ctx);
+    let level = i16::from(consumer_protocol);
+    ApiVersionsResponse {
+        error_code: 0,
+        api_keys: api_keys(consumer_protocol),
+        supported_features: vec![SupportedFeatureKey { name: GROUP_VERSION_FEATURE.into(), min_version: 0, max_version: 1 }],
+        finalized_features_epoch: 0,
+        finalized_features: vec![FinalizedFeatureKey {
+            name: GROUP_VERSION_FEATURE.into(),
+            max_version_level: level,
+            min_version_level: level,
+        }],
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +84,15 @@ mod tests {
         let r = unsupported_version_response();
         assert_eq!(r.error_code, 35);
         assert_eq!(r.api_keys, vec![ApiVersion { api_key: 18, min_version: 0, max_version: 4 }]);
+    }
+
+    #[test]
+    fn the_consumer_protocol_apis_are_listed_only_when_enabled() {
+        let with: Vec<i16> = api_keys(true).iter().map(|k| k.api_key).collect();
+        let without: Vec<i16> = api_keys(false).iter().map(|k| k.api_key).collect();
+        assert!(with.contains(&68) && with.contains(&69));
+        assert!(!without.contains(&68) && !without.contains(&69));
+        assert_eq!(with.len(), without.len() + 2);
     }
 
     #[test]

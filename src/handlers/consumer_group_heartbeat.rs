@@ -10,7 +10,7 @@
 use super::join_group::client_host;
 use super::{ApiSpec, RequestContext};
 use crate::group::consumer::coordinator::resolver;
-use crate::group::consumer::state::{Assignment, Heartbeat, INVALID_REQUEST, LEAVE_GROUP_STATIC_MEMBER_EPOCH};
+use crate::group::consumer::state::{Assignment, Heartbeat, INVALID_REQUEST, LEAVE_GROUP_STATIC_MEMBER_EPOCH, UNSUPPORTED_VERSION};
 use crate::protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
 use crate::protocol::messages::consumer_group_heartbeat_response::{
     Assignment as WireAssignment, ConsumerGroupHeartbeatResponse, TopicPartitions,
@@ -23,6 +23,9 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 68, name: "ConsumerGroupHeartbeat",
 const MAX_OWNED_PARTITIONS: usize = 1_000_000;
 
 pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+    if !super::api_versions::consumer_protocol_enabled(ctx) {
+        return error(UNSUPPORTED_VERSION, "The consumer group protocol is not enabled (group.coordinator.rebalance.protocols).".into());
+    }
     if let Err(message) = validate(&req, ctx.version()) {
         return error(INVALID_REQUEST, message);
     }
