@@ -639,7 +639,7 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
             },
             _ = consumer_sessions.tick() => {
                 let image = broker.controller.image();
-                broker.consumer_groups.expire_members(TimestampMs::now().0, &crate::group::consumer::coordinator::resolver(&image));
+                broker.consumer_groups.expire_members(TimestampMs::now().0, &*image);
                 continue;
             },
             _ = offsets.tick() => {

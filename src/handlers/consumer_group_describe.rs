@@ -54,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupDescribeRequest)
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
-                subscribed_topic_regex: None,
+                subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                 assignment: to_wire(&m.assigned, &image),
                 target_assignment: to_wire(g.target.get(&m.member_id).unwrap_or(&Assignment::new()), &image),
                 member_type: CONSUMER_MEMBER_TYPE,

@@ -4,12 +4,11 @@
 //! `throwIfConsumerGroupHeartbeatRequestIsInvalid` does; the group itself
 //! is `crate::group::consumer`. v1 requires a client-generated member id
 //! (KIP-1082); for v0 an empty one on join is generated here.
-//! Server-side regular expressions (`subscribed_topic_regex`) are not
-//! served yet: a request with one is INVALID_REQUEST.
+//! v1's `subscribed_topic_regex` (RE2 syntax, whole-name matches) is
+//! resolved against the topics by the group, again when topics change.
 
 use super::join_group::client_host;
 use super::{ApiSpec, RequestContext};
-use crate::group::consumer::coordinator::resolver;
 use crate::group::consumer::state::{Assignment, Heartbeat, INVALID_REQUEST, LEAVE_GROUP_STATIC_MEMBER_EPOCH, UNSUPPORTED_VERSION};
 use crate::protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
 use crate::protocol::messages::consumer_group_heartbeat_response::{
@@ -44,6 +43,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
         rack_id: req.rack_id,
         rebalance_timeout_ms: req.rebalance_timeout_ms,
         subscribed_topic_names: req.subscribed_topic_names,
+        subscribed_topic_regex: req.subscribed_topic_regex,
         server_assignor: req.server_assignor,
         owned,
         client_id: ctx.client_id().to_string(),
@@ -54,7 +54,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
     let group_id = req.group_id;
     let take_over = || classic.take_over_empty_group(&group_id);
     let result =
-        ctx.broker.consumer_groups.heartbeat(&group_id, hb, TimestampMs::now().0, &take_over, &resolver(&image));
+        ctx.broker.consumer_groups.heartbeat(&group_id, hb, TimestampMs::now().0, &take_over, &*image);
     match result {
         Ok(outcome) => ConsumerGroupHeartbeatResponse {
             member_id: Some(outcome.member_id),
@@ -98,9 +98,6 @@ fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(), Str
     if owned > MAX_OWNED_PARTITIONS {
         return Err("Too many owned partitions.".into());
     }
-    if req.subscribed_topic_regex.is_some() {
-        return Err("SubscribedTopicRegex is not supported by this broker yet.".into());
-    }
     if req.member_epoch == 0 {
         if req.rebalance_timeout_ms == -1 {
             return Err("RebalanceTimeoutMs must be provided in first request.".into());
@@ -108,7 +105,9 @@ fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(), Str
         if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
             return Err("TopicPartitions must be empty when (re-)joining.".into());
         }
-        if req.subscribed_topic_names.as_ref().is_none_or(|t| t.is_empty()) {
+        let names = req.subscribed_topic_names.as_ref().is_some_and(|t| !t.is_empty());
+        let regex = req.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty());
+        if !names && !regex {
             return Err("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.".into());
         }
     } else if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
@@ -145,6 +144,8 @@ mod tests {
         assert_eq!(validate(&ConsumerGroupHeartbeatRequest { member_id: String::new(), ..join() }, 0), Ok(()));
         assert!(validate(&ConsumerGroupHeartbeatRequest { rebalance_timeout_ms: -1, ..join() }, 1).is_err());
         assert!(validate(&ConsumerGroupHeartbeatRequest { subscribed_topic_names: None, ..join() }, 1).is_err());
+        let by_regex = ConsumerGroupHeartbeatRequest { subscribed_topic_names: None, subscribed_topic_regex: Some("t.*".into()), ..join() };
+        assert_eq!(validate(&by_regex, 1), Ok(()));
         assert!(validate(&ConsumerGroupHeartbeatRequest { topic_partitions: None, ..join() }, 1).is_err());
         assert!(validate(&ConsumerGroupHeartbeatRequest { member_epoch: -3, ..join() }, 1).is_err());
         assert!(validate(&ConsumerGroupHeartbeatRequest { member_epoch: -2, ..join() }, 1).is_err());

@@ -70,7 +70,7 @@ impl ConsumerGroupCoordinator {
         hb: Heartbeat,
         now_ms: i64,
         take_over: &dyn Fn() -> Result<(), i16>,
-        resolve: &dyn Fn(&str) -> Option<TopicMeta>,
+        topics: &dyn Topics,
     ) -> Result<HeartbeatOutcome, HeartbeatError> {
         let mut groups = self.groups();
         if !groups.contains_key(group_id) {
@@ -97,7 +97,7 @@ impl ConsumerGroupCoordinator {
         };
         let member_id = hb.member_id.clone();
         let before = group.group_epoch;
-        let result = group.heartbeat(hb, now_ms, self.limits(), resolve);
+        let result = group.heartbeat(hb, now_ms, self.limits(), topics);
         if group.group_epoch != before {
             tracing::info!(
                 group = group_id,
@@ -111,15 +111,19 @@ impl ConsumerGroupCoordinator {
     }
 
     /// Removes the members whose session (or revocation time) ended by
-    /// `now_ms`; returns how many.
-    pub fn expire_members(&self, now_ms: i64, resolve: &dyn Fn(&str) -> Option<TopicMeta>) -> usize {
+    /// `now_ms`, and moves groups whose subscribed topics changed to a new
+    /// target; returns how many members were removed.
+    pub fn expire_members(&self, now_ms: i64, topics: &dyn Topics) -> usize {
         let mut groups = self.groups();
         let mut removed = 0;
         for group in groups.values_mut() {
             for member_id in group.expired_members(now_ms) {
                 tracing::info!(group = %group.group_id, member = %member_id, "consumer group member fenced: session or rebalance timeout");
-                group.remove_member(&member_id, resolve);
+                group.remove_member(&member_id, topics);
                 removed += 1;
+            }
+            if group.refresh(topics) {
+                tracing::info!(group = %group.group_id, group_epoch = group.group_epoch, "consumer group topics changed");
             }
         }
         removed
@@ -189,7 +193,14 @@ impl ConsumerGroupCoordinator {
     }
 }
 
-/// A topic lookup over the metadata image, for the state machine.
-pub fn resolver(image: &crate::controller::MetadataImage) -> impl Fn(&str) -> Option<TopicMeta> + '_ {
-    move |name| image.topic(name).map(|t| TopicMeta { id: t.id, partitions: t.partitions })
+/// The metadata image as the state machine's topics (internal topics are
+/// never matched by a regex).
+impl Topics for crate::controller::MetadataImage {
+    fn topic(&self, name: &str) -> Option<TopicMeta> {
+        crate::controller::MetadataImage::topic(self, name).map(|t| TopicMeta { id: t.id, partitions: t.partitions })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.topics.values().filter(|t| !t.is_internal()).map(|t| t.name.clone()).collect()
+    }
 }

@@ -40,6 +40,41 @@ pub const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
+/// INVALID_REGULAR_EXPRESSION (v1 `subscribed_topic_regex`).
+pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
+/// Bounds what one subscription regex may make the regex compiler build.
+pub const MAX_REGEX_BYTES: usize = 4096;
+const MAX_REGEX_SIZE_BYTES: usize = 1 << 20;
+
+/// The topics a group can subscribe to: by name, and all names (for
+/// regular expressions). Any `Fn(&str) -> Option<TopicMeta>` is one
+/// without names.
+pub trait Topics {
+    fn topic(&self, name: &str) -> Option<TopicMeta>;
+    /// Every topic a regular expression may match.
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl<F: Fn(&str) -> Option<TopicMeta>> Topics for F {
+    fn topic(&self, name: &str) -> Option<TopicMeta> {
+        self(name)
+    }
+}
+
+/// Compiles a subscription regex for whole-name matches (RE2/J's
+/// `Matcher.matches`, as Kafka uses it).
+pub fn compile_regex(pattern: &str) -> Result<regex::Regex, HeartbeatError> {
+    if pattern.len() > MAX_REGEX_BYTES {
+        return Err(err(INVALID_REGULAR_EXPRESSION, "SubscribedTopicRegex is too long."));
+    }
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(MAX_REGEX_SIZE_BYTES)
+        .build()
+        .map_err(|e| err(INVALID_REGULAR_EXPRESSION, format!("SubscribedTopicRegex `{pattern}` is not a valid regular expression: {e}.")))
+}
+
 /// A topic as the assignor sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopicMeta {
@@ -80,6 +115,8 @@ pub struct Member {
     pub previous_member_epoch: i32,
     pub state: MemberState,
     pub subscribed_topic_names: BTreeSet<String>,
+    /// v1: topics matching it are subscribed too.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     /// What the member may own now (sent to it).
@@ -104,6 +141,7 @@ impl Member {
             previous_member_epoch: -1,
             state: MemberState::Stable,
             subscribed_topic_names: BTreeSet::new(),
+            subscribed_topic_regex: None,
             server_assignor: None,
             rebalance_timeout_ms: 0,
             assigned: Assignment::new(),
@@ -145,6 +183,8 @@ pub struct Heartbeat {
     pub rebalance_timeout_ms: i32,
     /// None: unchanged.
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// None: unchanged; "": no regex any more.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// None: unchanged since the last heartbeat.
     pub owned: Option<Assignment>,
@@ -192,6 +232,10 @@ pub struct ConsumerGroup {
     pub subscribed_metadata: BTreeMap<String, TopicMeta>,
     /// Which member owns (assigned or pending revocation) each partition.
     owners: HashMap<(Uuid, i32), String>,
+    /// Each member's topics: its names and what its regex matches.
+    member_topics: BTreeMap<String, BTreeSet<String>>,
+    /// The members' regexes, compiled.
+    regexes: HashMap<String, regex::Regex>,
 }
 
 impl ConsumerGroup {
@@ -204,6 +248,8 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             subscribed_metadata: BTreeMap::new(),
             owners: HashMap::new(),
+            member_topics: BTreeMap::new(),
+            regexes: HashMap::new(),
         }
     }
 
@@ -235,7 +281,7 @@ impl ConsumerGroup {
         hb: Heartbeat,
         now_ms: i64,
         limits: Limits,
-        resolve: &dyn Fn(&str) -> Option<TopicMeta>,
+        topics: &dyn Topics,
     ) -> Result<HeartbeatOutcome, HeartbeatError> {
         if hb.member_epoch == LEAVE_GROUP_MEMBER_EPOCH || hb.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
             if !self.members.contains_key(&hb.member_id) {
@@ -244,7 +290,7 @@ impl ConsumerGroup {
                     format!("Member {} is not a member of group {}.", hb.member_id, self.group_id),
                 ));
             }
-            self.remove_member(&hb.member_id, resolve);
+            self.remove_member(&hb.member_id, topics);
             return Ok(HeartbeatOutcome { member_id: hb.member_id, member_epoch: hb.member_epoch, assignment: None });
         }
         if let Some(assignor) = &hb.server_assignor {
@@ -255,6 +301,10 @@ impl ConsumerGroup {
         if hb.subscribed_topic_names.as_ref().is_some_and(|t| t.len() > MAX_SUBSCRIBED_TOPICS) {
             return Err(err(INVALID_REQUEST, "Too many subscribed topics."));
         }
+        let regex = match hb.subscribed_topic_regex.as_deref() {
+            Some(p) if !p.is_empty() && !self.regexes.contains_key(p) => Some((p.to_string(), compile_regex(p)?)),
+            _ => None,
+        };
         let joining = hb.member_epoch == 0;
         let mut bump = false;
         let mut member = match self.members.get(&hb.member_id) {
@@ -289,6 +339,16 @@ impl ConsumerGroup {
                 bump = true;
             }
         }
+        if let Some(pattern) = hb.subscribed_topic_regex {
+            let pattern = Some(pattern).filter(|p| !p.is_empty());
+            if pattern != member.subscribed_topic_regex {
+                member.subscribed_topic_regex = pattern;
+                bump = true;
+            }
+        }
+        if let Some((pattern, re)) = regex {
+            self.regexes.insert(pattern, re);
+        }
         if hb.rebalance_timeout_ms != -1 {
             member.rebalance_timeout_ms = hb.rebalance_timeout_ms;
         }
@@ -307,7 +367,7 @@ impl ConsumerGroup {
         let member_id = member.member_id.clone();
         self.members.insert(member_id.clone(), member);
 
-        if self.refresh_metadata(resolve) {
+        if self.refresh_metadata(topics) {
             bump = true;
         }
         if bump {
@@ -329,13 +389,14 @@ impl ConsumerGroup {
 
     /// Removes a member (left, session expired or fenced): its partitions
     /// are free, the group epoch moves and a new target is computed.
-    pub fn remove_member(&mut self, member_id: &str, resolve: &dyn Fn(&str) -> Option<TopicMeta>) {
+    pub fn remove_member(&mut self, member_id: &str, topics: &dyn Topics) {
         if self.members.remove(member_id).is_none() {
             return;
         }
         self.owners.retain(|_, owner| owner != member_id);
         self.target.remove(member_id);
-        self.refresh_metadata(resolve);
+        self.member_topics.remove(member_id);
+        self.refresh_metadata(topics);
         self.group_epoch += 1;
         self.compute_target();
     }
@@ -349,31 +410,85 @@ impl ConsumerGroup {
             .collect()
     }
 
-    /// Re-reads the subscribed topics' metadata; true when it changed.
-    fn refresh_metadata(&mut self, resolve: &dyn Fn(&str) -> Option<TopicMeta>) -> bool {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed_topic_names.iter()).collect();
-        let metadata: BTreeMap<String, TopicMeta> =
-            names.into_iter().filter_map(|n| resolve(n).map(|t| (n.clone(), t))).collect();
-        if metadata == self.subscribed_metadata {
+    /// Each member's topics and the metadata of those that exist.
+    fn resolve_subscriptions(&self, topics: &dyn Topics) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, TopicMeta>) {
+        let all_names = if self.members.values().any(|m| m.subscribed_topic_regex.is_some()) {
+            topics.names()
+        } else {
+            Vec::new()
+        };
+        let mut matched: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in self.members.values() {
+            if let Some(p) = m.subscribed_topic_regex.as_deref() {
+                if matched.contains_key(p) {
+                    continue;
+                }
+                let names = match self.regexes.get(p) {
+                    Some(re) => all_names.iter().filter(|n| re.is_match(n)).cloned().collect(),
+                    None => Vec::new(),
+                };
+                matched.insert(p, names);
+            }
+        }
+        let mut member_topics = BTreeMap::new();
+        let mut metadata = BTreeMap::new();
+        for m in self.members.values() {
+            let mut names = m.subscribed_topic_names.clone();
+            if let Some(p) = m.subscribed_topic_regex.as_deref() {
+                names.extend(matched.get(p).into_iter().flatten().cloned());
+            }
+            for n in &names {
+                if !metadata.contains_key(n) {
+                    if let Some(t) = topics.topic(n) {
+                        metadata.insert(n.clone(), t);
+                    }
+                }
+            }
+            member_topics.insert(m.member_id.clone(), names);
+        }
+        (member_topics, metadata)
+    }
+
+    /// Re-reads the subscriptions (regexes included) and their topics'
+    /// metadata; true when they changed.
+    fn refresh_metadata(&mut self, topics: &dyn Topics) -> bool {
+        let (member_topics, metadata) = self.resolve_subscriptions(topics);
+        let in_use: BTreeSet<&str> = self.members.values().filter_map(|m| m.subscribed_topic_regex.as_deref()).collect();
+        self.regexes.retain(|p, _| in_use.contains(p.as_str()));
+        if metadata == self.subscribed_metadata && member_topics == self.member_topics {
             return false;
         }
         self.subscribed_metadata = metadata;
+        self.member_topics = member_topics;
         true
     }
 
-    /// Whether the subscribed topics' metadata differs from what the
-    /// target was computed with (partitions added, topics created or deleted).
-    pub fn metadata_changed(&self, resolve: &dyn Fn(&str) -> Option<TopicMeta>) -> bool {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| m.subscribed_topic_names.iter()).collect();
-        let metadata: BTreeMap<String, TopicMeta> =
-            names.into_iter().filter_map(|n| resolve(n).map(|t| (n.clone(), t))).collect();
-        metadata != self.subscribed_metadata
+    /// Whether the subscribed topics differ from what the target was
+    /// computed with (partitions added, topics created, matched or deleted).
+    pub fn metadata_changed(&self, topics: &dyn Topics) -> bool {
+        let (member_topics, metadata) = self.resolve_subscriptions(topics);
+        metadata != self.subscribed_metadata || member_topics != self.member_topics
+    }
+
+    /// A new target at a new group epoch when the subscribed topics
+    /// changed (topic created, partitions added) without any heartbeat.
+    pub fn refresh(&mut self, topics: &dyn Topics) -> bool {
+        if self.members.is_empty() || !self.refresh_metadata(topics) {
+            return false;
+        }
+        self.group_epoch += 1;
+        self.compute_target();
+        true
     }
 
     /// A new target assignment at the group epoch.
     fn compute_target(&mut self) {
-        let subscriptions: BTreeMap<&str, &BTreeSet<String>> =
-            self.members.values().map(|m| (m.member_id.as_str(), &m.subscribed_topic_names)).collect();
+        let empty = BTreeSet::new();
+        let subscriptions: BTreeMap<&str, &BTreeSet<String>> = self
+            .members
+            .keys()
+            .map(|id| (id.as_str(), self.member_topics.get(id).unwrap_or(&empty)))
+            .collect();
         self.target = assignor::uniform(&subscriptions, &self.subscribed_metadata, &self.target);
         self.assignment_epoch = self.group_epoch;
     }
@@ -394,7 +509,6 @@ impl ConsumerGroup {
         let target = self.target.get(&member.member_id).unwrap_or(&empty);
         let mut assigned = Assignment::new();
         let mut pending_revocation = Assignment::new();
-        let mut newly_assignable = false;
         let mut unreleased = false;
         let topics: BTreeSet<&Uuid> = target.keys().chain(member.assigned.keys()).collect();
         for topic in topics {
@@ -414,7 +528,6 @@ impl ConsumerGroup {
                 match self.owners.get(&(*topic, p)) {
                     Some(owner) if owner != &member.member_id => unreleased = true,
                     _ => {
-                        newly_assignable = true;
                         assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
                     }
                 }
@@ -440,7 +553,6 @@ impl ConsumerGroup {
             }
             return next;
         }
-        let _ = newly_assignable;
         next.state = if unreleased { MemberState::UnreleasedPartitions } else { MemberState::Stable };
         if next.member_epoch != self.assignment_epoch {
             next.previous_member_epoch = next.member_epoch;

@@ -283,3 +283,50 @@ fn the_coordinator_creates_groups_only_for_joins_it_may_take_over() {
     assert_eq!(c.release_to_classic("g"), Ok(()));
     assert!(!c.contains("g"));
 }
+
+/// Topics by name and all names, for regex subscriptions.
+struct Catalog(Vec<(&'static str, TopicMeta)>);
+
+impl Topics for Catalog {
+    fn topic(&self, name: &str) -> Option<TopicMeta> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.to_string()).collect()
+    }
+}
+
+#[test]
+fn a_regex_subscription_picks_up_topics_created_later() {
+    let mut catalog = Catalog(vec![("orders-eu", TopicMeta { id: T1, partitions: 4 }), ("other", TopicMeta { id: T2, partitions: 2 })]);
+    let mut g = ConsumerGroup::new("g".into());
+    let hb = Heartbeat {
+        member_id: "a".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 1000,
+        subscribed_topic_regex: Some("orders-.*".into()),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    };
+    let r = g.heartbeat(hb.clone(), 0, LIMITS, &catalog).unwrap();
+    assert_eq!(r.assignment, Some(asg(T1, &[0, 1, 2, 3])));
+    // Whole-name matches only.
+    assert!(!g.metadata_changed(&catalog));
+    // A matching topic appears: a new target at a new epoch.
+    const T3: Uuid = Uuid([3; 16]);
+    catalog.0.push(("orders-us", TopicMeta { id: T3, partitions: 1 }));
+    catalog.0.push(("xorders-us", TopicMeta { id: Uuid([4; 16]), partitions: 1 }));
+    assert!(g.refresh(&catalog));
+    assert!(!g.refresh(&catalog));
+    let r = g
+        .heartbeat(Heartbeat { member_id: "a".into(), member_epoch: 1, rebalance_timeout_ms: -1, ..Default::default() }, 1, LIMITS, &catalog)
+        .unwrap();
+    assert_eq!(r.member_epoch, 2);
+    let mut want = asg(T1, &[0, 1, 2, 3]);
+    want.insert(T3, [0].into());
+    assert_eq!(r.assignment, Some(want));
+    // A bad pattern is refused before anything changes.
+    let bad = Heartbeat { member_id: "b".into(), subscribed_topic_regex: Some("(".into()), ..hb };
+    assert_eq!(g.heartbeat(bad, 2, LIMITS, &catalog).unwrap_err().code, INVALID_REGULAR_EXPRESSION);
+    assert!(!g.members.contains_key("b"));
+}
