@@ -290,8 +290,22 @@ impl ConsumerGroup {
                     format!("Member {} is not a member of group {}.", hb.member_id, self.group_id),
                 ));
             }
-            self.remove_member(&hb.member_id, topics);
+            let static_member = self.members.get(&hb.member_id).is_some_and(|m| m.instance_id.is_some());
+            if hb.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH && static_member {
+                // A static member leaving for a while keeps its partitions
+                // (no rebalance) until it rejoins or its session ends.
+                if let Some(m) = self.members.get_mut(&hb.member_id) {
+                    m.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                }
+            } else {
+                self.remove_member(&hb.member_id, topics);
+            }
             return Ok(HeartbeatOutcome { member_id: hb.member_id, member_epoch: hb.member_epoch, assignment: None });
+        }
+        if hb.member_epoch == 0 {
+            if let Some(instance_id) = hb.instance_id.as_deref() {
+                self.replace_static_member(instance_id, &hb.member_id)?;
+            }
         }
         if let Some(assignor) = &hb.server_assignor {
             if !ASSIGNORS.contains(&assignor.as_str()) {
@@ -385,6 +399,42 @@ impl ConsumerGroup {
             member_epoch: updated.member_epoch,
             assignment: send.then(|| updated.assigned.clone()),
         })
+    }
+
+    /// A static member (`group.instance.id`) rejoining under a new member
+    /// id: the one that left with epoch -2 is replaced, its target
+    /// assignment passes to the new id (no new group epoch, so no
+    /// rebalance); one still active is UNRELEASED_INSTANCE_ID.
+    fn replace_static_member(&mut self, instance_id: &str, new_member_id: &str) -> Result<(), HeartbeatError> {
+        let Some(old) = self.members.values().find(|m| m.instance_id.as_deref() == Some(instance_id)) else {
+            return Ok(());
+        };
+        if old.member_id == new_member_id {
+            return Ok(());
+        }
+        if old.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+            return Err(err(
+                UNRELEASED_INSTANCE_ID,
+                format!("Static member {} with instance id {instance_id} is not released yet.", old.member_id),
+            ));
+        }
+        let old = old.clone();
+        self.members.remove(&old.member_id);
+        self.owners.retain(|_, owner| owner != &old.member_id);
+        if let Some(topics) = self.member_topics.remove(&old.member_id) {
+            self.member_topics.insert(new_member_id.to_string(), topics);
+        }
+        let target = self.target.remove(&old.member_id).unwrap_or_default();
+        self.target.insert(new_member_id.to_string(), target);
+        let mut member = Member::new(new_member_id.to_string());
+        member.instance_id = old.instance_id;
+        member.rack_id = old.rack_id;
+        member.subscribed_topic_names = old.subscribed_topic_names;
+        member.subscribed_topic_regex = old.subscribed_topic_regex;
+        member.server_assignor = old.server_assignor;
+        member.rebalance_timeout_ms = old.rebalance_timeout_ms;
+        self.members.insert(new_member_id.to_string(), member);
+        Ok(())
     }
 
     /// Removes a member (left, session expired or fenced): its partitions

@@ -330,3 +330,44 @@ fn a_regex_subscription_picks_up_topics_created_later() {
     assert_eq!(g.heartbeat(bad, 2, LIMITS, &catalog).unwrap_err().code, INVALID_REGULAR_EXPRESSION);
     assert!(!g.members.contains_key("b"));
 }
+
+#[test]
+fn a_static_member_rejoins_without_a_rebalance() {
+    let mut g = ConsumerGroup::new("g".into());
+    let join_static = |g: &mut ConsumerGroup, member: &str, now| {
+        g.heartbeat(
+            Heartbeat {
+                member_id: member.into(),
+                member_epoch: 0,
+                instance_id: Some("i1".into()),
+                rebalance_timeout_ms: 1000,
+                subscribed_topic_names: Some(vec!["t1".into()]),
+                owned: Some(Assignment::new()),
+                ..Default::default()
+            },
+            now,
+            LIMITS,
+            &resolve,
+        )
+    };
+    join_static(&mut g, "a", 0).unwrap();
+    join(&mut g, "b", &["t1"], 0);
+    let ra = beat(&mut g, "a", 1, Some(asg(T1, &[0, 1, 2, 3])), 1).unwrap();
+    let kept = ra.assignment.unwrap();
+    beat(&mut g, "a", 1, Some(kept.clone()), 2).unwrap();
+    beat(&mut g, "b", 2, Some(Assignment::new()), 3).unwrap();
+    assert_eq!(g.state(), ConsumerGroupState::Stable);
+    // Another process with the same instance id while "a" is active.
+    assert_eq!(join_static(&mut g, "a2", 4).unwrap_err().code, UNRELEASED_INSTANCE_ID);
+    // "a" leaves for a while: no new epoch, its partitions stay its own.
+    let r = beat(&mut g, "a", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None, 5).unwrap();
+    assert_eq!(r.member_epoch, -2);
+    assert_eq!(g.group_epoch, 2);
+    assert!(parts(&kept).iter().all(|(t, p)| g.owner(*t, *p) == Some("a")));
+    // It comes back as "a2" and gets the same partitions at once.
+    let r = join_static(&mut g, "a2", 6).unwrap();
+    assert_eq!(g.group_epoch, 2);
+    assert_eq!((r.member_epoch, r.assignment), (2, Some(kept)));
+    assert!(!g.members.contains_key("a"));
+    assert_exclusive(&g);
+}
