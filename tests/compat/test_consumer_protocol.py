@@ -1,7 +1,8 @@
 """KIP-848 consumer groups (`group.protocol=consumer`, server-side
 assignment) with the stock Kafka 4.1 console consumer and
 kafka-consumer-groups: one member consumes and commits; two members share
-a topic and the partitions move when the second joins and when it leaves."""
+a topic and the partitions move when the second joins and when it leaves;
+an empty group changes protocol and keeps its offsets."""
 
 from __future__ import annotations
 
@@ -103,6 +104,9 @@ def test_one_member_consumes_every_partition_and_commits(bootstrap):
     assert sorted(int(r[2]) for r in rows) == list(range(PARTITIONS)), out
     assert all(r[3] == r[4] and r[5] == "0" for r in rows), out
     assert sum(int(r[4]) for r in rows) == len(values), out
+    members = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group,
+                         "--members", "--verbose", timeout=90).stdout
+    assert not [l for l in members.splitlines() if l.split()[:1] == [group]], members
 
 
 def test_two_members_share_the_partitions_and_rebalance(bootstrap):
@@ -133,6 +137,10 @@ def test_two_members_share_the_partitions_and_rebalance(bootstrap):
         for r in rows:
             per_member.setdefault(r[6], set()).add(int(r[2]))
         assert sorted(len(p) for p in per_member.values()) == [2, 2], rows
+        members = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group,
+                             "--members", "--verbose", timeout=90).stdout
+        member_rows = [l.split() for l in members.splitlines() if l.split()[:1] == [group]]
+        assert sorted(r[1] for r in member_rows) == sorted(per_member), members
 
         second = [f"b{i}" for i in range(40)]
         produce(bootstrap, topic, second)
@@ -160,3 +168,31 @@ def test_two_members_share_the_partitions_and_rebalance(bootstrap):
         if b is not None:
             b.stop()
         a.stop()
+
+
+def test_groups_switch_protocols_when_empty_and_keep_their_offsets(bootstrap):
+    """An empty classic group is taken over by a consumer-protocol member
+    and the other way round; the committed offsets stay with the group id
+    both times, so neither run sees a record twice."""
+    topic = compat.unique("cgp-switch")
+    group = compat.unique("cgp-g3")
+    kafka_tool(TOPICS, "--bootstrap-server", bootstrap, "--create", "--topic", topic,
+               "--partitions", str(PARTITIONS))
+    first = [f"a{i}" for i in range(20)]
+    produce(bootstrap, topic, first)
+    classic = ["--consumer-property", "group.protocol=classic"]
+    cp = kafka_tool(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
+                    "--from-beginning", "--max-messages", str(len(first)), "--timeout-ms", "15000", *classic,
+                    timeout=120, check=False)
+    assert sorted(l for l in cp.stdout.splitlines() if l.strip()) == sorted(first), cp.stderr
+
+    second = [f"b{i}" for i in range(20)]
+    produce(bootstrap, topic, second)
+    assert sorted(console_consume(bootstrap, topic, group, len(second))) == sorted(second)
+
+    third = [f"c{i}" for i in range(20)]
+    produce(bootstrap, topic, third)
+    cp = kafka_tool(CONSOLE_CONSUMER, "--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
+                    "--max-messages", str(len(third)), "--timeout-ms", "15000", *classic,
+                    timeout=120, check=False)
+    assert sorted(l for l in cp.stdout.splitlines() if l.strip()) == sorted(third), cp.stderr
