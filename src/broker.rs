@@ -397,6 +397,13 @@ fn consumer_group_config(c: &BrokerConfig) -> ConsumerGroupConfig {
         session_timeout_ms: c.group_consumer_session_timeout_ms,
         heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
         max_size: usize::try_from(c.group_consumer_max_size).unwrap_or(0),
+        assignors: crate::group::consumer::assignor::Assignors::new(
+            &c.group_consumer_assignors
+                .iter()
+                .filter_map(|a| crate::group::consumer::assignor::Assignor::from_name(a))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default(),
     }
 }
 

@@ -182,6 +182,8 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "Heartbeat interval given to consumer-protocol group members, in milliseconds."),
     def("group.consumer.max.size", Int, Some(INT_MAX), AtLeast(1), None, Used,
         "Most members in one consumer-protocol group."),
+    def("group.consumer.assignors", List, Some("uniform,range"), Validator::None, None, Used,
+        "Server assignors of consumer-protocol groups (uniform, range, or Kafka's class names); the first is the default."),
     def("group.coordinator.rebalance.protocols", List, Some("classic,consumer"),
         ListOf(&["classic", "consumer", "share", "unknown"]), None, Info,
         "Enabled group protocols; must contain classic (consumer: KIP-848 groups)."),

@@ -5,7 +5,7 @@
 
 use super::{ApiSpec, RequestContext};
 use crate::controller::MetadataImage;
-use crate::group::consumer::state::{Assignment, ASSIGNORS};
+use crate::group::consumer::state::Assignment;
 use crate::group::errors::{GROUP_ID_NOT_FOUND, NONE};
 use crate::protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use crate::protocol::messages::consumer_group_describe_response::{
@@ -66,7 +66,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupDescribeRequest)
             group_state: g.state().as_str().to_string(),
             group_epoch: g.group_epoch,
             assignment_epoch: g.assignment_epoch,
-            assignor_name: ASSIGNORS[0].to_string(),
+            assignor_name: g.assignor.name().to_string(),
             members,
             authorized_operations: if req.include_authorized_operations {
                 GROUP_AUTHORIZED_OPERATIONS

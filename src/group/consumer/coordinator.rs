@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use super::assignor::Assignors;
 use super::state::*;
 use crate::group::errors::*;
 
@@ -24,11 +25,18 @@ pub struct ConsumerGroupConfig {
     pub heartbeat_interval_ms: i32,
     /// `group.consumer.max.size` (Integer.MAX_VALUE).
     pub max_size: usize,
+    /// `group.consumer.assignors` (uniform,range).
+    pub assignors: Assignors,
 }
 
 impl Default for ConsumerGroupConfig {
     fn default() -> ConsumerGroupConfig {
-        ConsumerGroupConfig { session_timeout_ms: 45_000, heartbeat_interval_ms: 5_000, max_size: i32::MAX as usize }
+        ConsumerGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: i32::MAX as usize,
+            assignors: Assignors::default(),
+        }
     }
 }
 
@@ -57,7 +65,11 @@ impl ConsumerGroupCoordinator {
     }
 
     fn limits(&self) -> Limits {
-        Limits { session_timeout_ms: self.config.session_timeout_ms, max_size: self.config.max_size }
+        Limits {
+            session_timeout_ms: self.config.session_timeout_ms,
+            max_size: self.config.max_size,
+            assignors: self.config.assignors,
+        }
     }
 
     /// One heartbeat of `group_id`. A group that does not exist is created

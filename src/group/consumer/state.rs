@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::assignor;
+use super::assignor::{self, Assignor, Assignors};
 use crate::group::errors::*;
 use crate::protocol::Uuid;
 
@@ -32,8 +32,6 @@ pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 /// The epoch a static member sends to leave for a while (it will rejoin).
 pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 
-/// The server assignors served (`group.consumer.assignors`).
-pub const ASSIGNORS: &[&str] = &["uniform"];
 /// Upper bound on the topics one member may subscribe to.
 pub const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
 
@@ -217,6 +215,7 @@ fn err(code: i16, message: impl Into<String>) -> HeartbeatError {
 pub struct Limits {
     pub session_timeout_ms: i32,
     pub max_size: usize,
+    pub assignors: Assignors,
 }
 
 /// One consumer group.
@@ -228,6 +227,10 @@ pub struct ConsumerGroup {
     pub members: BTreeMap<String, Member>,
     /// The target assignment of each member, at `assignment_epoch`.
     pub target: BTreeMap<String, Assignment>,
+    /// The assignor of the last target.
+    pub assignor: Assignor,
+    /// The enabled assignors (from the last heartbeat's limits).
+    assignors: Assignors,
     /// The subscribed topics that exist, as the last target saw them.
     pub subscribed_metadata: BTreeMap<String, TopicMeta>,
     /// Which member owns (assigned or pending revocation) each partition.
@@ -246,6 +249,8 @@ impl ConsumerGroup {
             assignment_epoch: 0,
             members: BTreeMap::new(),
             target: BTreeMap::new(),
+            assignor: Assignor::Uniform,
+            assignors: Assignors::default(),
             subscribed_metadata: BTreeMap::new(),
             owners: HashMap::new(),
             member_topics: BTreeMap::new(),
@@ -307,8 +312,9 @@ impl ConsumerGroup {
                 self.replace_static_member(instance_id, &hb.member_id)?;
             }
         }
+        self.assignors = limits.assignors;
         if let Some(assignor) = &hb.server_assignor {
-            if !ASSIGNORS.contains(&assignor.as_str()) {
+            if limits.assignors.get(assignor).is_none() {
                 return Err(err(UNSUPPORTED_ASSIGNOR, format!("ServerAssignor {assignor} is not supported.")));
             }
         }
@@ -366,8 +372,9 @@ impl ConsumerGroup {
         if hb.rebalance_timeout_ms != -1 {
             member.rebalance_timeout_ms = hb.rebalance_timeout_ms;
         }
-        if hb.server_assignor.is_some() {
+        if hb.server_assignor.is_some() && hb.server_assignor != member.server_assignor {
             member.server_assignor = hb.server_assignor;
+            bump = true;
         }
         if hb.instance_id.is_some() {
             member.instance_id = hb.instance_id;
@@ -539,7 +546,11 @@ impl ConsumerGroup {
             .keys()
             .map(|id| (id.as_str(), self.member_topics.get(id).unwrap_or(&empty)))
             .collect();
-        self.target = assignor::uniform(&subscriptions, &self.subscribed_metadata, &self.target);
+        self.assignor = self.assignors.choose(self.members.values().map(|m| m.server_assignor.as_deref()));
+        self.target = match self.assignor {
+            Assignor::Uniform => assignor::uniform(&subscriptions, &self.subscribed_metadata, &self.target),
+            Assignor::Range => assignor::range(&subscriptions, &self.subscribed_metadata),
+        };
         self.assignment_epoch = self.group_epoch;
     }
 

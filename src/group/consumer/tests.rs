@@ -21,7 +21,9 @@ fn resolve(name: &str) -> Option<TopicMeta> {
     }
 }
 
-const LIMITS: Limits = Limits { session_timeout_ms: 45_000, max_size: 100 };
+fn limits() -> Limits {
+    Limits { session_timeout_ms: 45_000, max_size: 100, assignors: Default::default() }
+}
 
 fn parts(a: &Assignment) -> BTreeSet<(Uuid, i32)> {
     a.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p))).collect()
@@ -46,7 +48,7 @@ fn join(g: &mut ConsumerGroup, member: &str, topics: &[&str], now: i64) -> Heart
             ..Default::default()
         },
         now,
-        LIMITS,
+        limits(),
         &resolve,
     )
     .expect("join")
@@ -56,7 +58,7 @@ fn beat(g: &mut ConsumerGroup, member: &str, epoch: i32, owned: Option<Assignmen
     g.heartbeat(
         Heartbeat { member_id: member.into(), member_epoch: epoch, rebalance_timeout_ms: -1, owned, ..Default::default() },
         now,
-        LIMITS,
+        limits(),
         &resolve,
     )
 }
@@ -217,7 +219,7 @@ fn new_partitions_and_topics_move_the_group_epoch() {
     };
     assert!(g.metadata_changed(&grown));
     let r = g
-        .heartbeat(Heartbeat { member_id: "a".into(), member_epoch: 1, rebalance_timeout_ms: -1, ..Default::default() }, 1, LIMITS, &grown)
+        .heartbeat(Heartbeat { member_id: "a".into(), member_epoch: 1, rebalance_timeout_ms: -1, ..Default::default() }, 1, limits(), &grown)
         .unwrap();
     assert_eq!(r.member_epoch, 2);
     let mut want = asg(T1, &[0, 1, 2, 3]);
@@ -308,7 +310,7 @@ fn a_regex_subscription_picks_up_topics_created_later() {
         owned: Some(Assignment::new()),
         ..Default::default()
     };
-    let r = g.heartbeat(hb.clone(), 0, LIMITS, &catalog).unwrap();
+    let r = g.heartbeat(hb.clone(), 0, limits(), &catalog).unwrap();
     assert_eq!(r.assignment, Some(asg(T1, &[0, 1, 2, 3])));
     // Whole-name matches only.
     assert!(!g.metadata_changed(&catalog));
@@ -319,7 +321,7 @@ fn a_regex_subscription_picks_up_topics_created_later() {
     assert!(g.refresh(&catalog));
     assert!(!g.refresh(&catalog));
     let r = g
-        .heartbeat(Heartbeat { member_id: "a".into(), member_epoch: 1, rebalance_timeout_ms: -1, ..Default::default() }, 1, LIMITS, &catalog)
+        .heartbeat(Heartbeat { member_id: "a".into(), member_epoch: 1, rebalance_timeout_ms: -1, ..Default::default() }, 1, limits(), &catalog)
         .unwrap();
     assert_eq!(r.member_epoch, 2);
     let mut want = asg(T1, &[0, 1, 2, 3]);
@@ -327,7 +329,7 @@ fn a_regex_subscription_picks_up_topics_created_later() {
     assert_eq!(r.assignment, Some(want));
     // A bad pattern is refused before anything changes.
     let bad = Heartbeat { member_id: "b".into(), subscribed_topic_regex: Some("(".into()), ..hb };
-    assert_eq!(g.heartbeat(bad, 2, LIMITS, &catalog).unwrap_err().code, INVALID_REGULAR_EXPRESSION);
+    assert_eq!(g.heartbeat(bad, 2, limits(), &catalog).unwrap_err().code, INVALID_REGULAR_EXPRESSION);
     assert!(!g.members.contains_key("b"));
 }
 
@@ -346,7 +348,7 @@ fn a_static_member_rejoins_without_a_rebalance() {
                 ..Default::default()
             },
             now,
-            LIMITS,
+            limits(),
             &resolve,
         )
     };
@@ -370,4 +372,46 @@ fn a_static_member_rejoins_without_a_rebalance() {
     assert_eq!((r.member_epoch, r.assignment), (2, Some(kept)));
     assert!(!g.members.contains_key("a"));
     assert_exclusive(&g);
+}
+
+#[test]
+fn range_gives_contiguous_ranges_and_members_choose_it() {
+    let subs: BTreeSet<String> = ["t1".to_string(), "t2".to_string()].into();
+    let meta: BTreeMap<String, TopicMeta> =
+        ["t1", "t2"].iter().map(|n| (n.to_string(), resolve(n).unwrap())).collect();
+    let members: BTreeMap<&str, &BTreeSet<String>> = [("a", &subs), ("b", &subs), ("c", &subs)].into();
+    let r = assignor::range(&members, &meta);
+    assert_eq!(r["a"], { let mut x = asg(T1, &[0, 1]); x.insert(T2, [0].into()); x });
+    assert_eq!(r["b"], { let mut x = asg(T1, &[2]); x.insert(T2, [1].into()); x });
+    assert_eq!(r["c"], asg(T1, &[3]));
+
+    let only_uniform = assignor::Assignors::new(&[assignor::Assignor::Uniform]).unwrap();
+    assert_eq!(only_uniform.get("range"), None);
+    assert_eq!(only_uniform.get("org.apache.kafka.coordinator.group.assignor.UniformAssignor"), Some(assignor::Assignor::Uniform));
+    let both = assignor::Assignors::default();
+    assert_eq!(both.choose([None, Some("range"), Some("range"), Some("uniform")].into_iter()), assignor::Assignor::Range);
+    assert_eq!(both.choose([None, None].into_iter()), assignor::Assignor::Uniform);
+
+    let mut g = ConsumerGroup::new("g".into());
+    let r = g
+        .heartbeat(
+            Heartbeat {
+                member_id: "a".into(),
+                member_epoch: 0,
+                rebalance_timeout_ms: 1000,
+                subscribed_topic_names: Some(vec!["t1".into()]),
+                server_assignor: Some("range".into()),
+                owned: Some(Assignment::new()),
+                ..Default::default()
+            },
+            0,
+            limits(),
+            &resolve,
+        )
+        .unwrap();
+    assert_eq!(g.assignor, assignor::Assignor::Range);
+    assert_eq!(r.assignment, Some(asg(T1, &[0, 1, 2, 3])));
+    let bad = Heartbeat { member_id: "b".into(), member_epoch: 0, server_assignor: Some("sticky".into()), ..Default::default() };
+    let only = Limits { assignors: only_uniform, ..limits() };
+    assert_eq!(g.heartbeat(bad, 1, only, &resolve).unwrap_err().code, UNSUPPORTED_ASSIGNOR);
 }
