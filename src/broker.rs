@@ -512,6 +512,12 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         Some((socket, addr)) => Some(socket.listen(LISTEN_BACKLOG).map_err(|e| bind_error("http.listener", addr, e))?),
         None => None,
     };
+    let consumer_groups = ConsumerGroupCoordinator::open(
+        consumer_group_config(&settings.config),
+        groups.store().clone(),
+        &*controller.image(),
+        TimestampMs::now().0,
+    );
     let queued = settings.limits.queued_max_request_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let shutdown = CancellationToken::new();
     let broker = Arc::new(Broker {
@@ -520,7 +526,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         controller,
         replicas,
         groups,
-        consumer_groups: ConsumerGroupCoordinator::new(consumer_group_config(&settings.config)),
+        consumer_groups,
         txns,
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),

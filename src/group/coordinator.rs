@@ -1207,7 +1207,12 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig, store: Arc<OffsetsStore>) -> GroupCoordinator {
         let at = now();
         let mut groups = HashMap::new();
+        // KIP-848 consumer groups are restored by their own coordinator.
+        let consumer: HashSet<String> = store.consumer_groups().into_iter().map(|(g, _)| g).collect();
         for (group_id, meta) in store.group_ids() {
+            if consumer.contains(&group_id) {
+                continue;
+            }
             let g = Group::restored(group_id.clone(), meta, at);
             groups.insert(group_id, Arc::new(Mutex::new(g)));
         }

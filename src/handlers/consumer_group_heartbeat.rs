@@ -55,7 +55,18 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
     let take_over = || classic.take_over_empty_group(&group_id);
     let result =
         ctx.broker.consumer_groups.heartbeat(&group_id, hb, TimestampMs::now().0, &take_over, &*image);
-    match result {
+    let outcome = match result {
+        Ok((outcome, None)) => Ok(outcome),
+        Ok((outcome, Some(write))) => match write.await.unwrap_or(Err(crate::group::StoreError::Closed)) {
+            Ok(()) => Ok(outcome),
+            Err(e) => {
+                tracing::warn!(group = %group_id, error = %e, "consumer group state not written");
+                Err(crate::group::consumer::state::HeartbeatError { code: e.error_code(), message: e.to_string() })
+            }
+        },
+        Err(e) => Err(e),
+    };
+    match outcome {
         Ok(outcome) => ConsumerGroupHeartbeatResponse {
             member_id: Some(outcome.member_id),
             member_epoch: outcome.member_epoch,

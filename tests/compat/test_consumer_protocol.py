@@ -196,3 +196,39 @@ def test_groups_switch_protocols_when_empty_and_keep_their_offsets(bootstrap):
                     "--max-messages", str(len(third)), "--timeout-ms", "15000", *classic,
                     timeout=120, check=False)
     assert sorted(l for l in cp.stdout.splitlines() if l.strip()) == sorted(third), cp.stderr
+
+
+def member_epochs(bootstrap, group):
+    """(consumer id, current epoch) of each member, from --members --verbose:
+    GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS CURRENT-EPOCH ..."""
+    out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--describe", "--group", group,
+                     "--members", "--verbose", timeout=90, check=False).stdout
+    return sorted((r[1], r[5]) for r in (l.split() for l in out.splitlines()) if r[:1] == [group] and len(r) >= 6)
+
+
+def test_members_carry_on_in_their_epoch_after_a_broker_restart(broker_factory):
+    """The group's state is durable: after a broker restart the member goes
+    on in the same epoch (no rebalance) and consumes what follows."""
+    b = broker_factory({"auto.create.topics.enable": "false"})
+    topic = compat.unique("cgp-restart")
+    group = compat.unique("cgp-g4")
+    kafka_tool(TOPICS, "--bootstrap-server", b.bootstrap, "--create", "--topic", topic,
+               "--partitions", str(PARTITIONS))
+    first = [f"a{i}" for i in range(20)]
+    produce(b.bootstrap, topic, first)
+    # A first member joins and leaves, so the group's epoch is past 1: a
+    # group that forgot its state would start again from epoch 1.
+    assert sorted(console_consume(b.bootstrap, topic, group, len(first), "--from-beginning")) == sorted(first)
+    a = Member(b.bootstrap, topic, group)
+    try:
+        before = wait_for(lambda: member_epochs(b.bootstrap, group), 60, "the member in --describe")
+        assert len(before) == 1 and int(before[0][1]) > 1, before
+        b.restart()
+        second = [f"b{i}" for i in range(20)]
+        produce(b.bootstrap, topic, second)
+        wait_for(lambda: len([l for l in a.lines if l.startswith("b")]) >= len(second), 90,
+                 "the member to consume after the restart")
+        assert member_epochs(b.bootstrap, group) == before
+        assert sorted(l for l in a.lines if l.startswith("b")) == sorted(second)
+    finally:
+        a.stop()

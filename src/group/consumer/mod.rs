@@ -7,9 +7,11 @@
 //!   assignment, incremental reconciliation), unit tested in `tests`.
 //! - [`assignor`]: the `uniform` server assignor.
 //! - [`coordinator`]: [`ConsumerGroupCoordinator`], the map of groups.
+//! - [`durable`]: the snapshot each group keeps in the offsets store.
 
 pub mod assignor;
 pub mod coordinator;
+pub mod durable;
 pub mod state;
 
 #[cfg(test)]

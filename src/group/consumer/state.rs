@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::assignor::{self, Assignor, Assignors};
+use super::durable::{self, GroupSnapshot, MemberSnapshot, SNAPSHOT_VERSION};
 use crate::group::errors::*;
 use crate::protocol::Uuid;
 
@@ -702,4 +703,97 @@ fn check_member_epoch(member: &Member, received: i32, owned: Option<&Assignment>
 fn owns_any(owned: Option<&Assignment>, revoking: &Assignment) -> bool {
     let Some(owned) = owned else { return true };
     revoking.iter().any(|(t, ps)| owned.get(t).is_some_and(|o| ps.iter().any(|p| o.contains(p))))
+}
+
+impl ConsumerGroup {
+    /// The durable snapshot (see `durable`); session deadlines are not in it.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snap = GroupSnapshot {
+            version: SNAPSHOT_VERSION,
+            group_epoch: self.group_epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor.name().to_string(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberSnapshot {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    member_epoch: m.member_epoch,
+                    previous_member_epoch: m.previous_member_epoch,
+                    state: match m.state {
+                        MemberState::Stable => 0,
+                        MemberState::UnrevokedPartitions => 1,
+                        MemberState::UnreleasedPartitions => 2,
+                    },
+                    subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
+                    subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                    server_assignor: m.server_assignor.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    assigned: durable::to_wire(&m.assigned),
+                    pending_revocation: durable::to_wire(&m.pending_revocation),
+                })
+                .collect(),
+            target: self.target.iter().map(|(m, a)| (m.clone(), durable::to_wire(a))).collect(),
+        };
+        serde_json::to_vec(&snap).unwrap_or_default()
+    }
+
+    /// A group back from its snapshot: every member gets a new session
+    /// (from `now_ms`), a revoking member a new rebalance timeout; the
+    /// subscriptions are resolved against `topics` without a new epoch
+    /// (a change found there moves the group at the next heartbeat).
+    /// None for a snapshot that does not decode.
+    pub fn restore(group_id: String, bytes: &[u8], now_ms: i64, limits: Limits, topics: &dyn Topics) -> Option<ConsumerGroup> {
+        let snap: GroupSnapshot = serde_json::from_slice(bytes).ok()?;
+        if snap.version != SNAPSHOT_VERSION {
+            return None;
+        }
+        let mut g = ConsumerGroup::new(group_id);
+        g.group_epoch = snap.group_epoch;
+        g.assignment_epoch = snap.assignment_epoch;
+        g.assignor = Assignor::from_name(&snap.assignor).unwrap_or(Assignor::Uniform);
+        g.assignors = limits.assignors;
+        for m in snap.members {
+            let state = match m.state {
+                0 => MemberState::Stable,
+                1 => MemberState::UnrevokedPartitions,
+                _ => MemberState::UnreleasedPartitions,
+            };
+            if let Some(p) = m.subscribed_topic_regex.as_deref() {
+                if let Ok(re) = compile_regex(p) {
+                    g.regexes.insert(p.to_string(), re);
+                }
+            }
+            let member = Member {
+                member_id: m.member_id,
+                instance_id: m.instance_id,
+                rack_id: m.rack_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                member_epoch: m.member_epoch,
+                previous_member_epoch: m.previous_member_epoch,
+                state,
+                subscribed_topic_names: m.subscribed_topic_names.into_iter().collect(),
+                subscribed_topic_regex: m.subscribed_topic_regex,
+                server_assignor: m.server_assignor,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                assigned: durable::from_wire(m.assigned),
+                pending_revocation: durable::from_wire(m.pending_revocation),
+                session_deadline_ms: now_ms.saturating_add(i64::from(limits.session_timeout_ms)),
+                revocation_deadline_ms: (state == MemberState::UnrevokedPartitions)
+                    .then(|| now_ms.saturating_add(i64::from(m.rebalance_timeout_ms.max(0)))),
+            };
+            g.set_member(member);
+        }
+        g.target = snap.target.into_iter().map(|(m, a)| (m, durable::from_wire(a))).collect();
+        g.target.retain(|m, _| g.members.contains_key(m));
+        let (member_topics, metadata) = g.resolve_subscriptions(topics);
+        g.member_topics = member_topics;
+        g.subscribed_metadata = metadata;
+        Some(g)
+    }
 }

@@ -274,7 +274,7 @@ fn the_coordinator_creates_groups_only_for_joins_it_may_take_over() {
     assert_eq!(c.heartbeat("g", hb(3), 0, &|| Ok(()), &resolve).unwrap_err().code, UNKNOWN_MEMBER_ID);
     assert_eq!(c.heartbeat("g", hb(0), 0, &|| Err(GROUP_ID_NOT_FOUND), &resolve).unwrap_err().code, GROUP_ID_NOT_FOUND);
     assert!(!c.contains("g"));
-    assert_eq!(c.heartbeat("g", hb(0), 0, &|| Ok(()), &resolve).unwrap().member_epoch, 1);
+    assert_eq!(c.heartbeat("g", hb(0), 0, &|| Ok(()), &resolve).unwrap().0.member_epoch, 1);
     assert_eq!(c.release_to_classic("g"), Err(INCONSISTENT_GROUP_PROTOCOL));
     assert_eq!(c.validate_offset_commit("g", "a", 1, 9, false), Some(None));
     assert_eq!(c.validate_offset_commit("other", "a", 1, 9, false), None);
@@ -414,4 +414,34 @@ fn range_gives_contiguous_ranges_and_members_choose_it() {
     let bad = Heartbeat { member_id: "b".into(), member_epoch: 0, server_assignor: Some("sticky".into()), ..Default::default() };
     let only = Limits { assignors: only_uniform, ..limits() };
     assert_eq!(g.heartbeat(bad, 1, only, &resolve).unwrap_err().code, UNSUPPORTED_ASSIGNOR);
+}
+
+#[test]
+fn a_snapshot_restores_epochs_members_and_assignments() {
+    let mut g = ConsumerGroup::new("g".into());
+    join(&mut g, "a", &["t1"], 0);
+    join(&mut g, "b", &["t1", "t2"], 0);
+    // Mid-reconciliation: a revoking, b waiting.
+    beat(&mut g, "a", 1, Some(asg(T1, &[0, 1, 2, 3])), 1).unwrap();
+    let bytes = g.snapshot();
+    let r = ConsumerGroup::restore("g".into(), &bytes, 1_000, limits(), &resolve).expect("restores");
+    assert_eq!((r.group_epoch, r.assignment_epoch, r.assignor), (g.group_epoch, g.assignment_epoch, g.assignor));
+    assert_eq!(r.target, g.target);
+    for (id, m) in &g.members {
+        let back = &r.members[id];
+        assert_eq!((back.member_epoch, back.state, &back.assigned, &back.pending_revocation), (m.member_epoch, m.state, &m.assigned, &m.pending_revocation));
+        assert_eq!(back.subscribed_topic_names, m.subscribed_topic_names);
+        assert_eq!(back.session_deadline_ms, 1_000 + 45_000);
+    }
+    for p in 0..4 {
+        assert_eq!(r.owner(T1, p), g.owner(T1, p));
+    }
+    assert_eq!(r.snapshot(), bytes);
+    // Nothing changed on the way: the next heartbeat needs no new epoch.
+    let mut r = r;
+    assert!(!r.refresh(&resolve));
+    let kept = r.members["a"].assigned.clone();
+    let ra = beat(&mut r, "a", 1, Some(kept), 2_000).unwrap();
+    assert_eq!(ra.member_epoch, 2);
+    assert!(ConsumerGroup::restore("g".into(), b"garbage", 0, limits(), &resolve).is_none());
 }
