@@ -52,6 +52,10 @@ impl Default for ConsumerGroupConfig {
 /// COORDINATOR_NOT_AVAILABLE), as the classic coordinator's `MAX_GROUPS`.
 pub const MAX_CONSUMER_GROUPS: usize = 100_000;
 
+/// The largest snapshot kept durably (the store's record bound, less the
+/// framing).
+pub const MAX_SNAPSHOT_BYTES: usize = crate::group::offsets_store::MAX_RECORD_BYTES - 4096;
+
 /// The consumer groups of this broker.
 #[derive(Debug, Default)]
 pub struct ConsumerGroupCoordinator {
@@ -100,7 +104,14 @@ impl ConsumerGroupCoordinator {
     fn persist(&self, state: &mut Groups, group_id: &str) -> Result<Option<PendingWrite>, StoreError> {
         let Some(store) = &self.store else { return Ok(None) };
         let Some(g) = state.groups.get(group_id) else { return Ok(None) };
-        let snapshot = g.snapshot();
+        let mut snapshot = g.snapshot();
+        if snapshot.len() > MAX_SNAPSHOT_BYTES {
+            // Too large for one store record: the group goes on in memory
+            // only (its stale state is removed), as a restart would find it
+            // gone and its members rejoin.
+            tracing::warn!(group = group_id, bytes = snapshot.len(), "consumer group state too large to keep durably");
+            snapshot = Vec::new();
+        }
         if state.persisted.get(group_id) == Some(&snapshot) {
             return Ok(None);
         }
