@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, ControllerError, NewTopic, TopicInfo};
 use crate::fetch_session::FetchSessionCache;
+use crate::group::consumer::{ConsumerGroupConfig, ConsumerGroupCoordinator};
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
@@ -149,6 +150,9 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub groups: GroupCoordinator,
+    /// KIP-848 consumer groups (`src/group/consumer`); their offsets are
+    /// in `groups`' store.
+    pub consumer_groups: ConsumerGroupCoordinator,
     /// Transactional ids and their transactions (`src/txn`).
     pub txns: crate::txn::TransactionCoordinator,
     pub metrics: Metrics,
@@ -388,6 +392,21 @@ impl RunningBroker {
 }
 
 /// The group coordinator's settings from the broker configuration.
+fn consumer_group_config(c: &BrokerConfig) -> ConsumerGroupConfig {
+    ConsumerGroupConfig {
+        session_timeout_ms: c.group_consumer_session_timeout_ms,
+        heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+        max_size: usize::try_from(c.group_consumer_max_size).unwrap_or(0),
+        assignors: crate::group::consumer::assignor::Assignors::new(
+            &c.group_consumer_assignors
+                .iter()
+                .filter_map(|a| crate::group::consumer::assignor::Assignor::from_name(a))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default(),
+    }
+}
+
 fn group_config(c: &BrokerConfig) -> GroupConfig {
     GroupConfig {
         min_session_timeout_ms: c.group_min_session_timeout_ms,
@@ -493,6 +512,12 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         Some((socket, addr)) => Some(socket.listen(LISTEN_BACKLOG).map_err(|e| bind_error("http.listener", addr, e))?),
         None => None,
     };
+    let consumer_groups = ConsumerGroupCoordinator::open(
+        consumer_group_config(&settings.config),
+        groups.store().clone(),
+        &*controller.image(),
+        TimestampMs::now().0,
+    );
     let queued = settings.limits.queued_max_request_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let shutdown = CancellationToken::new();
     let broker = Arc::new(Broker {
@@ -501,6 +526,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         controller,
         replicas,
         groups,
+        consumer_groups,
         txns,
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
@@ -590,7 +616,9 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
     // Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms
     // default; also retries owed completions and expires idle ids.
     let mut transactions = tokio::time::interval(ms(10_000));
-    for i in [&mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
+    // Consumer group (KIP-848) session and rebalance timeouts.
+    let mut consumer_sessions = tokio::time::interval(ms(500));
+    for i in [&mut consumer_sessions, &mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i.reset();
     }
@@ -620,6 +648,11 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
             },
             _ = transactions.tick() => {
                 crate::txn::housekeeping(&broker).await;
+                continue;
+            },
+            _ = consumer_sessions.tick() => {
+                let image = broker.controller.image();
+                broker.consumer_groups.expire_members(TimestampMs::now().0, &*image);
                 continue;
             },
             _ = offsets.tick() => {

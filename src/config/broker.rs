@@ -114,6 +114,10 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: i32,
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_max_size: i32,
+    pub group_consumer_assignors: Vec<String>,
     pub group_coordinator_rebalance_protocols: Vec<String>,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
@@ -1129,6 +1133,15 @@ fn build(
             ),
         ));
     }
+    let assignors = v.list("group.consumer.assignors")?.to_vec();
+    if assignors.is_empty() {
+        errors.push(ConfigError::invalid("group.consumer.assignors", "at least one assignor is required"));
+    }
+    for a in &assignors {
+        if crate::group::consumer::assignor::Assignor::from_name(a).is_none() {
+            errors.push(ConfigError::invalid_value("group.consumer.assignors", a, "uniform or range"));
+        }
+    }
     let protocols = v.list("group.coordinator.rebalance.protocols")?.to_vec();
     if !protocols.iter().any(|p| p == "classic") {
         errors.push(ConfigError::invalid(
@@ -1271,6 +1284,10 @@ fn build(
         group_min_session_timeout_ms,
         group_max_session_timeout_ms,
         group_max_size: v.int("group.max.size")?,
+        group_consumer_session_timeout_ms: v.int("group.consumer.session.timeout.ms")?,
+        group_consumer_heartbeat_interval_ms: v.int("group.consumer.heartbeat.interval.ms")?,
+        group_consumer_max_size: v.int("group.consumer.max.size")?,
+        group_consumer_assignors: assignors,
         group_coordinator_rebalance_protocols: protocols,
         offsets_topic_num_partitions: v.int("offsets.topic.num.partitions")?,
         offsets_topic_replication_factor: v.short("offsets.topic.replication.factor")?,

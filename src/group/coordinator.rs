@@ -1128,7 +1128,8 @@ impl Drop for PendingCommitGuard {
     }
 }
 
-fn commit_error_response(req: &OffsetCommitRequest, error_code: i16) -> OffsetCommitResponse {
+/// Every partition of `req` answered with `error_code`.
+pub fn commit_error_response(req: &OffsetCommitRequest, error_code: i16) -> OffsetCommitResponse {
     OffsetCommitResponse {
         topics: req
             .topics
@@ -1206,7 +1207,12 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig, store: Arc<OffsetsStore>) -> GroupCoordinator {
         let at = now();
         let mut groups = HashMap::new();
+        // KIP-848 consumer groups are restored by their own coordinator.
+        let consumer: HashSet<String> = store.consumer_groups().into_iter().map(|(g, _)| g).collect();
         for (group_id, meta) in store.group_ids() {
+            if consumer.contains(&group_id) {
+                continue;
+            }
             let g = Group::restored(group_id.clone(), meta, at);
             groups.insert(group_id, Arc::new(Mutex::new(g)));
         }
@@ -1461,75 +1467,7 @@ impl GroupCoordinator {
                     ctx.schedule_heartbeat(&mut g, &req.member_id, session_timeout_ms);
                 }
             }
-            let commit_ts = now();
-            let expire_ts = if req.retention_time_ms == -1 {
-                None
-            } else {
-                Some(TimestampMs(
-                    commit_ts.0.saturating_add(req.retention_time_ms),
-                ))
-            };
-            let max_metadata = self.inner.config.offset_metadata_max_bytes;
-            let store = &self.inner.store;
-            let room = MAX_COMMITTED_OFFSETS.saturating_sub(store.offset_count());
-            let mut new_keys = 0usize;
-            let mut records = Vec::new();
-            let mut response = OffsetCommitResponse {
-                topics: Vec::with_capacity(req.topics.len()),
-            };
-            for t in &req.topics {
-                let mut parts = Vec::with_capacity(t.partitions.len());
-                for p in &t.partitions {
-                    let error_code =
-                        if metadata_too_large(p.committed_metadata.as_deref(), max_metadata) {
-                            OFFSET_METADATA_TOO_LARGE
-                        } else {
-                            let is_new = store
-                                .committed_offset(&req.group_id, &t.name, p.partition_index)
-                                .is_none();
-                            if is_new && new_keys >= room {
-                                tracing::warn!(
-                                    limit = MAX_COMMITTED_OFFSETS,
-                                    "too many committed offsets; refusing new partitions"
-                                );
-                                UNKNOWN_SERVER_ERROR
-                            } else {
-                                new_keys += usize::from(is_new);
-                                let value = CommittedOffset {
-                                    offset: Offset(p.committed_offset),
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata: p.committed_metadata.clone().unwrap_or_default(),
-                                    commit_timestamp: commit_ts,
-                                    expire_timestamp: expire_ts,
-                                };
-                                records.push(match txn_producer {
-                                    None => StoreRecord::OffsetCommit {
-                                        group: req.group_id.clone(),
-                                        topic: t.name.clone(),
-                                        partition: p.partition_index,
-                                        value,
-                                    },
-                                    Some(producer_id) => StoreRecord::TxnOffsetCommit {
-                                        group: req.group_id.clone(),
-                                        producer_id,
-                                        topic: t.name.clone(),
-                                        partition: p.partition_index,
-                                        value,
-                                    },
-                                });
-                                NONE
-                            }
-                        };
-                    parts.push(OffsetCommitPartitionResponse {
-                        partition_index: p.partition_index,
-                        error_code,
-                    });
-                }
-                response.topics.push(OffsetCommitTopicResponse {
-                    name: t.name.clone(),
-                    partitions: parts,
-                });
-            }
+            let (mut response, mut records) = self.commit_records(&req, txn_producer);
             if records.is_empty() {
                 return response;
             }
@@ -1545,7 +1483,7 @@ impl GroupCoordinator {
                 );
                 g.persisted_meta = Some(meta);
             }
-            match store.submit(records) {
+            match self.inner.store.submit(records) {
                 Ok(rx) => {
                     g.pending_commits += 1;
                     (response, rx)
@@ -1569,6 +1507,116 @@ impl GroupCoordinator {
             lock_group(&group_ref).persisted_meta = None;
         }
         response
+    }
+
+    /// The store records of a commit and the response for it (per
+    /// partition: metadata too large, or too many committed offsets).
+    fn commit_records(&self, req: &OffsetCommitRequest, txn_producer: Option<i64>) -> (OffsetCommitResponse, Vec<StoreRecord>) {
+        let commit_ts = now();
+        let expire_ts = if req.retention_time_ms == -1 {
+            None
+        } else {
+            Some(TimestampMs(
+                commit_ts.0.saturating_add(req.retention_time_ms),
+            ))
+        };
+        let max_metadata = self.inner.config.offset_metadata_max_bytes;
+        let store = &self.inner.store;
+        let room = MAX_COMMITTED_OFFSETS.saturating_sub(store.offset_count());
+        let mut new_keys = 0usize;
+        let mut records = Vec::new();
+        let mut response = OffsetCommitResponse {
+            topics: Vec::with_capacity(req.topics.len()),
+        };
+        for t in &req.topics {
+            let mut parts = Vec::with_capacity(t.partitions.len());
+            for p in &t.partitions {
+                let error_code =
+                    if metadata_too_large(p.committed_metadata.as_deref(), max_metadata) {
+                        OFFSET_METADATA_TOO_LARGE
+                    } else {
+                        let is_new = store
+                            .committed_offset(&req.group_id, &t.name, p.partition_index)
+                            .is_none();
+                        if is_new && new_keys >= room {
+                            tracing::warn!(
+                                limit = MAX_COMMITTED_OFFSETS,
+                                "too many committed offsets; refusing new partitions"
+                            );
+                            UNKNOWN_SERVER_ERROR
+                        } else {
+                            new_keys += usize::from(is_new);
+                            let value = CommittedOffset {
+                                offset: Offset(p.committed_offset),
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata: p.committed_metadata.clone().unwrap_or_default(),
+                                commit_timestamp: commit_ts,
+                                expire_timestamp: expire_ts,
+                            };
+                            records.push(match txn_producer {
+                                None => StoreRecord::OffsetCommit {
+                                    group: req.group_id.clone(),
+                                    topic: t.name.clone(),
+                                    partition: p.partition_index,
+                                    value,
+                                },
+                                Some(producer_id) => StoreRecord::TxnOffsetCommit {
+                                    group: req.group_id.clone(),
+                                    producer_id,
+                                    topic: t.name.clone(),
+                                    partition: p.partition_index,
+                                    value,
+                                },
+                            });
+                            NONE
+                        }
+                    };
+                parts.push(OffsetCommitPartitionResponse {
+                    partition_index: p.partition_index,
+                    error_code,
+                });
+            }
+            response.topics.push(OffsetCommitTopicResponse {
+                name: t.name.clone(),
+                partitions: parts,
+            });
+        }
+        (response, records)
+    }
+
+    /// OffsetCommit / TxnOffsetCommit for a group this coordinator does
+    /// not manage (a KIP-848 consumer group, already validated by its
+    /// coordinator): the offsets go to the same store, without group
+    /// metadata. Answers once durable.
+    pub async fn commit_offsets_unmanaged(&self, req: OffsetCommitRequest, txn_producer: Option<i64>) -> OffsetCommitResponse {
+        if !self.is_active() {
+            return commit_error_response(&req, COORDINATOR_NOT_AVAILABLE);
+        }
+        let (mut response, records) = self.commit_records(&req, txn_producer);
+        if records.is_empty() {
+            return response;
+        }
+        if let Err(e) = self.inner.store.append(records).await {
+            tracing::warn!(group = %req.group_id, error = %e, "offset commit failed");
+            fail_successes(&mut response, e.error_code());
+        }
+        response
+    }
+
+    /// A consumer-protocol member wants `group_id`: Ok when no classic
+    /// group has it, or the classic group is Empty (it is dropped; its
+    /// offsets stay in the store), GROUP_ID_NOT_FOUND while it has members.
+    pub fn take_over_empty_group(&self, group_id: &str) -> Result<(), i16> {
+        let mut map = self.inner.groups();
+        let Some(group_ref) = map.get(group_id).cloned() else { return Ok(()) };
+        let g = lock_group(&group_ref);
+        if !(g.is(GroupState::Empty) || g.is(GroupState::Dead)) || !g.members.is_empty() || g.pending_commits > 0 {
+            return Err(GROUP_ID_NOT_FOUND);
+        }
+        drop(g);
+        map.remove(group_id);
+        tracing::info!(group = group_id, "empty classic group taken over by the consumer protocol");
+        Ok(())
     }
 
     /// OffsetFetch for one group. Partitions without a committed offset get

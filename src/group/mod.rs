@@ -11,9 +11,12 @@
 //! - [`messages`]: the plain request/response structs the API handlers
 //!   map the wire messages to.
 //! - [`errors`]: Kafka error codes and the store's typed errors.
+//! - [`consumer`]: the KIP-848 consumer group coordinator
+//!   (ConsumerGroupHeartbeat), beside the classic one.
 //! - [`consumer_protocol`]: parsing of "consumer" subscriptions (for
 //!   OffsetDelete and offset expiry).
 
+pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod errors;

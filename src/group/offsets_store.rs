@@ -65,6 +65,7 @@ const TYPE_GROUP_TOMBSTONE: u8 = 4;
 const TYPE_TOPIC_TOMBSTONE: u8 = 5;
 const TYPE_TXN_OFFSET_COMMIT: u8 = 6;
 const TYPE_TXN_MARKER: u8 = 7;
+const TYPE_CONSUMER_GROUP: u8 = 8;
 
 /// A committed offset as stored (Kafka's `OffsetAndMetadata`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +129,13 @@ pub enum StoreRecord {
         producer_id: i64,
         commit: bool,
     },
+    /// A KIP-848 consumer group's state (members, epochs, assignments) as
+    /// `group::consumer::durable` encodes it; replaces the previous one.
+    /// An empty snapshot or a GroupTombstone removes it.
+    ConsumerGroup {
+        group: String,
+        snapshot: Vec<u8>,
+    },
 }
 
 /// The live state of one group in the store.
@@ -164,6 +172,12 @@ struct Materialized {
     offset_count: usize,
     /// group -> producer id -> (topic, partition) -> pending offset.
     pending: HashMap<String, HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>>,
+    /// KIP-848 consumer group snapshots.
+    consumer_groups: BTreeMap<String, Vec<u8>>,
+}
+
+fn consumer_group_record_size(group: &str, snapshot: &[u8]) -> u64 {
+    FRAME_HEADER_BYTES as u64 + 1 + str_size(group) + 4 + snapshot.len() as u64
 }
 
 fn str_size(s: &str) -> u64 {
@@ -292,7 +306,23 @@ impl Materialized {
                     }
                 }
             }
+            StoreRecord::ConsumerGroup { group, snapshot } => {
+                // An empty snapshot removes the group's state (not its offsets).
+                let added = if snapshot.is_empty() { 0 } else { consumer_group_record_size(&group, &snapshot) };
+                let old = if snapshot.is_empty() {
+                    self.consumer_groups.remove(&group)
+                } else {
+                    self.consumer_groups.insert(group.clone(), snapshot)
+                };
+                if let Some(old) = old {
+                    self.live_bytes = self.live_bytes.saturating_sub(consumer_group_record_size(&group, &old));
+                }
+                self.live_bytes += added;
+            }
             StoreRecord::GroupTombstone { group } => {
+                if let Some(old) = self.consumer_groups.remove(&group) {
+                    self.live_bytes = self.live_bytes.saturating_sub(consumer_group_record_size(&group, &old));
+                }
                 if let Some(by_producer) = self.pending.remove(&group) {
                     for ((topic, _), value) in by_producer.values().flatten() {
                         self.live_bytes = self.live_bytes.saturating_sub(commit_record_size(&group, topic, value) + 8);
@@ -346,6 +376,9 @@ impl Materialized {
                     });
                 }
             }
+        }
+        for (group, snapshot) in &self.consumer_groups {
+            out.push(StoreRecord::ConsumerGroup { group: group.clone(), snapshot: snapshot.clone() });
         }
         for (group, by_producer) in &self.pending {
             for (producer_id, parts) in by_producer {
@@ -436,6 +469,12 @@ fn encode_record(rec: &StoreRecord, out: &mut Vec<u8>) -> Result<(), StoreError>
             put_str(out, &value.metadata);
             out.extend_from_slice(&value.commit_timestamp.0.to_be_bytes());
             out.extend_from_slice(&value.expire_timestamp.map_or(-1, |t| t.0).to_be_bytes());
+        }
+        StoreRecord::ConsumerGroup { group, snapshot } => {
+            out.push(TYPE_CONSUMER_GROUP);
+            put_str(out, group);
+            out.extend_from_slice(&(snapshot.len() as u32).to_be_bytes());
+            out.extend_from_slice(snapshot);
         }
         StoreRecord::TxnMarker { group, producer_id, commit } => {
             out.push(TYPE_TXN_MARKER);
@@ -558,6 +597,16 @@ fn decode_body(body: &[u8]) -> Result<StoreRecord, DecodeError> {
                 metadata: r.string()?,
                 commit_timestamp: TimestampMs(r.i64()?),
                 expire_timestamp: r.opt_timestamp()?,
+            },
+        },
+        TYPE_CONSUMER_GROUP => StoreRecord::ConsumerGroup {
+            group: r.string()?,
+            snapshot: {
+                let len = r.i32()?;
+                if len < 0 {
+                    return Err(DecodeError);
+                }
+                r.take(len as usize)?.to_vec()
             },
         },
         TYPE_TXN_MARKER => StoreRecord::TxnMarker {
@@ -839,6 +888,11 @@ impl OffsetsStore {
     }
 
     /// Every group the store knows of, with its stored metadata.
+    /// The KIP-848 consumer group snapshots, by group id.
+    pub fn consumer_groups(&self) -> Vec<(String, Vec<u8>)> {
+        self.shared.state().consumer_groups.iter().map(|(g, s)| (g.clone(), s.clone())).collect()
+    }
+
     pub fn group_ids(&self) -> Vec<(String, Option<StoredGroupMeta>)> {
         let mut out: Vec<_> = self
             .shared
@@ -1171,6 +1225,7 @@ mod tests {
             },
             StoreRecord::GroupTombstone { group: "g".into() },
             StoreRecord::TopicTombstone { topic: "t".into() },
+            StoreRecord::ConsumerGroup { group: "c".into(), snapshot: vec![1, 2, 3] },
         ];
         for r in recs {
             let mut buf = Vec::new();
@@ -1189,6 +1244,9 @@ mod tests {
                     ..
                 } => {
                     assert_eq!(commit_record_size(group, topic, value), buf.len() as u64)
+                }
+                StoreRecord::ConsumerGroup { group, snapshot } => {
+                    assert_eq!(consumer_group_record_size(group, snapshot), buf.len() as u64)
                 }
                 _ => {}
             }

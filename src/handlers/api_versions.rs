@@ -16,6 +16,8 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 18, name: "ApiVersions", min_versio
 /// KIP-890 transactions (epoch bump per transaction, implicit partition
 /// and group adds), which EndTxn v5, Produce v12+ and TxnOffsetCommit v5
 /// serve; older clients keep transaction version 1.
+/// `group.version` (KIP-848) follows `group.coordinator.rebalance.protocols`
+/// (see [`features`]).
 pub const FEATURES: &[(&str, i16, i16, i16)] = &[
     // (name, min supported, max supported, finalized level)
     ("transaction.version", 0, 2, 2),
@@ -25,8 +27,31 @@ pub const FEATURES: &[(&str, i16, i16, i16)] = &[
 /// runs, and clients only look for a newer epoch than the last they saw.
 const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
-fn api_keys() -> Vec<ApiVersion> {
+/// The APIs of the KIP-848 consumer group protocol, served only while
+/// `group.coordinator.rebalance.protocols` contains `consumer`.
+const CONSUMER_PROTOCOL_APIS: [i16; 2] = [
+    super::consumer_group_heartbeat::SPEC.api_key,
+    super::consumer_group_describe::SPEC.api_key,
+];
+
+/// Whether the broker serves the consumer group protocol (KIP-848).
+pub fn consumer_protocol_enabled(ctx: &RequestContext<'_>) -> bool {
+    ctx.broker.config().group_coordinator_rebalance_protocols.iter().any(|p| p == "consumer")
+}
+
+/// `group.version` as Kafka 4.x advertises it: 1 = the consumer protocol.
+const GROUP_VERSION_FEATURE: &str = "group.version";
+
+/// Every feature with its supported range and finalized level.
+fn features(consumer_protocol: bool) -> Vec<(&'static str, i16, i16, i16)> {
+    let mut out = FEATURES.to_vec();
+    out.push((GROUP_VERSION_FEATURE, 0, 1, i16::from(consumer_protocol)));
+    out
+}
+
+fn api_keys(consumer_protocol: bool) -> Vec<ApiVersion> {
     APIS.iter()
+        .filter(|s| consumer_protocol || !CONSUMER_PROTOCOL_APIS.contains(&s.api_key))
         .map(|s| ApiVersion { api_key: s.api_key, min_version: s.min_version, max_version: s.max_version })
         .collect()
 }
@@ -58,10 +83,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVer
     {
         return ApiVersionsResponse { error_code: ErrorCode::InvalidRequest.code(), ..Default::default() };
     }
+    let consumer_protocol = consumer_protocol_enabled(ctx);
+    let features = features(consumer_protocol);
     ApiVersionsResponse {
         error_code: 0,
-        api_keys: api_keys(),
-        supported_features: FEATURES
+        api_keys: api_keys(consumer_protocol),
+        supported_features: features
             .iter()
             .map(|&(name, min_version, max_version, _)| SupportedFeatureKey {
                 name: name.to_string(),
@@ -70,7 +97,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVer
             })
             .collect(),
         finalized_features_epoch: FINALIZED_FEATURES_EPOCH,
-        finalized_features: FEATURES
+        finalized_features: features
             .iter()
             .map(|&(name, _, _, level)| FinalizedFeatureKey {
                 name: name.to_string(),
@@ -91,6 +118,15 @@ mod tests {
         let r = unsupported_version_response();
         assert_eq!(r.error_code, 35);
         assert_eq!(r.api_keys, vec![ApiVersion { api_key: 18, min_version: 0, max_version: 4 }]);
+    }
+
+    #[test]
+    fn the_consumer_protocol_apis_are_listed_only_when_enabled() {
+        let with: Vec<i16> = api_keys(true).iter().map(|k| k.api_key).collect();
+        let without: Vec<i16> = api_keys(false).iter().map(|k| k.api_key).collect();
+        assert!(with.contains(&68) && with.contains(&69));
+        assert!(!without.contains(&68) && !without.contains(&69));
+        assert_eq!(with.len(), without.len() + 2);
     }
 
     #[test]

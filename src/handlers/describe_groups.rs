@@ -26,6 +26,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> Des
     let include_operations = ctx.version() >= 3 && req.include_authorized_operations;
     let described = ctx.broker.groups.describe_groups(&req.groups).await;
     let mut response = to_wire(described, include_operations);
+    // A KIP-848 consumer group is no classic group: Dead without error up
+    // to v5, GROUP_ID_NOT_FOUND from v6, as Kafka answers.
+    for g in &mut response.groups {
+        if ctx.broker.consumer_groups.contains(&g.group_id) && ctx.version() >= 6 {
+            g.error_code = ErrorCode::GroupIdNotFound.code();
+            g.error_message = Some(format!("Group {} is not a classic group.", g.group_id));
+        }
+    }
     if ctx.version() >= 6 {
         mark_not_found(&mut response);
     }

@@ -14,6 +14,11 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 11, name: "JoinGroup", min_version:
 
 pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.version();
+    // A KIP-848 consumer group with members keeps its id; an empty one is
+    // given up to the classic protocol (its offsets stay).
+    if let Err(error_code) = ctx.broker.consumer_groups.release_to_classic(&req.group_id) {
+        return to_wire(group::JoinGroupResponse::error(req.member_id, error_code), version);
+    }
     let request = to_group_request(req, version, ctx.client_id(), ctx.peer.ip());
     let response = ctx.broker.groups.join_group(request).await;
     to_wire(response, version)

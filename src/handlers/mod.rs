@@ -170,6 +170,8 @@ apis! {
     describe_transactions: describe_transactions_request::DescribeTransactionsRequest => describe_transactions_response::DescribeTransactionsResponse,
     list_transactions: list_transactions_request::ListTransactionsRequest => list_transactions_response::ListTransactionsResponse,
     write_txn_markers: write_txn_markers_request::WriteTxnMarkersRequest => write_txn_markers_response::WriteTxnMarkersResponse,
+    consumer_group_heartbeat: consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest => consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse,
+    consumer_group_describe: consumer_group_describe_request::ConsumerGroupDescribeRequest => consumer_group_describe_response::ConsumerGroupDescribeResponse,
 }
 
 pub mod config_ops;

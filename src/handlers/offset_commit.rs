@@ -21,7 +21,20 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offse
     let version = ctx.version();
     let (request, mut errors) = split_known(req, version, &ctx.broker.controller.image());
     if !request.topics.is_empty() {
-        let response = ctx.broker.groups.offset_commit(request).await;
+        // A KIP-848 consumer group checks the member epoch itself; its
+        // offsets go to the same store.
+        let check = ctx.broker.consumer_groups.validate_offset_commit(
+            &request.group_id,
+            &request.member_id,
+            request.generation_id_or_member_epoch,
+            version,
+            false,
+        );
+        let response = match check {
+            None => ctx.broker.groups.offset_commit(request).await,
+            Some(None) => ctx.broker.groups.commit_offsets_unmanaged(request, None).await,
+            Some(Some(code)) => group::coordinator::commit_error_response(&request, code),
+        };
         for t in response.topics {
             errors.extend(&t.name, t.partitions.into_iter().map(|p| (p.partition_index, p.error_code)));
         }

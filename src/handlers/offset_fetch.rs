@@ -17,8 +17,23 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 9, name: "OffsetFetch", min_version
 
 pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let version = ctx.version();
+    // v9+: a KIP-848 consumer group checks the member id and epoch.
+    let checks: Vec<Option<i16>> = if version >= 9 {
+        req.groups
+            .iter()
+            .map(|g| {
+                ctx.broker.consumer_groups.validate_offset_fetch(&g.group_id, g.member_id.as_deref(), g.member_epoch).flatten()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut responses = Vec::new();
-    for request in to_group_requests(req, version) {
+    for (i, request) in to_group_requests(req, version).into_iter().enumerate() {
+        if let Some(&Some(error_code)) = checks.get(i) {
+            responses.push(group::OffsetFetchResponse { group_id: request.group_id, error_code, topics: Vec::new() });
+            continue;
+        }
         responses.push(ctx.broker.groups.offset_fetch(request).await);
     }
     to_wire(responses, version)

@@ -78,7 +78,22 @@ pub async fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> Tx
             .collect(),
         api_version: 0,
     };
-    let resp = ctx.broker.groups.txn_offset_commit(commit, req.producer_id).await;
+    // A KIP-848 consumer group: member and epoch checked by its
+    // coordinator (a commit without group metadata, generation -1 and no
+    // member id, is allowed as from old producers).
+    let legacy = commit.generation_id_or_member_epoch < 0 && commit.member_id.is_empty();
+    let check = ctx.broker.consumer_groups.validate_offset_commit(
+        &commit.group_id,
+        &commit.member_id,
+        commit.generation_id_or_member_epoch,
+        ctx.version(),
+        true,
+    );
+    let resp = match check {
+        None => ctx.broker.groups.txn_offset_commit(commit, req.producer_id).await,
+        Some(Some(code)) if !legacy => crate::group::coordinator::commit_error_response(&commit, code),
+        Some(_) => ctx.broker.groups.commit_offsets_unmanaged(commit, Some(req.producer_id)).await,
+    };
     TxnOffsetCommitResponse {
         topics: resp
             .topics

@@ -56,6 +56,8 @@ oracle! {
     api_versions_response => ApiVersionsResponse,
     consumer_group_describe_request => ConsumerGroupDescribeRequest,
     consumer_group_describe_response => ConsumerGroupDescribeResponse,
+    consumer_group_heartbeat_request => ConsumerGroupHeartbeatRequest,
+    consumer_group_heartbeat_response => ConsumerGroupHeartbeatResponse,
     create_partitions_request => CreatePartitionsRequest,
     create_partitions_response => CreatePartitionsResponse,
     create_topics_request => CreateTopicsRequest,
