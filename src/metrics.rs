@@ -52,6 +52,8 @@ pub struct Metrics {
     /// Connections closed because a response was not read in time
     /// (`klamm.socket.write.timeout.ms`).
     pub write_timeouts: AtomicU64,
+    /// SASL exchanges that failed (SASL_AUTHENTICATION_FAILED sent).
+    pub failed_authentications: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -65,6 +67,7 @@ impl Default for Metrics {
             connections_open: AtomicI64::new(0),
             connections_rejected_per_ip: AtomicU64::new(0),
             write_timeouts: AtomicU64::new(0),
+            failed_authentications: AtomicU64::new(0),
         }
     }
 }
@@ -120,6 +123,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP klamm_connections_rejected_per_ip_total Connections closed at accept by max.connections.per.ip.");
         let _ = writeln!(out, "# TYPE klamm_connections_rejected_per_ip_total counter");
         let _ = writeln!(out, "klamm_connections_rejected_per_ip_total {}", self.connections_rejected_per_ip.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP klamm_failed_authentications_total SASL authentications that failed.");
+        let _ = writeln!(out, "# TYPE klamm_failed_authentications_total counter");
+        let _ = writeln!(out, "klamm_failed_authentications_total {}", self.failed_authentications.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP klamm_write_timeouts_total Connections closed because the client read no response bytes in klamm.socket.write.timeout.ms.");
         let _ = writeln!(out, "# TYPE klamm_write_timeouts_total counter");
         let _ = writeln!(out, "klamm_write_timeouts_total {}", self.write_timeouts.load(Ordering::Relaxed));

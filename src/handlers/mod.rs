@@ -168,6 +168,10 @@ apis! {
     describe_transactions: describe_transactions_request::DescribeTransactionsRequest => describe_transactions_response::DescribeTransactionsResponse,
     list_transactions: list_transactions_request::ListTransactionsRequest => list_transactions_response::ListTransactionsResponse,
     write_txn_markers: write_txn_markers_request::WriteTxnMarkersRequest => write_txn_markers_response::WriteTxnMarkersResponse,
+    sasl_handshake: sasl_handshake_request::SaslHandshakeRequest => sasl_handshake_response::SaslHandshakeResponse,
+    sasl_authenticate: sasl_authenticate_request::SaslAuthenticateRequest => sasl_authenticate_response::SaslAuthenticateResponse,
+    describe_user_scram_credentials: describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest => describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse,
+    alter_user_scram_credentials: alter_user_scram_credentials_request::AlterUserScramCredentialsRequest => alter_user_scram_credentials_response::AlterUserScramCredentialsResponse,
 }
 
 pub mod config_ops;

@@ -163,7 +163,38 @@ impl Session {
         }
     }
 
+    /// The enabled mechanisms in the order Kafka lists them in a
+    /// SaslHandshake response (see [`kafka_listing_order`]).
     pub fn enabled_mechanism_names(&self) -> Vec<String> {
-        self.listener.enabled_mechanisms.iter().map(|m| m.name().to_string()).collect()
+        kafka_listing_order(&self.listener.enabled_mechanisms).into_iter().map(|m| m.name().to_string()).collect()
+    }
+}
+
+/// Kafka answers SaslHandshake with the key set of a `java.util.HashMap`
+/// filled in configured order: for so few keys (16 buckets) that is the
+/// order of `(h ^ h >>> 16) & 15` of each name's `String.hashCode`, ties
+/// in insertion order (PLAIN, SCRAM-SHA-512, SCRAM-SHA-256 for
+/// `PLAIN,SCRAM-SHA-256,SCRAM-SHA-512`). Clients do not care; tests
+/// comparing with Kafka do.
+pub fn kafka_listing_order(mechanisms: &[Mechanism]) -> Vec<Mechanism> {
+    fn bucket(name: &str) -> u32 {
+        let h = name.encode_utf16().fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+        (h ^ (h >> 16)) & 15
+    }
+    let mut out = mechanisms.to_vec();
+    out.sort_by_key(|m| bucket(m.name()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_lists_mechanisms_in_kafkas_order() {
+        use Mechanism::*;
+        assert_eq!(kafka_listing_order(&[Plain, ScramSha256, ScramSha512]), vec![Plain, ScramSha512, ScramSha256]);
+        assert_eq!(kafka_listing_order(&[ScramSha512, Plain]), vec![ScramSha512, Plain]);
+        assert_eq!(kafka_listing_order(&[ScramSha256, Plain]), vec![Plain, ScramSha256]);
     }
 }
