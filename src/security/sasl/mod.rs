@@ -107,14 +107,14 @@ pub enum Step {
 /// A mechanism's server side, fed one client token at a time.
 pub enum Exchange {
     Plain(plain::PlainServer),
-    Scram(scram::ScramServer),
+    Scram(Box<scram::ScramServer>),
 }
 
 impl Exchange {
     pub fn new(mechanism: Mechanism, listener: &ListenerSasl, scram_store: &Arc<ScramStore>) -> Exchange {
         match mechanism.scram() {
             None => Exchange::Plain(plain::PlainServer::new(listener.plain_users.clone())),
-            Some(hash) => Exchange::Scram(scram::ScramServer::new(hash, scram_store.clone())),
+            Some(hash) => Exchange::Scram(Box::new(scram::ScramServer::new(hash, scram_store.clone()))),
         }
     }
 
