@@ -344,3 +344,20 @@ def test_scram_users_survive_restart(broker_factory):
     wait_authenticated(conf)
     assert any(e.code() == KafkaError._AUTHENTICATION
                for e in auth_errors(client_conf(sb, "SCRAM-SHA-512", "durable", "wrong")))
+
+
+
+def test_both_scram_mechanisms_in_one_command_are_refused(sasl_broker):
+    """Kafka's documented example, both mechanisms in one kafka-configs
+    call, is refused by Kafka 4.1 itself (one change per user per
+    request, ScramControlManager); klamm does the same."""
+    user = compat.unique("both")
+    cp = kafka_tool(CONFIGS, "--bootstrap-server", sasl_broker.plain_bootstrap, "--alter", "--add-config",
+                    "SCRAM-SHA-256=[iterations=8192,password=both-secret],SCRAM-SHA-512=[password=both-secret]",
+                    "--entity-type", "users", "--entity-name", user, check=False)
+    assert cp.returncode != 0
+    assert "A user credential cannot be altered twice in the same request" in cp.stdout + cp.stderr
+    admin = AdminClient({"bootstrap.servers": sasl_broker.plain_bootstrap})
+    with pytest.raises(Exception) as e:
+        admin.describe_user_scram_credentials([user])[user].result()
+    assert "does not exist" in str(e.value)
