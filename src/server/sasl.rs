@@ -173,3 +173,165 @@ pub async fn handle_unauthenticated(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::broker::{BrokerSettings, RunningBroker};
+    use crate::config::BrokerConfig;
+    use crate::protocol::messages::metadata_request::MetadataRequest;
+    use crate::protocol::messages::metadata_response::MetadataResponse;
+    use crate::security::credentials::Change;
+    use crate::security::sasl::scram::{ScramCredential, ScramHash};
+
+    const JAAS: &str =
+        r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";"#;
+
+    async fn start(dir: &std::path::Path) -> RunningBroker {
+        let log_dir = dir.to_string_lossy().into_owned();
+        let config = BrokerConfig::with_settings(&[
+            ("log.dirs", &log_dir),
+            ("listeners", "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"),
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS),
+            ("connection.failed.authentication.delay.ms", "0"),
+        ])
+        .unwrap();
+        crate::broker::start(BrokerSettings::from_config(&config).unwrap()).await.unwrap()
+    }
+
+    struct Client {
+        s: TcpStream,
+        correlation_id: i32,
+    }
+
+    impl Client {
+        async fn connect(addr: SocketAddr) -> Client {
+            Client { s: TcpStream::connect(addr).await.unwrap(), correlation_id: 0 }
+        }
+
+        /// Sends one request; the response body (after its header), or
+        /// `None` when the broker closed the connection instead.
+        async fn call(&mut self, key: i16, version: i16, body: impl FnOnce(&mut Writer)) -> Option<Reader> {
+            self.correlation_id += 1;
+            let flexible = protocol::is_flexible(key, version);
+            let mut w = Writer::new();
+            RequestHeader { api_key: key, api_version: version, correlation_id: self.correlation_id, client_id: Some("t".into()) }
+                .encode(&mut w, flexible);
+            body(&mut w);
+            let frame = w.finish_contiguous();
+            self.s.write_all(&(frame.len() as u32).to_be_bytes()).await.unwrap();
+            self.s.write_all(&frame).await.unwrap();
+            let mut size = [0u8; 4];
+            self.s.read_exact(&mut size).await.ok()?;
+            let mut buf = vec![0u8; u32::from_be_bytes(size) as usize];
+            self.s.read_exact(&mut buf).await.unwrap();
+            let mut r = Reader::new(Bytes::from(buf));
+            assert_eq!(r.i32().unwrap(), self.correlation_id);
+            if flexible && key != API_VERSIONS_KEY {
+                assert_eq!(r.tagged_count().unwrap(), 0);
+            }
+            Some(r)
+        }
+
+        async fn handshake(&mut self, mechanism: &str) -> SaslHandshakeResponse {
+            let mut r = self
+                .call(SASL_HANDSHAKE_KEY, 1, |w| SaslHandshakeRequest { mechanism: mechanism.into() }.encode(w, 1))
+                .await
+                .expect("a handshake response");
+            SaslHandshakeResponse::decode(&mut r, 1).unwrap()
+        }
+
+        async fn authenticate(&mut self, token: &[u8]) -> Option<SaslAuthenticateResponse> {
+            let req = SaslAuthenticateRequest { auth_bytes: Bytes::copy_from_slice(token) };
+            let mut r = self.call(SASL_AUTHENTICATE_KEY, 2, |w| req.encode(w, 2)).await?;
+            Some(SaslAuthenticateResponse::decode(&mut r, 2).unwrap())
+        }
+
+        async fn metadata(&mut self) -> Option<MetadataResponse> {
+            let mut r = self.call(3, 12, |w| MetadataRequest::default().encode(w, 12)).await?;
+            Some(MetadataResponse::decode(&mut r, 12).unwrap())
+        }
+
+        async fn closed(&mut self) -> bool {
+            let mut b = [0u8; 1];
+            matches!(tokio::time::timeout(Duration::from_secs(5), self.s.read(&mut b)).await, Ok(Ok(0)) | Ok(Err(_)))
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_and_scram_authenticate_and_nothing_else_is_served_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start(dir.path()).await;
+        let (plain_addr, sasl_addr) = (running.local_addrs()[0], running.local_addrs()[1]);
+
+        // PLAINTEXT is served as before; SASL requests there are refused.
+        let mut c = Client::connect(plain_addr).await;
+        assert!(c.metadata().await.is_some());
+        assert_eq!(c.handshake("PLAIN").await.error_code, ErrorCode::IllegalSaslState.code());
+
+        // Before authentication: Metadata closes the connection.
+        let mut c = Client::connect(sasl_addr).await;
+        assert!(c.metadata().await.is_none());
+
+        // An unknown mechanism: error 33 with the enabled ones, then closed.
+        let mut c = Client::connect(sasl_addr).await;
+        let r = c.handshake("GSSAPI").await;
+        assert_eq!(r.error_code, ErrorCode::UnsupportedSaslMechanism.code());
+        assert_eq!(r.mechanisms, vec!["PLAIN".to_string(), "SCRAM-SHA-256".to_string()]);
+        assert!(c.closed().await);
+
+        // A wrong password: error 58 with Kafka's message, then closed.
+        let mut c = Client::connect(sasl_addr).await;
+        assert_eq!(c.handshake("PLAIN").await.error_code, 0);
+        let r = c.authenticate(b"\0alice\0nope").await.unwrap();
+        assert_eq!(r.error_code, ErrorCode::SaslAuthenticationFailed.code());
+        assert_eq!(r.error_message.as_deref(), Some("Authentication failed: Invalid username or password"));
+        assert!(c.closed().await);
+
+        // The right one: then everything is served.
+        let mut c = Client::connect(sasl_addr).await;
+        assert_eq!(c.handshake("PLAIN").await.error_code, 0);
+        let r = c.authenticate(b"\0alice\0alice-secret").await.unwrap();
+        assert_eq!((r.error_code, r.session_lifetime_ms), (0, 0));
+        let md = c.metadata().await.unwrap();
+        assert_eq!(md.brokers[0].port, i32::from(sasl_addr.port()), "the SASL listener is advertised to its clients");
+        let r = c.authenticate(b"\0alice\0alice-secret").await.unwrap();
+        assert_eq!(r.error_code, ErrorCode::IllegalSaslState.code());
+
+        // SCRAM-SHA-256 against a stored credential.
+        let salt = b"0123456789abcdef";
+        let hash = ScramHash::Sha256;
+        running
+            .broker
+            .scram
+            .apply(vec![Change::Upsert {
+                user: "bob".into(),
+                hash,
+                credential: ScramCredential::from_password(hash, "bob-secret", salt, 4096),
+            }])
+            .unwrap();
+        let mut c = Client::connect(sasl_addr).await;
+        assert_eq!(c.handshake("SCRAM-SHA-256").await.error_code, 0);
+        let first = c.authenticate(b"n,,n=bob,r=clientnonce").await.unwrap();
+        assert_eq!(first.error_code, 0);
+        let server_first = String::from_utf8(first.auth_bytes.to_vec()).unwrap();
+        let nonce = server_first.split(',').next().unwrap().strip_prefix("r=").unwrap().to_string();
+        let salted = hash.hi(b"bob-secret", salt, 4096);
+        let client_key = hash.hmac(&salted, b"Client Key");
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!("n=bob,r=clientnonce,{server_first},{without_proof}");
+        let sig = hash.hmac(&hash.hash(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        use base64::Engine as _;
+        let last = format!("{without_proof},p={}", base64::engine::general_purpose::STANDARD.encode(proof));
+        let r = c.authenticate(last.as_bytes()).await.unwrap();
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert!(r.auth_bytes.starts_with(b"v="));
+        assert!(c.metadata().await.is_some());
+        running.shutdown().await;
+    }
+}
