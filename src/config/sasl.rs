@@ -176,6 +176,24 @@ mod tests {
     }
 
     #[test]
+    fn docker_style_environment_variables_configure_it() {
+        let env = [
+            ("KAFKA_LISTENERS", "PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"),
+            ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN,SCRAM-SHA-512"),
+            ("KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG", JAAS),
+            (
+                "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_SCRAM___SHA___512_SASL_JAAS_CONFIG",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            ),
+        ];
+        let c = BrokerConfig::load(None, env, &[]).unwrap();
+        let l = &c.sasl_listeners["SASL_PLAINTEXT"];
+        assert_eq!(l.enabled_mechanisms, vec![Mechanism::Plain, Mechanism::ScramSha512]);
+        assert_eq!(l.plain_users["alice"], "alice-secret");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
     fn per_listener_mechanisms_win() {
         let c = config(&[
             ("listener.name.sasl_plaintext.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
