@@ -83,6 +83,8 @@ pub struct BrokerConfig {
     pub connections_max_reauth_ms: i64,
     /// `connection.failed.authentication.delay.ms`.
     pub connection_failed_authentication_delay_ms: i32,
+    /// `sasl.server.max.receive.size`: frames before authentication.
+    pub sasl_server_max_receive_size: usize,
     /// Each SASL_PLAINTEXT client listener's mechanisms and PLAIN users,
     /// by listener name.
     pub sasl_listeners: BTreeMap<String, crate::security::sasl::ListenerSasl>,
@@ -1268,6 +1270,7 @@ fn build(
         connections_max_idle_ms: v.long("connections.max.idle.ms")?,
         connections_max_reauth_ms: v.long("connections.max.reauth.ms")?,
         connection_failed_authentication_delay_ms: v.int("connection.failed.authentication.delay.ms")?,
+        sasl_server_max_receive_size: v.usize("sasl.server.max.receive.size")?,
         sasl_listeners,
         socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
         max_mapped_inactive_segments: v.usize("klamm.log.max.mapped.inactive.segments")?,

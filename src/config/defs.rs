@@ -126,6 +126,8 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "KIP-368 SASL session lifetime; accepted, klamm does not yet expire sessions (0: never)."),
     def("connection.failed.authentication.delay.ms", Int, Some("100"), AtLeast(0), None, Used,
         "A failed SASL authentication is answered (and the connection closed) after this many milliseconds."),
+    def("sasl.server.max.receive.size", Int, Some("524288"), AtLeast(1), None, Used,
+        "Largest request frame a SASL listener reads before the client has authenticated; a larger one closes the connection."),
     def("sasl.enabled.mechanisms", List, Some("GSSAPI"), Validator::None, None, Used,
         "SASL mechanisms SASL listeners accept (klamm: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener with listener.name.<l>.sasl.enabled.mechanisms."),
     def("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), Validator::None, None, Info,

@@ -93,6 +93,14 @@ impl Connection {
             if size < min_frame_bytes as i32 || size as usize > limits.request_max_bytes {
                 return Err(format!("invalid frame size {size} (socket.request.max.bytes = {})", limits.request_max_bytes));
             }
+            // As Kafka: an unauthenticated client's frames are bounded by
+            // sasl.server.max.receive.size (512 KiB), not the request limit.
+            if sasl.as_ref().is_some_and(|s| !s.is_authenticated()) {
+                let max = broker.config().sasl_server_max_receive_size;
+                if size as usize > max {
+                    return Err(format!("a {size}-byte frame before SASL authentication (sasl.server.max.receive.size = {max})"));
+                }
+            }
             let size = size as usize;
             // Memory is reserved as the body arrives, from the IP's budget
             // and the broker-wide pool (small frames from their own share); while either is exhausted this

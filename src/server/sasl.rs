@@ -7,7 +7,9 @@
 //! UNSUPPORTED_SASL_MECHANISM and a failed exchange with
 //! SASL_AUTHENTICATION_FAILED and Kafka's message, each after
 //! `connection.failed.authentication.delay.ms`, and then the connection
-//! closes.
+//! closes. Until a client has authenticated its frames are bounded by
+//! `sasl.server.max.receive.size`
+//! (checked in `connection`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -273,9 +275,13 @@ mod tests {
         assert!(c.metadata().await.is_some());
         assert_eq!(c.handshake("PLAIN").await.error_code, ErrorCode::IllegalSaslState.code());
 
-        // Before authentication: Metadata closes the connection.
+        // Before authentication: Metadata closes the connection, and so
+        // does a frame over sasl.server.max.receive.size.
         let mut c = Client::connect(sasl_addr).await;
         assert!(c.metadata().await.is_none());
+        let mut c = Client::connect(sasl_addr).await;
+        c.s.write_all(&(600_000u32).to_be_bytes()).await.unwrap();
+        assert!(c.closed().await);
 
         // An unknown mechanism: error 33 with the enabled ones, then closed.
         let mut c = Client::connect(sasl_addr).await;
