@@ -2,9 +2,10 @@
 configured as Apache Kafka configures it (`listener.security.protocol.map`,
 `sasl.enabled.mechanisms`, per-listener JAAS config): PLAIN users from the
 JAAS string, SCRAM-SHA-256/512 users created with kafka-configs against the
-running broker. Clients: confluent-kafka (librdkafka) and the stock console
-producer/consumer with a client config file (`--producer.config` /
-`--consumer.config`: the console tools of Kafka 4.1 have no `--command-config`). Wrong passwords fail with
+running broker. Clients: confluent-kafka (librdkafka), kafka-topics with
+`--command-config`, and the stock console producer/consumer with a client
+config file (`--producer.config` / `--consumer.config`: the console tools
+of Kafka 4.1 have no `--command-config`). Wrong passwords fail with
 Kafka's message; requests other than ApiVersions and SaslHandshake before
 authentication close the connection."""
 
@@ -196,6 +197,20 @@ def test_console_tools_with_a_client_config_file(sasl_broker, tmp_path, mechanis
                     "--from-beginning", "--max-messages", str(len(lines)), "--timeout-ms", "20000",
                     "--consumer.config", cfg, timeout=90, check=False)
     assert cp.stdout.split() == lines, cp.stderr[-3000:]
+
+
+def test_kafka_topics_with_command_config(sasl_broker, tmp_path):
+    topic = compat.unique("sasl-topics")
+    cfg = command_config(tmp_path, "PLAIN", "alice", "alice-secret")
+    kafka_tool(compat.TOPICS, "--bootstrap-server", sasl_broker.sasl_bootstrap, "--command-config", cfg,
+               "--create", "--topic", topic, "--partitions", "2", "--replication-factor", "1")
+    listed = kafka_tool(compat.TOPICS, "--bootstrap-server", sasl_broker.sasl_bootstrap,
+                        "--command-config", cfg, "--list").stdout.split()
+    assert topic in listed
+    bad = command_config(tmp_path, "PLAIN", "alice", "wrong")
+    cp = kafka_tool(compat.TOPICS, "--bootstrap-server", sasl_broker.sasl_bootstrap,
+                    "--command-config", bad, "--list", check=False)
+    assert cp.returncode != 0 and PLAIN_FAILED in cp.stdout + cp.stderr, (cp.stdout + cp.stderr)[-3000:]
 
 
 def test_console_producer_with_a_wrong_password_fails(sasl_broker, tmp_path):
