@@ -43,6 +43,9 @@ pub struct ListenerSettings {
     pub advertised_host: String,
     /// Port advertised to clients; 0 = the port actually bound.
     pub advertised_port: u16,
+    /// SASL_PLAINTEXT listeners: the mechanisms and PLAIN users; `None`
+    /// for PLAINTEXT.
+    pub sasl: Option<Arc<crate::security::sasl::ListenerSasl>>,
 }
 
 /// The resolved settings the broker runs with.
@@ -81,6 +84,7 @@ impl BrokerSettings {
                 bind,
                 advertised_host: l.advertised_host.clone(),
                 advertised_port: l.advertised_port,
+                sasl: c.sasl_listeners.get(&l.name).cloned().map(Arc::new),
             });
         }
         if listeners.is_empty() {
@@ -128,6 +132,7 @@ impl BrokerSettings {
                 bind,
                 advertised_host: if bind.ip().is_unspecified() { "localhost".into() } else { bind.ip().to_string() },
                 advertised_port: 0,
+                sasl: None,
             }],
             auto_create_topics_enable: true,
             delete_topic_enable: true,
@@ -155,6 +160,8 @@ pub struct Broker {
     pub consumer_groups: ConsumerGroupCoordinator,
     /// Transactional ids and their transactions (`src/txn`).
     pub txns: crate::txn::TransactionCoordinator,
+    /// SCRAM credentials (AlterUserScramCredentials, SASL/SCRAM logins).
+    pub scram: Arc<crate::security::credentials::ScramStore>,
     pub metrics: Metrics,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: FetchSessionCache,
@@ -478,7 +485,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         Some(addr) => Some((bind_socket("http.listener", addr, None)?, addr)),
         None => None,
     };
-    let (controller, replicas, groups, txns) = {
+    let (controller, replicas, groups, txns, scram) = {
         let s = settings.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             // An Apache Kafka data directory is adopted on the first start.
@@ -497,7 +504,9 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
                 .map_err(std::io::Error::other)?;
             let txns = crate::txn::TransactionCoordinator::open(&crate::txn::log_dir(&s.log_dir), s.config.transaction_max_timeout_ms)
                 .map_err(std::io::Error::other)?;
-            Ok((controller, replicas, groups, txns))
+            let scram = crate::security::credentials::ScramStore::open(crate::security::credentials::store_path(&s.log_dir))
+                .map_err(std::io::Error::other)?;
+            Ok((controller, replicas, groups, txns, Arc::new(scram)))
         })
         .await
         .map_err(std::io::Error::other)??
@@ -528,6 +537,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         groups,
         consumer_groups,
         txns,
+        scram,
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
         shutdown: shutdown.clone(),
@@ -545,6 +555,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
             name: l.name.clone(),
             advertised_host: l.advertised_host.clone(),
             advertised_port: l.advertised_port,
+            sasl: l.sasl.clone(),
             tcp,
         };
         tracing::info!(listener = %l.name, %addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");

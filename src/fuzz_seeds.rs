@@ -356,6 +356,35 @@ fn txn_log_seeds() {
     write(&dir, "log-fixcrc", &seed);
 }
 
+fn sasl_seeds() {
+    use crate::security::credentials::{store_path, Change, ScramStore};
+    use crate::security::sasl::scram::{ScramCredential, ScramHash};
+    let dir = corpus("sasl");
+    let mut jaas = vec![0];
+    jaas.extend_from_slice(
+        br#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a b;c" user_alice="alice-secret";"#,
+    );
+    write(&dir, "jaas", &jaas);
+    write(&dir, "plain", b"\x01\0alice\0alice-secret");
+    for (selector, name) in [(2u8, "scram-sha-256"), (3, "scram-sha-512")] {
+        // RFC 7677's client messages (the proof is SHA-256's).
+        let mut seed = vec![selector];
+        section(&mut seed, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        seed.extend_from_slice(
+            b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        );
+        write(&dir, name, &seed);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ScramStore::open(store_path(tmp.path())).unwrap();
+    let hash = ScramHash::Sha512;
+    let credential = ScramCredential::from_password(hash, "secret", b"salt", 4096);
+    store.apply(vec![Change::Upsert { user: "bob".into(), hash, credential }]).unwrap();
+    let mut seed = vec![4];
+    seed.extend_from_slice(&std::fs::read(store_path(tmp.path())).unwrap());
+    write(&dir, "store", &seed);
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a format change"]
 fn write_fuzz_seeds() {
@@ -365,4 +394,5 @@ fn write_fuzz_seeds() {
     state_seeds();
     kafka_import_seeds();
     txn_log_seeds();
+    sasl_seeds();
 }

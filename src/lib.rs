@@ -27,6 +27,7 @@ pub mod platform;
 pub mod protocol;
 pub mod records;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod testing;

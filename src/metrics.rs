@@ -131,6 +131,8 @@ pub struct Metrics {
     /// (`klamm.socket.write.timeout.ms`).
     pub write_timeouts: AtomicU64,
     pub txn: TxnCounters,
+    /// SASL exchanges that failed (SASL_AUTHENTICATION_FAILED sent).
+    pub failed_authentications: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -145,6 +147,7 @@ impl Default for Metrics {
             connections_rejected_per_ip: AtomicU64::new(0),
             write_timeouts: AtomicU64::new(0),
             txn: TxnCounters::default(),
+            failed_authentications: AtomicU64::new(0),
         }
     }
 }
@@ -197,6 +200,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP klamm_connections_rejected_per_ip_total Connections closed at accept by max.connections.per.ip.");
         let _ = writeln!(out, "# TYPE klamm_connections_rejected_per_ip_total counter");
         let _ = writeln!(out, "klamm_connections_rejected_per_ip_total {}", self.connections_rejected_per_ip.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP klamm_failed_authentications_total SASL authentications that failed.");
+        let _ = writeln!(out, "# TYPE klamm_failed_authentications_total counter");
+        let _ = writeln!(out, "klamm_failed_authentications_total {}", self.failed_authentications.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP klamm_write_timeouts_total Connections closed because the client read no response bytes in klamm.socket.write.timeout.ms.");
         let _ = writeln!(out, "# TYPE klamm_write_timeouts_total counter");
         let _ = writeln!(out, "klamm_write_timeouts_total {}", self.write_timeouts.load(Ordering::Relaxed));

@@ -78,6 +78,16 @@ pub struct BrokerConfig {
     /// `max.connections.per.ip.overrides`, by IP address.
     pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
     pub connections_max_idle_ms: i64,
+    /// `connections.max.reauth.ms` (KIP-368): accepted; klamm does not
+    /// yet expire SASL sessions (0, Kafka's default, means never).
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`.
+    pub connection_failed_authentication_delay_ms: i32,
+    /// `sasl.server.max.receive.size`: frames before authentication.
+    pub sasl_server_max_receive_size: usize,
+    /// Each SASL_PLAINTEXT client listener's mechanisms and PLAIN users,
+    /// by listener name.
+    pub sasl_listeners: BTreeMap<String, crate::security::sasl::ListenerSasl>,
     /// `klamm.socket.write.timeout.ms`: a response not written in this
     /// long closes the connection.
     pub socket_write_timeout_ms: i64,
@@ -258,6 +268,16 @@ impl BrokerConfig {
             }
         }
 
+        // Per-listener SASL settings (`listener.name.<l>.sasl.enabled.mechanisms`,
+        // `listener.name.<l>.<mechanism>.sasl.jaas.config`) have open-ended
+        // names: they are kept apart and checked with the listeners.
+        let sasl_settings: BTreeMap<String, Setting> = explicit
+            .iter()
+            .filter(|(name, _)| super::sasl::is_listener_sasl_key(name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        explicit.retain(|name, _| !sasl_settings.contains_key(name));
+
         let mut errors = Vec::new();
         let mut values: BTreeMap<&'static str, ConfigValue> = BTreeMap::new();
         for (name, setting) in &explicit {
@@ -285,7 +305,7 @@ impl BrokerConfig {
         if let Some(e) = ConfigError::from_list(errors) {
             return Err(e);
         }
-        build(explicit, values, raw.cluster_id(), raw.warnings().to_vec())
+        build(explicit, values, raw.cluster_id(), raw.warnings().to_vec(), &sasl_settings)
     }
 
     /// The log cleaner's settings (`log.cleaner.*`).
@@ -745,12 +765,12 @@ fn resolve_listeners(
             ));
             continue;
         };
-        if protocol != SecurityProtocol::Plaintext {
+        if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
             errors.push(ConfigError::unsupported(
                 "listeners",
                 format!(
                     "listener '{}' uses security protocol {protocol}, which is not supported yet \
-                     (only PLAINTEXT is)",
+                     (TLS is not; PLAINTEXT and SASL_PLAINTEXT are)",
                     ep.name
                 ),
             ));
@@ -927,6 +947,7 @@ fn build(
     values: BTreeMap<&'static str, ConfigValue>,
     cluster_id: Option<&str>,
     mut warnings: Vec<String>,
+    sasl_settings: &BTreeMap<String, Setting>,
 ) -> Result<BrokerConfig, ConfigError> {
     let v = Values(&values);
     let mut errors = Vec::new();
@@ -1228,6 +1249,14 @@ fn build(
             ConfigError::internal("log.message.timestamp.type passed validation but is unknown")
         })?;
 
+    let sasl_listeners = super::sasl::resolve(
+        &setup.client,
+        v.list("sasl.enabled.mechanisms")?,
+        sasl_settings,
+        &mut errors,
+        &mut warnings,
+    );
+
     if let Some(e) = ConfigError::from_list(errors) {
         return Err(e);
     }
@@ -1253,6 +1282,10 @@ fn build(
         max_connections_per_ip,
         max_connections_per_ip_overrides,
         connections_max_idle_ms: v.long("connections.max.idle.ms")?,
+        connections_max_reauth_ms: v.long("connections.max.reauth.ms")?,
+        connection_failed_authentication_delay_ms: v.int("connection.failed.authentication.delay.ms")?,
+        sasl_server_max_receive_size: v.usize("sasl.server.max.receive.size")?,
+        sasl_listeners,
         socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
         max_mapped_inactive_segments: v.usize("klamm.log.max.mapped.inactive.segments")?,
         num_network_threads: v.int("num.network.threads")?,
@@ -1741,6 +1774,8 @@ mod tests {
         let e = error(&[("listeners", "SSL://:9093")]);
         assert!(e.contains("not supported yet"), "{e}");
         let e = error(&[("listeners", "SASL_PLAINTEXT://:9093")]);
+        assert!(e.contains("GSSAPI"), "{e}");
+        let e = error(&[("listeners", "SASL_SSL://:9093")]);
         assert!(e.contains("not supported yet"), "{e}");
         let e = error(&[("listeners", "PLAINTEXT://:70000")]);
         assert!(e.contains("between 0 and 65535"), "{e}");

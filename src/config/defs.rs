@@ -122,6 +122,16 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "Most connections from one IP address, on all listeners; a connection over it is closed right after accept."),
     def("max.connections.per.ip.overrides", Str, Some(""), Validator::None, None, Used,
         "Per-IP exceptions to max.connections.per.ip: 'ip:count,ip:count' (klamm takes IP addresses, not host names)."),
+    def("connections.max.reauth.ms", Long, Some("0"), Validator::None, None, Info,
+        "KIP-368 SASL session lifetime; accepted, klamm does not yet expire sessions (0: never)."),
+    def("connection.failed.authentication.delay.ms", Int, Some("100"), AtLeast(0), None, Used,
+        "A failed SASL authentication is answered (and the connection closed) after this many milliseconds."),
+    def("sasl.server.max.receive.size", Int, Some("524288"), AtLeast(1), None, Used,
+        "Largest request frame a SASL listener reads before the client has authenticated; a larger one closes the connection."),
+    def("sasl.enabled.mechanisms", List, Some("GSSAPI"), Validator::None, None, Used,
+        "SASL mechanisms SASL listeners accept (klamm: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener with listener.name.<l>.sasl.enabled.mechanisms."),
+    def("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), Validator::None, None, Info,
+        "SASL mechanism between brokers (accepted; klamm is a single node)."),
     def("connections.max.idle.ms", Long, Some("600000"), Validator::None, None, Used,
         "Idle connections are closed after this many milliseconds; a request frame must arrive whole within it."),
     def("klamm.log.max.mapped.inactive.segments", Int, Some("4096"), AtLeast(1), None, Used,
@@ -366,7 +376,9 @@ pub fn unsupported_prefix(name: &str) -> Option<&'static str> {
         ),
         (
             "sasl.",
-            "SASL is not supported yet; klamm speaks PLAINTEXT only",
+            "not a SASL setting klamm knows: it reads sasl.enabled.mechanisms and, per listener, \
+             listener.name.<listener>.sasl.enabled.mechanisms and \
+             listener.name.<listener>.<mechanism>.sasl.jaas.config",
         ),
         (
             "listener.name.",

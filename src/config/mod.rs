@@ -22,6 +22,7 @@ pub mod cli;
 pub mod defs;
 pub mod error;
 pub mod listener;
+pub mod sasl;
 pub mod sources;
 pub mod topic;
 pub mod value;

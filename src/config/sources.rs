@@ -172,7 +172,7 @@ impl RawConfig {
                 break;
             }
             taken += 1;
-            if broker_config_def(&name).is_some() {
+            if broker_config_def(&name).is_some() || super::sasl::is_listener_sasl_key(&name) {
                 self.set(&name, value.into(), Origin::Env(key));
             } else if let Some(why) = unsupported_prefix(&name) {
                 self.warn(format!(

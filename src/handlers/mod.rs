@@ -172,6 +172,10 @@ apis! {
     write_txn_markers: write_txn_markers_request::WriteTxnMarkersRequest => write_txn_markers_response::WriteTxnMarkersResponse,
     consumer_group_heartbeat: consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest => consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse,
     consumer_group_describe: consumer_group_describe_request::ConsumerGroupDescribeRequest => consumer_group_describe_response::ConsumerGroupDescribeResponse,
+    sasl_handshake: sasl_handshake_request::SaslHandshakeRequest => sasl_handshake_response::SaslHandshakeResponse,
+    sasl_authenticate: sasl_authenticate_request::SaslAuthenticateRequest => sasl_authenticate_response::SaslAuthenticateResponse,
+    describe_user_scram_credentials: describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest => describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse,
+    alter_user_scram_credentials: alter_user_scram_credentials_request::AlterUserScramCredentialsRequest => alter_user_scram_credentials_response::AlterUserScramCredentialsResponse,
 }
 
 pub mod config_ops;

@@ -72,6 +72,8 @@ impl Connection {
         let write_stall = Duration::from_millis(limits.write_timeout_ms.max(1));
         let (rd, mut wr) = socket.into_split();
         let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
+        // SASL listeners: nothing but the SASL requests until authenticated.
+        let mut sasl = listener.sasl.clone().map(crate::security::sasl::Session::new);
         loop {
             let mut size_buf = [0u8; 4];
             tokio::select! {
@@ -84,8 +86,20 @@ impl Connection {
                 },
             }
             let size = i32::from_be_bytes(size_buf);
-            if size < MIN_FRAME_BYTES as i32 || size as usize > limits.request_max_bytes {
+            let min_frame_bytes = match &sasl {
+                Some(s) if super::sasl::expects_raw_token(s) => 1,
+                _ => MIN_FRAME_BYTES,
+            };
+            if size < min_frame_bytes as i32 || size as usize > limits.request_max_bytes {
                 return Err(format!("invalid frame size {size} (socket.request.max.bytes = {})", limits.request_max_bytes));
+            }
+            // As Kafka: an unauthenticated client's frames are bounded by
+            // sasl.server.max.receive.size (512 KiB), not the request limit.
+            if sasl.as_ref().is_some_and(|s| !s.is_authenticated()) {
+                let max = broker.config().sasl_server_max_receive_size;
+                if size as usize > max {
+                    return Err(format!("a {size}-byte frame before SASL authentication (sasl.server.max.receive.size = {max})"));
+                }
             }
             let size = size as usize;
             // Memory is reserved as the body arrives, from the IP's budget
@@ -108,16 +122,27 @@ impl Connection {
                     Ok(Ok(frame)) => frame,
                 },
             };
-            let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-            let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+            let api_key = if frame.len() >= 4 { i16::from_be_bytes([frame[0], frame[1]]) } else { -1 };
+            let api_version = if frame.len() >= 4 { i16::from_be_bytes([frame[2], frame[3]]) } else { -1 };
             let started = Instant::now();
             // The memory goes with the frame: dispatch returns it once the
             // request is decoded (Produce: once it is appended).
-            let outcome = dispatch::handle_frame(&broker, &listener, peer, frame.freeze(), memory).await;
-            broker.metrics.request(api_key, started.elapsed(), matches!(outcome, Outcome::Close(_)));
+            let outcome = match sasl.as_mut() {
+                Some(s) if !s.is_authenticated() => {
+                    super::sasl::handle_unauthenticated(&broker, &listener, peer, s, frame.freeze(), memory).await
+                }
+                _ => dispatch::handle_frame(&broker, &listener, peer, frame.freeze(), memory).await,
+            };
+            broker.metrics.request(api_key, started.elapsed(), matches!(outcome, Outcome::Close(_) | Outcome::RespondThenClose(..)));
             tracing::trace!(%peer, api_key, api_version, elapsed_us = started.elapsed().as_micros() as u64, "request");
-            match outcome {
-                Outcome::Respond(chunks) => {
+            let (chunks, then_close) = match outcome {
+                Outcome::Respond(chunks) => (chunks, None),
+                Outcome::RespondThenClose(chunks, reason) => (chunks, Some(reason)),
+                Outcome::NoResponse => continue,
+                Outcome::Close(reason) => return Err(reason),
+            };
+            {
+                {
                     // A client that stopped reading is dropped after the
                     // write timeout; at shutdown, after a short grace.
                     let grace = async {
@@ -137,8 +162,10 @@ impl Connection {
                         _ = grace => return Err("shutting down with a response still unwritten".into()),
                     }
                 }
-                Outcome::NoResponse => {}
-                Outcome::Close(reason) => return Err(reason),
+            }
+            if let Some(reason) = then_close {
+                let _ = wr.flush().await;
+                return Err(reason);
             }
         }
     }

@@ -26,6 +26,8 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, for the given reason.
     Close(String),
+    /// Send this response, then close (a failed SASL authentication).
+    RespondThenClose(Vec<Bytes>, String),
 }
 
 /// `memory` is the frame's reservation: the request context returns it as

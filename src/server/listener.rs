@@ -109,6 +109,8 @@ pub struct Listener {
     pub name: String,
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Set on SASL_PLAINTEXT listeners.
+    pub sasl: Option<Arc<crate::security::sasl::ListenerSasl>>,
     pub tcp: TcpListener,
 }
 
@@ -130,6 +132,7 @@ impl Listener {
             name: self.name.clone(),
             advertised_host: self.advertised_host.clone(),
             advertised_port: self.advertised_port,
+            sasl: self.sasl.clone(),
         });
         loop {
             // The permit is taken before accept: at the limit we stop
@@ -179,6 +182,8 @@ pub struct ListenerInfo {
     pub name: String,
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// Set on SASL_PLAINTEXT listeners: clients must authenticate first.
+    pub sasl: Option<Arc<crate::security::sasl::ListenerSasl>>,
 }
 
 #[cfg(test)]
