@@ -4,9 +4,11 @@
 //! Input: a selector byte, then by `selector % 5`:
 //! 0 a `sasl.jaas.config` value through `jaas::parse`;
 //! 1 a SASL/PLAIN token against the users {alice: alice-secret};
-//! 2, 3 a SCRAM-SHA-256 / -512 exchange with user `user` (password
-//!   `pencil`, 4096 iterations, RFC 7677's salt) and a fixed server nonce:
-//!   a u16-BE-length client-first message, then the client-final message;
+//! 2, 3 a SCRAM-SHA-256 / -512 exchange with user `user` (4096
+//!   iterations, RFC 7677's salt, but not its password, so the RFC's
+//!   messages in the seeds get as far as the proof check) and RFC 7677's
+//!   server nonce: a u16-BE-length client-first message, then the
+//!   client-final message;
 //! 4 the SCRAM credential store's file, opened with `ScramStore::open`.
 //! Nothing may panic; PLAIN authenticates only with alice's password;
 //! SCRAM never authenticates (the proof would need the password).
@@ -34,7 +36,7 @@ fn store() -> &'static Arc<ScramStore> {
             .map(|hash| Change::Upsert {
                 user: "user".into(),
                 hash,
-                credential: ScramCredential::from_password(hash, "pencil", SALT, 4096),
+                credential: ScramCredential::from_password(hash, "not-pencil", SALT, 4096),
             })
             .collect();
         store.apply(changes).expect("an in-memory store takes changes");
