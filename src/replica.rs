@@ -689,7 +689,7 @@ mod tests {
                     for _ in 0..50 {
                         let mut b = crate::records::builder::test_batch(1, 1_000, None);
                         let (info, needs_sync) =
-                            lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000)).unwrap();
+                            lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000), None).unwrap();
                         assert!(needs_sync, "flush.messages=1: every append waits for its sync");
                         part.sync_through(info.last_offset.next()).unwrap();
                         assert!(lock(&part.sync.state).synced_end > info.last_offset.0);
@@ -706,7 +706,7 @@ mod tests {
         // The lock was not held for the syncs: the log kept its recovery
         // point (indexes unflushed) but knows its data is on disk.
         let mut b = crate::records::builder::test_batch(1, 1_000, None);
-        let (_, needs_sync) = lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000)).unwrap();
+        let (_, needs_sync) = lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000), None).unwrap();
         assert!(needs_sync);
     }
 
@@ -721,7 +721,7 @@ mod tests {
         let part = Partition::new(tp.clone(), Uuid([1; 16]), logs.get_or_create(&tp, cfg).unwrap());
         let append = || {
             let mut b = crate::records::builder::test_batch(1, 1_000, None);
-            let (info, _) = lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000)).unwrap();
+            let (info, _) = lock(&part.log).append_deferring_flush(&mut b, crate::types::TimestampMs(1_000), None).unwrap();
             info.last_offset.next()
         };
         let end = append();

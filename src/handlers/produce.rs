@@ -27,6 +27,7 @@ use crate::protocol::messages::produce_response::{
 use crate::protocol::{ErrorCode, Uuid};
 use crate::records::{CompressionType, RecordBatch, RECORD_BATCH_OVERHEAD_BYTES};
 use crate::replica::Partition;
+use crate::storage::VerificationGuard;
 use crate::types::{TimestampMs, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 0, name: "Produce", min_version: 0, max_version: 13 };
@@ -205,9 +206,10 @@ fn append_all(
                 .map(|(index, input)| match input {
                     Input::Failed(code, msg) => failed(index, code.code(), msg),
                     Input::Append { partition, records } => {
-                        if let Err(code) = check_transaction(broker, txn, &partition.tp, &records, now) {
-                            return failed(index, code.code(), None);
-                        }
+                        let verified = match check_transaction(broker, txn, &partition, &records, now) {
+                            Ok(guard) => guard,
+                            Err(code) => return failed(index, code.code(), None),
+                        };
                         // The batch is patched in place (offsets, epoch,
                         // CRC where needed), so it needs a private copy.
                         buf.clear();
@@ -218,7 +220,7 @@ fn append_all(
                             Err(e) => (Err(e), Vec::new()),
                             Ok(()) => {
                                 let mut log = partition.log.lock().unwrap_or_else(|e| e.into_inner());
-                                let appended = log.append_deferring_flush(&mut buf, now);
+                                let appended = log.append_deferring_flush(&mut buf, now, verified);
                                 (appended, log.take_seal_work())
                             }
                         };
@@ -260,6 +262,10 @@ fn append_all(
                                     ..Default::default()
                                 }
                             }
+                            Err(crate::storage::StorageError::TransactionNotVerified { producer_id }) => {
+                                tracing::debug!(partition = %partition.tp, producer_id, "transactional batch after its transaction ended");
+                                failed(index, abortable_code(txn).code(), None)
+                            }
                             Err(e) => {
                                 tracing::debug!(partition = %partition.tp, error = %e, "produce rejected");
                                 rejected(index, &e)
@@ -279,6 +285,15 @@ const IMPLICIT_ADD_SINCE: i16 = 12;
 /// The first Produce version answered TRANSACTION_ABORTABLE (KIP-890).
 const TRANSACTION_ABORTABLE_SINCE: i16 = 11;
 
+/// "Abort the transaction": TRANSACTION_ABORTABLE for clients that know
+/// it (Produce v11+), INVALID_TXN_STATE for older ones.
+fn abortable_code(txn: Option<&(String, i16)>) -> ErrorCode {
+    match txn {
+        Some((_, version)) if *version < TRANSACTION_ABORTABLE_SINCE => ErrorCode::InvalidTxnState,
+        _ => ErrorCode::TransactionAbortable,
+    }
+}
+
 /// A transactional batch's partition must be in its producer's ongoing
 /// transaction before it is written, or a late or stray batch would open a
 /// transaction no one ends (a hanging transaction, KIP-890). Transaction
@@ -287,32 +302,40 @@ const TRANSACTION_ABORTABLE_SINCE: i16 = 11;
 /// when `transaction.partition.verification.enable` (Kafka's default).
 /// Coordinator errors become the produce errors Kafka's
 /// `ReplicaManager` answers. Blocking (an add is made durable).
+///
+/// A verified batch comes back with the partition's guard, taken before
+/// the coordinator was asked: the append refuses it if the transaction
+/// ended in between (see `storage::verification`).
 fn check_transaction(
     broker: &Broker,
     txn: Option<&(String, i16)>,
-    tp: &TopicPartition,
+    partition: &Partition,
     records: &Bytes,
     now: TimestampMs,
-) -> Result<(), ErrorCode> {
-    let Some((transactional_id, version)) = txn else { return Ok(()) };
-    let Ok(batch) = RecordBatch::new(records) else { return Ok(()) };
+) -> Result<Option<VerificationGuard>, ErrorCode> {
+    let Some((transactional_id, version)) = txn else { return Ok(None) };
+    let Ok(batch) = RecordBatch::new(records) else { return Ok(None) };
     if !batch.is_transactional() || batch.is_control() {
-        return Ok(());
+        return Ok(None);
     }
     let (producer_id, producer_epoch) = (batch.producer_id(), batch.producer_epoch());
-    let checked = if *version >= IMPLICIT_ADD_SINCE {
+    let implicit_add = *version >= IMPLICIT_ADD_SINCE;
+    if !implicit_add && !broker.config().transaction_partition_verification_enable {
+        return Ok(None);
+    }
+    let guard = partition.log.lock().unwrap_or_else(|e| e.into_inner()).begin_verification(producer_id, producer_epoch, now);
+    let tp = &partition.tp;
+    let checked = if implicit_add {
         broker.txns.add_partitions(transactional_id, producer_id, producer_epoch, std::slice::from_ref(tp), now)
-    } else if broker.config().transaction_partition_verification_enable {
+    } else {
         broker.txns.verify_partitions(transactional_id, producer_id, producer_epoch, std::slice::from_ref(tp)).and_then(
             |codes| match codes.first() {
                 Some(ErrorCode::None) | None => Ok(()),
                 Some(&code) => Err(code),
             },
         )
-    } else {
-        Ok(())
     };
-    checked.map_err(|e| match e {
+    checked.map(|()| Some(guard)).map_err(|e| match e {
         ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
         // "Partition was not added to the transaction": Produce v11+
         // clients know TRANSACTION_ABORTABLE, older ones INVALID_TXN_STATE.

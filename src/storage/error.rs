@@ -82,6 +82,12 @@ pub enum StorageError {
         current_coordinator_epoch: i32,
     },
 
+    /// TRANSACTION_ABORTABLE (120; INVALID_TXN_STATE for clients before
+    /// Produce v11): a transactional batch would open a transaction whose
+    /// verification ended before it arrived (its marker was written).
+    #[error("transactional batch of producer {producer_id} arrived after its transaction ended in this partition")]
+    TransactionNotVerified { producer_id: i64 },
+
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45).
     #[error("out of order sequence for producer {producer_id} epoch {epoch}: got {sequence}, last was {last_sequence}")]
     OutOfOrderSequence {
@@ -135,6 +141,7 @@ impl StorageError {
             StorageError::KeylessRecords { .. } => 87,
             StorageError::InvalidProducerEpoch { .. } => 47,
             StorageError::CoordinatorFenced { .. } => 52,
+            StorageError::TransactionNotVerified { .. } => 120,
             StorageError::OutOfOrderSequence { .. } => 45,
             StorageError::InvalidTopic { .. } => 17,
             StorageError::InvalidConfig { .. } => 40,

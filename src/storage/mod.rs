@@ -22,6 +22,7 @@ mod producer_state;
 mod roll;
 mod segment;
 pub mod txn_index;
+mod verification;
 
 pub use checkpoint::{
     read_checkpoint, read_leader_epoch_checkpoint, write_checkpoint, EpochEntry,
@@ -43,4 +44,5 @@ pub use producer_state::{
     MAX_PRODUCERS, NUM_BATCHES_TO_RETAIN,
 };
 pub use roll::SealJob;
+pub use verification::{VerificationGuard, Verifications, MAX_GUARDS_PER_PARTITION};
 pub use segment::{OpenMode, OpenReport, Segment, SegmentRead, SegmentSnapshot, SegmentSync, TimeQuery, TimeSearch, TimestampAndOffset};

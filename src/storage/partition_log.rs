@@ -17,6 +17,7 @@ use super::error::StorageError;
 use super::loader::{self, LoadReport, OpenOptions, SNAPSHOTS_KEPT};
 use super::producer_state::{prune_snapshots, PendingUpdates, ProducerBatch, ProducerStateManager, NO_COORDINATOR_EPOCH};
 use super::roll::SealJob;
+use super::verification::{VerificationGuard, Verifications};
 use super::segment::{Segment, SegmentRead, SegmentSnapshot, TimeQuery, TimeSearch, TimestampAndOffset};
 use super::txn_index::{marker_coordinator_epoch, AbortedTxn, TxnIndex, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::records::{
@@ -120,6 +121,9 @@ pub struct PartitionLog {
     producers: ProducerStateManager,
     /// Open and aborted transactions (rebuilt from the log at open).
     txns: TxnIndex,
+    /// Produce verifications awaiting their batch (KIP-890's guards;
+    /// memory only: a restart fails them, and clients retry).
+    verifications: Verifications,
     load_report: LoadReport,
     closed: bool,
     /// Rolled segments whose flush and fsync have not completed, oldest
@@ -187,6 +191,7 @@ impl PartitionLog {
             kafka_epochs,
             producers: loaded.producers,
             txns: TxnIndex::new(),
+            verifications: Verifications::default(),
             load_report: loaded.report,
             closed: false,
             unsynced_seals: VecDeque::new(),
@@ -434,6 +439,7 @@ impl PartitionLog {
         self.active_mut().append(&bytes, now)?;
         self.log_end_offset = offset.next();
         self.producers.apply_marker(producer_id, producer_epoch, coordinator_epoch, now);
+        self.verifications.end(producer_id);
         self.producers.set_map_end_offset(self.log_end_offset);
         self.txns.on_marker(producer_id, offset, commit);
         self.flush_if_due(now)?;
@@ -443,7 +449,17 @@ impl PartitionLog {
 
     /// Forgets producers idle for `expiration_ms`.
     pub fn expire_producers(&mut self, now: TimestampMs, expiration_ms: i64) -> usize {
+        self.verifications.expire(now, expiration_ms);
         self.producers.remove_expired(now, expiration_ms)
+    }
+
+    /// The guard a produce takes before asking the transaction coordinator
+    /// whether this partition is in `producer_id`'s transaction; the append
+    /// that starts the transaction here must bring it back
+    /// ([`PartitionLog::append_deferring_flush`], see
+    /// [`super::verification`]).
+    pub fn begin_verification(&mut self, producer_id: i64, producer_epoch: i16, now: TimestampMs) -> VerificationGuard {
+        self.verifications.begin(producer_id, producer_epoch, now)
     }
 
     /// Validates and appends produce input (one or more v2 batches, patched
@@ -454,7 +470,7 @@ impl PartitionLog {
         input: &mut [u8],
         now: TimestampMs,
     ) -> Result<AppendInfo, StorageError> {
-        self.append_with(input, now, false).map(|(info, _)| info)
+        self.append_with(input, now, false, None).map(|(info, _)| info)
     }
 
     /// [`PartitionLog::append`] that leaves the flush `flush.messages` asks
@@ -462,12 +478,19 @@ impl PartitionLog {
     /// with concurrent appends (a group commit): `true` means the append
     /// must be made durable (fdatasync of [`PartitionLog::data_sync_handle`])
     /// before it is acknowledged. `flush.ms` flushes as usual.
+    ///
+    /// With `verified`, a transactional batch that would open its
+    /// producer's transaction in this partition is refused
+    /// (TransactionNotVerified) unless that guard from
+    /// [`PartitionLog::begin_verification`] is still live: the transaction
+    /// it was verified for has not ended since.
     pub fn append_deferring_flush(
         &mut self,
         input: &mut [u8],
         now: TimestampMs,
+        verified: Option<VerificationGuard>,
     ) -> Result<(AppendInfo, bool), StorageError> {
-        self.append_with(input, now, true)
+        self.append_with(input, now, true, verified)
     }
 
     /// Records that a group commit made everything below `offset` durable
@@ -490,6 +513,7 @@ impl PartitionLog {
         input: &mut [u8],
         now: TimestampMs,
         defer_message_flush: bool,
+        verified: Option<VerificationGuard>,
     ) -> Result<(AppendInfo, bool), StorageError> {
         self.ensure_open()?;
         if input.len() > self.config.segment_bytes as usize {
@@ -557,6 +581,14 @@ impl PartitionLog {
                             records_count: 0,
                             size_bytes: 0,
                         }, false));
+                    }
+                    if let Some(guard) = verified {
+                        let opens_transaction = batch.is_transactional()
+                            && !batch.is_control()
+                            && self.txns.ongoing_first_offset(pb.producer_id).is_none();
+                        if opens_transaction && !self.verifications.holds(pb.producer_id, guard) {
+                            return Err(StorageError::TransactionNotVerified { producer_id: pb.producer_id });
+                        }
                     }
                     self.producers.stage(&mut pending, &pb)?;
                 }

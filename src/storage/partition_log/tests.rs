@@ -1015,3 +1015,39 @@ fn markers_carry_the_coordinator_epoch_through_a_restart() {
     assert_eq!(entries.len(), 1);
     assert_eq!((entries[0].producer_id, entries[0].coordinator_epoch), (7, 3), "replayed from the marker");
 }
+
+fn txn_batch(pid: i64, epoch: i16, seq: i32, ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(0, TimestampMs(ts));
+    b.producer(pid, epoch, seq).transactional(true).append(TimestampMs(ts), Some(b"k"), Some(b"v"), &[]);
+    b.build()
+}
+
+#[test]
+fn a_batch_verified_before_its_transaction_ended_does_not_open_a_hanging_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = TimestampMs::now().0;
+    let mut log = open(dir.path(), &LogConfig::default());
+    // Verified, then the transaction ends (its marker is written) before
+    // the batch arrives: the batch would open a transaction no one ends.
+    let guard = log.begin_verification(7, 0, TimestampMs(now));
+    log.append_marker(7, 0, false, 0, TimestampMs(now)).unwrap(); // 0
+    let refused = log.append_deferring_flush(&mut txn_batch(7, 0, 0, now), TimestampMs(now), Some(guard));
+    assert!(matches!(refused, Err(StorageError::TransactionNotVerified { producer_id: 7 })));
+    assert_eq!(refused.unwrap_err().error_code(), 120);
+    assert_eq!(log.log_end_offset(), Offset(1), "nothing written");
+    assert_eq!(log.last_stable_offset(), Offset(1));
+    // A fresh verification lets it in; later batches of the open
+    // transaction need no live guard (its marker has not been written).
+    let guard = log.begin_verification(7, 0, TimestampMs(now));
+    assert_eq!(log.begin_verification(7, 0, TimestampMs(now)), guard, "pipelined requests share it");
+    log.append_deferring_flush(&mut txn_batch(7, 0, 0, now), TimestampMs(now), Some(guard)).unwrap(); // 1
+    log.append_deferring_flush(&mut txn_batch(7, 0, 1, now), TimestampMs(now), Some(guard)).unwrap(); // 2
+    assert_eq!(log.last_stable_offset(), Offset(1));
+    log.append_marker(7, 0, true, 0, TimestampMs(now)).unwrap(); // 3
+    // The guard of the ended transaction cannot open the next one.
+    let stale = log.append_deferring_flush(&mut txn_batch(7, 0, 2, now), TimestampMs(now), Some(guard));
+    assert!(matches!(stale, Err(StorageError::TransactionNotVerified { .. })));
+    // Unverified appends (verification off, internal writers) are as before.
+    log.append_deferring_flush(&mut txn_batch(7, 0, 2, now), TimestampMs(now), None).unwrap(); // 4
+    assert_eq!(log.last_stable_offset(), Offset(4));
+}
