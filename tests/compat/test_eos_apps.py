@@ -9,6 +9,8 @@ against Apache Kafka 4.1.2 (KLAMM_COMPAT_BROKER=kafka)."""
 from __future__ import annotations
 
 import collections
+import os
+import signal
 import tempfile
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -74,10 +76,11 @@ def test_spring_template_and_transactional_listener_with_dead_letters(bootstrap)
     assert [(tp.topic, tp.partition, tp.offset) for tp in res.topic_partitions] == [(src, 0, len(inputs))]
 
 
-def check_counts(bootstrap: str, out: str, sent: collections.Counter) -> None:
+def check_counts(bootstrap: str, out: str, sent: collections.Counter, partitions: int = 2,
+                 timeout: float = 120) -> None:
     """Exactly once: the committed counts of each key are 1, 2, ..., n."""
     total = sum(sent.values())
-    got = read_topic(bootstrap, out, 2, total, timeout=120)
+    got = read_topic(bootstrap, out, partitions, total, timeout=timeout)
     seen: dict[str, list[int]] = collections.defaultdict(list)
     for m in got:
         seen[m.key().decode()].append(int(m.value()))
@@ -114,3 +117,41 @@ def test_kafka_streams_exactly_once_counts_through_broker_and_app_restarts(broke
     with compat.JavaApp("streams-count", *args, tempfile.mkdtemp(prefix="streams-state-"), "exactly_once_v2") as app:
         app.wait_for("STATE RUNNING", 120)
         check_counts(b.bootstrap, out, sent)
+
+
+def test_kafka_streams_exactly_once_when_an_instance_is_killed(broker_factory):
+    """Two instances share the work; one is killed with kill -9 while it
+    processes, its open transaction is aborted by the coordinator's
+    timeout (Streams sets transaction.timeout.ms to 10 s under EOS), and
+    the survivor takes over its tasks from the last committed offsets
+    and the changelog: every count is still 1..n exactly once."""
+    b = broker_factory({"auto.create.topics.enable": "false", "group.initial.rebalance.delay.ms": "0"})
+    src, out = compat.unique("streams-kill-in"), compat.unique("streams-kill-out")
+    compat.create_topic(b.bootstrap, src, 4)
+    compat.create_topic(b.bootstrap, out, 4)
+    app_id = compat.unique("streams-kill")
+    sent: collections.Counter = collections.Counter()
+
+    def send(rounds: int) -> None:
+        batch = [(f"key{k}", "x") for _ in range(rounds) for k in range(20)]
+        produce(b.bootstrap, src, batch)
+        sent.update(k for k, _ in batch)
+
+    send(10)
+    args = (b.bootstrap, app_id, src, out)
+
+    def instance():
+        return compat.JavaApp("streams-count", *args, tempfile.mkdtemp(prefix="streams-state-"), "exactly_once_v2", 6000)
+
+    with instance() as survivor, instance() as victim:
+        survivor.wait_for("STATE RUNNING", 120)
+        victim.wait_for("STATE RUNNING", 120)
+        check_counts(b.bootstrap, out, sent, partitions=4)
+        # Both own tasks now (4 partitions, 2 instances); kill one while
+        # it is processing new input.
+        send(30)
+        os.killpg(victim.proc.pid, signal.SIGKILL)
+        victim.proc.wait(30)
+        send(10)
+        check_counts(b.bootstrap, out, sent, partitions=4, timeout=180)
+        assert survivor.proc.poll() is None, survivor.stderr_tail()

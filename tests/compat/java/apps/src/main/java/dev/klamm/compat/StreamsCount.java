@@ -23,7 +23,8 @@ import org.apache.kafka.streams.kstream.Produced;
  * restarted application restores the counts from it.
  *
  * <p>Args: BOOTSTRAP APPLICATION_ID IN OUT STATE_DIR GUARANTEE
- * (exactly_once_v2 | at_least_once). Prints "STATE X" on each state
+ * (exactly_once_v2 | at_least_once) [SESSION_TIMEOUT_MS] (the consumer's
+ * session timeout, for tests that kill an instance). Prints "STATE X" on each state
  * change; stops when stdin closes.
  */
 final class StreamsCount {
@@ -53,6 +54,10 @@ final class StreamsCount {
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+        if (args.length > 6) {
+            props.put(StreamsConfig.consumerPrefix("session.timeout.ms"), args[6]);
+            props.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), "1000");
+        }
 
         KafkaStreams streams = new KafkaStreams(builder.build(), props);
         streams.setStateListener((now, before) -> Apps.say("STATE " + now));
