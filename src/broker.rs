@@ -629,7 +629,9 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
     let mut transactions = tokio::time::interval(ms(10_000));
     // Consumer group (KIP-848) session and rebalance timeouts.
     let mut consumer_sessions = tokio::time::interval(ms(500));
-    for i in [&mut consumer_sessions, &mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets] {
+    // Idle inactive segments are unmapped within half their idle time.
+    let mut idle_maps = tokio::time::interval(ms((c.mapped_segment_idle_ms / 2).clamp(500, 60_000)));
+    for i in [&mut consumer_sessions, &mut flush, &mut retention, &mut checkpoint, &mut producers, &mut offsets, &mut idle_maps] {
         i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         i.reset();
     }
@@ -660,6 +662,13 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = transactions.tick() => {
                 crate::txn::housekeeping(&broker).await;
                 continue;
+            },
+            _ = idle_maps.tick() => |b| {
+                let idle = std::time::Duration::from_millis(b.config().mapped_segment_idle_ms.max(0) as u64);
+                let n = crate::storage::map_cache::unmap_idle(idle);
+                if n > 0 {
+                    tracing::debug!(segments = n, "unmapped idle inactive segments");
+                }
             },
             _ = consumer_sessions.tick() => {
                 let image = broker.controller.image();

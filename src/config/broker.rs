@@ -94,6 +94,9 @@ pub struct BrokerConfig {
     /// `klamm.log.max.mapped.inactive.segments`: the broker-wide bound of
     /// `storage::map_cache`.
     pub max_mapped_inactive_segments: usize,
+    /// `klamm.log.mapped.segment.idle.ms`: inactive segments unused this
+    /// long are unmapped (`storage::map_cache::unmap_idle`).
+    pub mapped_segment_idle_ms: i64,
     pub num_network_threads: i32,
     pub num_io_threads: i32,
     pub queued_max_requests: usize,
@@ -1288,6 +1291,7 @@ fn build(
         sasl_listeners,
         socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
         max_mapped_inactive_segments: v.usize("klamm.log.max.mapped.inactive.segments")?,
+        mapped_segment_idle_ms: v.long("klamm.log.mapped.segment.idle.ms")?,
         num_network_threads: v.int("num.network.threads")?,
         num_io_threads: v.int("num.io.threads")?,
         queued_max_requests: v.usize("queued.max.requests")?,
@@ -1975,6 +1979,7 @@ mod tests {
         let d = resolve(&[]).unwrap();
         assert_eq!((d.socket_write_timeout_ms, d.queued_max_request_bytes_per_ip), (30_000, None));
         assert_eq!(d.max_mapped_inactive_segments, crate::storage::map_cache::DEFAULT_MAX_MAPPED_INACTIVE_SEGMENTS);
+        assert_eq!(d.mapped_segment_idle_ms, 600_000);
     }
 
     #[test]

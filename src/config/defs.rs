@@ -136,6 +136,8 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "Idle connections are closed after this many milliseconds; a request frame must arrive whole within it."),
     def("klamm.log.max.mapped.inactive.segments", Int, Some("4096"), AtLeast(1), None, Used,
         "klamm: most inactive (rolled) segments kept memory-mapped at once, broker-wide (three maps each); the least recently read are unmapped and mapped again on the next read."),
+    def("klamm.log.mapped.segment.idle.ms", Long, Some("600000"), AtLeast(1000), None, Used,
+        "klamm: an inactive (rolled) segment not read for this many milliseconds is unmapped (mapped again on the next read)."),
     def("klamm.socket.write.timeout.ms", Long, Some("30000"), AtLeast(1), None, Used,
         "klamm: a response not written within this many milliseconds (the client stopped reading) closes the connection."),
     def("num.network.threads", Int, Some("3"), AtLeast(1), None, Info,

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use super::error::StorageError;
 
@@ -55,10 +56,53 @@ trait Evict: Send + Sync {
     fn tick(&self) -> &AtomicU64;
 }
 
-/// Least recently used first: key is the tick of the last use.
+/// Least recently used first: key is the tick of the last use, with the
+/// time of that use.
 struct Cache {
-    entries: BTreeMap<u64, Weak<dyn Evict>>,
+    entries: BTreeMap<u64, (Weak<dyn Evict>, Instant)>,
     next_tick: u64,
+}
+
+impl Cache {
+    /// Takes the least recently used slot out of the cache, with its value
+    /// (both to be dropped after the cache's lock is released).
+    fn pop_oldest(&mut self, evicted: &mut Vec<Box<dyn Send>>, victims: &mut Vec<Arc<dyn Evict>>) -> bool {
+        let Some((_, (weak, _))) = self.entries.pop_first() else { return false };
+        if let Some(victim) = weak.upgrade() {
+            victim.tick().store(0, Ordering::Relaxed);
+            evicted.extend(victim.take());
+            // Dropped after the lock: the last `Arc` of a slot removes
+            // it from the cache.
+            victims.push(victim);
+        }
+        true
+    }
+
+    /// Takes out every slot last used before `cutoff` (oldest first: the
+    /// cache's order is the order of use).
+    fn pop_used_before(&mut self, cutoff: Instant, evicted: &mut Vec<Box<dyn Send>>, victims: &mut Vec<Arc<dyn Evict>>) -> usize {
+        let mut n = 0;
+        while self.entries.first_key_value().is_some_and(|(_, (_, used))| *used < cutoff) {
+            self.pop_oldest(evicted, victims);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Unmaps every inactive segment not used for `idle` (the broker's
+/// housekeeping calls it on `klamm.log.mapped.segment.idle.ms`): a
+/// segment read once, e.g. by a consumer catching up, does not keep its
+/// three maps and its page-table entries until the count bound pushes it
+/// out. Returns how many were unmapped.
+pub fn unmap_idle(idle: Duration) -> usize {
+    let Some(cutoff) = Instant::now().checked_sub(idle) else { return 0 };
+    let mut evicted: Vec<Box<dyn Send>> = Vec::new();
+    let mut victims: Vec<Arc<dyn Evict>> = Vec::new();
+    let n = cache().pop_used_before(cutoff, &mut evicted, &mut victims);
+    drop(evicted);
+    drop(victims);
+    n
 }
 
 static CACHE: Mutex<Cache> = Mutex::new(Cache {
@@ -89,15 +133,10 @@ fn touch(slot: Arc<dyn Evict>) {
         let tick = c.next_tick;
         c.next_tick += 1;
         slot.tick().store(tick, Ordering::Relaxed);
-        c.entries.insert(tick, Arc::downgrade(&slot));
+        c.entries.insert(tick, (Arc::downgrade(&slot), Instant::now()));
         while c.entries.len() > max {
-            let Some((_, weak)) = c.entries.pop_first() else { break };
-            if let Some(victim) = weak.upgrade() {
-                victim.tick().store(0, Ordering::Relaxed);
-                evicted.extend(victim.take());
-                // Dropped after the lock: the last `Arc` of a slot removes
-                // it from the cache.
-                victims.push(victim);
+            if !c.pop_oldest(&mut evicted, &mut victims) {
+                break;
             }
         }
     }
@@ -177,7 +216,7 @@ impl<T: Send + Sync + 'static> Drop for Lazy<T> {
         let tick = self.tick.load(Ordering::Relaxed);
         if tick != 0 {
             let mut c = cache();
-            if c.entries.get(&tick).is_some_and(|w| w.strong_count() == 0) {
+            if c.entries.get(&tick).is_some_and(|(w, _)| w.strong_count() == 0) {
                 c.entries.remove(&tick);
             }
         }
@@ -215,6 +254,34 @@ mod tests {
         drop(slots);
         let c = cache();
         assert!(ticks.iter().all(|t| !c.entries.contains_key(t)), "dropped slots leave the cache");
+    }
+
+    #[test]
+    fn slots_idle_past_the_cutoff_are_unmapped_oldest_first() {
+        // A private cache: the process-wide one is shared by every test.
+        let mut c = Cache { entries: BTreeMap::new(), next_tick: 1 };
+        let start = Instant::now();
+        let slots: Vec<Arc<Lazy<u8>>> = (0..3)
+            .map(|i| {
+                let slot = Arc::new(Lazy { open: Box::new(move || Ok(i)), value: Mutex::new(Some(Arc::new(i))), tick: AtomicU64::new(0) });
+                let tick = c.next_tick;
+                c.next_tick += 1;
+                slot.tick.store(tick, Ordering::Relaxed);
+                let weak: Weak<dyn Evict> = Arc::downgrade(&(slot.clone() as Arc<dyn Evict>));
+                c.entries.insert(tick, (weak, start + Duration::from_secs(10 * i as u64)));
+                slot
+            })
+            .collect();
+        let (mut evicted, mut victims) = (Vec::new(), Vec::new());
+        assert_eq!(c.pop_used_before(start, &mut evicted, &mut victims), 0);
+        assert_eq!(c.pop_used_before(start + Duration::from_secs(15), &mut evicted, &mut victims), 2);
+        drop((evicted, victims));
+        assert!(!slots[0].is_open() && !slots[1].is_open() && slots[2].is_open());
+        assert_eq!(c.entries.len(), 1);
+        // An unmapped slot maps again on use.
+        assert_eq!(*slots[0].get().unwrap(), 0);
+        drop(slots);
+        unmap_idle(Duration::from_secs(3_600));
     }
 }
 

@@ -79,3 +79,29 @@ def test_many_segments_read_back_within_the_map_bound(broker_factory):
     if compat.BROKER_KIND == "klamm":
         logs = list((b.data_dir / f"{topic}-0").glob("*.log"))
         assert len(logs) >= 6, logs
+
+
+def test_idle_segments_are_unmapped(broker_factory):
+    """A consumer that read every rolled segment once does not keep them
+    mapped: after `klamm.log.mapped.segment.idle.ms` only the active
+    segments' maps remain (Kafka has no such setting; against it the test
+    checks only that the records read back)."""
+    props = {"klamm.log.mapped.segment.idle.ms": 1000} if compat.BROKER_KIND == "klamm" else {}
+    b = broker_factory(props)
+    topic = compat.unique("idle-segments")
+    compat.create_topic(b.bootstrap, topic, partitions=PARTITIONS, configs={"segment.bytes": 1 << 20})
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5, "compression.type": "none"})
+    values = [(f"{i:08d}".encode() * (VALUE_BYTES // 8)) for i in range(RECORDS)]
+    for i, v in enumerate(values):
+        p.produce(topic, value=v, partition=i % PARTITIONS)
+        p.poll(0)
+    assert p.flush(60) == 0
+    got = read_all(b.bootstrap, topic)
+    assert sorted(got.values()) == sorted(values)
+    if klamm_maps_under(b) is None:
+        return
+    deadline = time.monotonic() + 30
+    active_maps = 3 * PARTITIONS
+    while klamm_maps_under(b) > active_maps and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert klamm_maps_under(b) <= active_maps, f"{klamm_maps_under(b)} maps of the data directory remain"
