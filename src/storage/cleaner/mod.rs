@@ -612,17 +612,24 @@ fn group_by_size<'a>(segments: &[&'a SegmentView], max_bytes: u64) -> Vec<Vec<&'
 }
 
 /// Kafka's LogValidator `validateKey` for a compacted topic: every record
-/// must have a key. A compressed batch (stored as sent, never
-/// decompressed by klamm) is not checked.
+/// must have a key, whatever the batch's codec. A compressed batch is
+/// decompressed for this (once: produce stores it as sent), within the
+/// cleaner's bound; one that does not decompress or parse is refused with
+/// INVALID_RECORD.
 pub(crate) fn check_keys(dir: &Path, batch: &crate::records::RecordBatch<'_>) -> Result<(), StorageError> {
-    if batch.compression() != Some(CompressionType::None) {
-        return Ok(());
+    let unreadable = |reason| StorageError::InvalidBatch(crate::records::BatchError::MalformedRecord { index: 0, reason });
+    let region = match batch.compression() {
+        Some(CompressionType::None) | None => std::borrow::Cow::Borrowed(batch.records_bytes()),
+        Some(_) => records_region(batch).ok_or_else(|| unreadable("the compressed records do not decompress"))?,
+    };
+    let mut record_indexes = Vec::new();
+    for (i, r) in RecordIter::over(&region, batch.records_count()).enumerate() {
+        match r {
+            Ok(r) if r.key.is_none() => record_indexes.push(i),
+            Ok(_) => {}
+            Err(_) => return Err(unreadable("a compressed record does not parse")),
+        }
     }
-    let record_indexes: Vec<usize> = RecordIter::new(batch)
-        .enumerate()
-        .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.key.is_none()))
-        .map(|(i, _)| i)
-        .collect();
     if record_indexes.is_empty() {
         return Ok(());
     }

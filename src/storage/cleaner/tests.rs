@@ -231,12 +231,14 @@ fn compressed_batches_are_compacted_in_their_codec() {
 fn a_batch_the_cleaner_cannot_read_keeps_later_tombstones() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = compact_config();
-    let mut log = open(dir.path(), &cfg);
-    // A gzip batch whose records region is not gzip: kept whole, unjudged.
+    // A gzip batch whose records region is not gzip: kept whole, unjudged
+    // (written before the topic was compacted: produce refuses it now).
+    let mut log = open(dir.path(), &LogConfig { compact: false, ..cfg.clone() });
     let mut bad = batch(&[("a", Some("old"))], 1_000, None);
     bad[22] |= 1;
     let _ = crate::records::update_crc(&mut bad);
     log.append(&mut bad, TimestampMs(1_000)).unwrap();
+    log.set_config(cfg.clone()).unwrap();
     append(&mut log, &[("a", None)], 1_001);
     log.roll().unwrap();
     append(&mut log, &[("e", Some("1"))], 9_000);
@@ -601,6 +603,28 @@ fn keyless_records_are_refused_by_a_compacted_log() {
     assert_eq!(log.log_end_offset(), Offset(0), "nothing written");
     append(&mut log, &[("k", Some("v"))], 1_000);
     let _ = RecordBatch::new(&bytes).unwrap();
+    // Compressed batches are looked into too, whatever the codec.
+    for codec in [CompressionType::Gzip, CompressionType::Snappy, CompressionType::Lz4] {
+        let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+        b.append(TimestampMs(1_000), None, Some(b"v"), &[]);
+        b.append(TimestampMs(1_000), Some(b"k"), Some(b"v"), &[]);
+        b.append(TimestampMs(1_000), None, Some(b"v"), &[]);
+        let mut bytes = b.build_compressed(codec).unwrap();
+        match log.append(&mut bytes, TimestampMs(1_000)).unwrap_err() {
+            StorageError::KeylessRecords { record_indexes, .. } => assert_eq!(record_indexes, vec![0, 2], "{codec:?}"),
+            e => panic!("{codec:?}: {e:?}"),
+        }
+        let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+        b.append(TimestampMs(1_000), Some(b"k"), Some(b"v"), &[]);
+        let mut bytes = b.build_compressed(codec).unwrap();
+        log.append(&mut bytes, TimestampMs(1_000)).unwrap();
+    }
+    // One that does not decompress is refused as an invalid record.
+    let mut bad = batch(&[("k", Some("v"))], 1_000, None);
+    bad[22] |= 1;
+    let _ = crate::records::update_crc(&mut bad);
+    assert_eq!(log.append(&mut bad, TimestampMs(1_000)).unwrap_err().error_code(), 87);
+    assert_eq!(log.log_end_offset(), Offset(4));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
