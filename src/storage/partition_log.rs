@@ -384,6 +384,11 @@ impl PartitionLog {
         self.txns.aborted_in(start, end)
     }
 
+    /// See [`TxnIndex::forget_aborted`] (the log cleaner).
+    pub(crate) fn forget_aborted_txns(&mut self, markers: &[(i64, Offset)]) {
+        self.txns.forget_aborted(markers);
+    }
+
     pub fn txn_index(&self) -> &TxnIndex {
         &self.txns
     }

@@ -132,6 +132,19 @@ impl TxnIndex {
         self.aborted.drain(..n);
     }
 
+    /// Forgets the aborted transactions whose ABORT markers are at these
+    /// (producer id, offset): the log cleaner removed every batch of them,
+    /// and may remove the marker, so a READ_COMMITTED fetch must no longer
+    /// be told of them (Kafka rebuilds a cleaned segment's `.txnindex`
+    /// with the retained ones only).
+    pub fn forget_aborted(&mut self, markers: &[(i64, Offset)]) {
+        if markers.is_empty() {
+            return;
+        }
+        let gone: std::collections::HashSet<(i64, Offset)> = markers.iter().copied().collect();
+        self.aborted.retain(|a| !gone.contains(&(a.producer_id, a.last_offset)));
+    }
+
     pub fn ongoing_count(&self) -> usize {
         self.ongoing.len()
     }
@@ -167,7 +180,13 @@ mod tests {
         // A marker without an open transaction changes nothing.
         t.on_marker(9, Offset(8), false);
         assert_eq!(t.aborted_in(Offset(0), Offset(100)).len(), 1);
-        t.truncate_before(Offset(7));
+        t.forget_aborted(&[(1, Offset(5))]);
+        assert_eq!(t.aborted_in(Offset(0), Offset(100)), vec![a], "not that marker");
+        t.forget_aborted(&[(1, Offset(6))]);
+        assert!(t.aborted_in(Offset(0), Offset(100)).is_empty());
+        t.on_data(1, Offset(9));
+        t.on_marker(1, Offset(10), false);
+        t.truncate_before(Offset(11));
         assert!(t.aborted_in(Offset(0), Offset(100)).is_empty());
     }
 }

@@ -131,18 +131,21 @@ assert crc32c(b"123456789") == 0xE3069283  # the standard check value
 
 def record_batch(records: list[tuple[bytes | None, bytes | None]], base_timestamp_ms: int = 1_700_000_000_000,
                  corrupt_crc: bool = False, producer: tuple[int, int, int] | None = None,
-                 transactional: bool = False) -> bytes:
-    """An uncompressed record batch (magic 2) of (key, value) records.
-    With corrupt_crc the stored CRC is flipped; producer = (producer id,
-    epoch, base sequence) makes it idempotent, and transactional sets the
-    transactional attribute."""
+                 transactional: bool = False, gzip: bool = False) -> bytes:
+    """A record batch (magic 2) of (key, value) records, uncompressed or,
+    with gzip, gzip-compressed. With corrupt_crc the stored CRC is flipped;
+    producer = (producer id, epoch, base sequence) makes it idempotent, and
+    transactional sets the transactional attribute."""
     producer_id, producer_epoch, base_sequence = producer or (-1, -1, -1)
     body = bytearray()
     for i, (k, v) in enumerate(records):
         rec = i8(0) + varint(0) + varint(i) + varbytes(k) + varbytes(v) + uvarint(0)
         body += varint(len(rec)) + rec
+    if gzip:
+        import gzip as gz
+        body = bytearray(gz.compress(bytes(body)))
     after_crc = (
-        i16(0x10 if transactional else 0)  # attributes
+        i16((0x10 if transactional else 0) | (1 if gzip else 0))  # attributes
         + i32(len(records) - 1)     # lastOffsetDelta
         + i64(base_timestamp_ms)    # baseTimestamp
         + i64(base_timestamp_ms)    # maxTimestamp

@@ -1,8 +1,12 @@
 """Log compaction (cleanup.policy=compact): the log cleaner keeps the
 latest record of each key at its original offset, also across kill -9
-restarts, and a record without a key is refused with INVALID_RECORD (87) naming the record (Produce v8
-record errors), as Kafka's LogValidator does. Checked with librdkafka
-(confluent-kafka) and on the wire, against klamm and Apache Kafka alike."""
+restarts, and removes the records of aborted transactions (a
+read_uncommitted consumer no longer sees them, a read_committed one sees
+each key's latest committed value); a record without a key is refused
+with INVALID_RECORD (87) naming the record (Produce v8 record errors), in
+compressed batches too, as Kafka's LogValidator does. Checked with
+librdkafka (confluent-kafka) and on the wire, against klamm and Apache
+Kafka alike."""
 
 from __future__ import annotations
 
@@ -29,13 +33,15 @@ COMPACTED = {
 }
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 30) -> list[tuple[int, bytes | None, bytes | None]]:
+def read_all(bootstrap: str, topic: str, timeout: float = 30,
+             isolation: str = "read_committed") -> list[tuple[int, bytes | None, bytes | None]]:
     """Every record of partition 0 from the beginning to the high
     watermark: (offset, key, value)."""
     from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": compat.unique("g"),
-                  "enable.auto.commit": False, "enable.partition.eof": True})
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "isolation.level": isolation})
     try:
         _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
         c.assign([TopicPartition(topic, 0, 0)])
@@ -155,6 +161,58 @@ def test_kill_during_cleaning_loses_nothing(broker_factory):
     wait_compacted(b.bootstrap, topic, expected)
 
 
+def test_cleaner_removes_aborted_transactions(broker_factory):
+    """A transactional producer commits and aborts transactions over the
+    same keys, across several segments: once the cleaner has run, a
+    read_uncommitted consumer sees no aborted record, and both isolation
+    levels see each key's latest committed value at its offset."""
+    from confluent_kafka import Producer
+
+    b = broker_factory(BROKER_PROPS)
+    topic = compat.unique("compacted-txn")
+    compat.create_topic(b.bootstrap, topic, 1, configs=COMPACTED)
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": compat.unique("txn"),
+                  "linger.ms": 5})
+    p.init_transactions(60)
+    keys = 10
+    committed: dict[bytes, bytes] = {}
+    for t in range(12):
+        p.begin_transaction()
+        for j in range(3 * keys):
+            p.produce(topic, key=b"k%d" % (j % keys), value=b"t%d-%d" % (t, j), partition=0)
+        p.flush(30)
+        if t % 3 == 1:
+            p.abort_transaction(30)
+        else:
+            p.commit_transaction(30)
+            for j in range(3 * keys):
+                committed[b"k%d" % (j % keys)] = b"t%d-%d" % (t, j)
+        time.sleep(0.15)  # segment.ms rolls a segment now and then
+    time.sleep(0.5)
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    plain.produce(topic, key=b"trigger", value=b"roll", partition=0)
+    assert plain.flush(30) == 0
+    committed[b"trigger"] = b"roll"
+
+    def aborted(v: bytes | None) -> bool:
+        return v is not None and v.startswith(b"t") and int(v[1:].split(b"-")[0]) % 3 == 1
+
+    deadline = time.time() + 60
+    while True:
+        recs = read_all(b.bootstrap, topic, isolation="read_uncommitted")
+        left = [r for r in recs if aborted(r[2])]
+        if not left and len(recs) <= keys + 1:
+            break
+        assert time.time() < deadline, f"not cleaned within 60 s: {len(left)} aborted of {len(recs)} records left"
+        time.sleep(2)
+    offsets = [o for o, _, _ in recs]
+    assert offsets == sorted(set(offsets))
+    assert {k: v for _, k, v in recs} == committed
+    rc = read_all(b.bootstrap, topic, isolation="read_committed")
+    assert [(k, v) for _, k, v in rc] == [(k, v) for _, k, v in recs]
+    assert {k: v for _, k, v in rc} == committed
+
+
 def test_keyless_records_are_refused(bootstrap):
     from confluent_kafka import KafkaError, Producer
 
@@ -188,3 +246,39 @@ def test_keyless_records_are_refused(bootstrap):
     assert p.flush(30) == 0
     assert results[b"keyless"] is not None and results[b"keyless"].code() == KafkaError.INVALID_RECORD, results
     assert results[b"keyed"] is None, results
+
+
+@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd"])
+def test_keyless_records_in_compressed_batches_are_refused(bootstrap, codec):
+    """A compressed batch is looked into too: Kafka's LogValidator checks
+    every record's key whatever the codec, and names the record."""
+    from confluent_kafka import KafkaError, Producer
+
+    topic = compat.unique(f"compacted-keyless-{codec}")
+    compat.create_topic(bootstrap, topic, 1, configs={"cleanup.policy": "compact"})
+    if codec == "gzip":
+        host, port = bootstrap.rsplit(":", 1)
+        with kw.Connection(host, int(port), timeout=15) as c:
+            blob = kw.record_batch([(b"k", b"v"), (b"k2", b"v"), (None, b"no key")],
+                                   base_timestamp_ms=int(time.time() * 1000), gzip=True)
+            r = c.produce(topic, 0, blob, version=8)
+            assert r["error_code"] == INVALID_RECORD, r
+            want = f"Compacted topic cannot accept message without key in topic partition {topic}-0"
+            assert r["record_errors"] == [(2, want)], r
+            r = c.produce(topic, 0, kw.record_batch([(b"k", b"v")], base_timestamp_ms=int(time.time() * 1000),
+                                                    gzip=True), version=8)
+            assert (r["error_code"], r["base_offset"]) == (0, 0), r
+
+    results = {}
+
+    def report(err, msg):
+        results[msg.value()] = err
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "retries": 0, "compression.type": codec})
+    p.produce(topic, value=b"keyless " * 20, partition=0, on_delivery=report)
+    p.flush(30)
+    p.produce(topic, key=b"k", value=b"keyed " * 20, partition=0, on_delivery=report)
+    assert p.flush(30) == 0
+    keyless = results[b"keyless " * 20]
+    assert keyless is not None and keyless.code() == KafkaError.INVALID_RECORD, results
+    assert results[b"keyed " * 20] is None, results

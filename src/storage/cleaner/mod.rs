@@ -15,12 +15,15 @@
 //! is taken only to swap a cleaned group in (`swap`, crash-safe). Progress
 //! is checkpointed in `<log.dir>/cleaner-offset-checkpoint` (`checkpoint`).
 //!
-//! Tombstones are dropped from a batch whose max timestamp is more than
-//! `delete.retention.ms` older than the largest timestamp of the last
-//! segment already clean before the pass (Kafka's delete horizon before
-//! KIP-534, judged per batch rather than per segment, as grouped segments
-//! merge), so a consumer that read up to the cleaned point has that long
-//! to see them.
+//! Tombstones and transaction markers are removed as Kafka's cleaner does
+//! since KIP-534 (see `clean`): the first clean that keeps one stamps its
+//! batch with a delete horizon `delete.retention.ms` after that clean, and
+//! a clean after the horizon removes it, so a consumer that read up to the
+//! cleaned point has that long to see it. The data of aborted
+//! transactions is removed, and the partition's aborted-transaction list
+//! forgets a transaction once no data of it is left, so a READ_COMMITTED
+//! fetch is never told of a transaction whose marker may be gone.
+//!
 
 mod checkpoint;
 mod clean;
@@ -41,7 +44,7 @@ use tracing::{info, warn};
 use super::error::StorageError;
 use super::log_manager::SharedLog;
 use super::partition_log::PartitionLog;
-use clean::{filter_batches, records_region, Aborted, FilterContext, FilterStats};
+use clean::{filter_batches, records_region, CleanedTxns, FilterContext, FilterStats, LastRecord};
 use offset_map::OffsetMap;
 use crate::records::{BatchIter, CompressionType, RecordIter, Validation};
 use crate::types::{Offset, TimestampMs, TopicPartition};
@@ -197,7 +200,6 @@ struct SegmentView {
     /// The next segment's base offset.
     next_base: Offset,
     size_bytes: usize,
-    largest_timestamp: TimestampMs,
     data: Bytes,
 }
 
@@ -206,8 +208,9 @@ struct LogView {
     dir: PathBuf,
     config: super::config::LogConfig,
     segments: Vec<SegmentView>,
-    last_batch_of_producer: HashMap<i64, Offset>,
-    aborted: Aborted,
+    last_records: HashMap<i64, LastRecord>,
+    /// Every aborted transaction overlapping the segments, by first offset.
+    aborted: Vec<super::txn_index::AbortedTxn>,
 }
 
 fn view(log: &PartitionLog, below: Offset) -> LogView {
@@ -225,7 +228,6 @@ fn view(log: &PartitionLog, below: Offset) -> LogView {
             base: s.base_offset(),
             next_base: next.base_offset(),
             size_bytes: s.size_bytes(),
-            largest_timestamp: s.largest_timestamp(),
             data,
         });
     }
@@ -233,8 +235,16 @@ fn view(log: &PartitionLog, below: Offset) -> LogView {
         dir: log.dir().to_path_buf(),
         config: log.config().clone(),
         segments: views,
-        last_batch_of_producer: log.producer_state().last_batch_offsets(),
-        aborted: Aborted::new(&log.aborted_transactions(Offset(0), below)),
+        last_records: log
+            .producer_state()
+            .entries()
+            .iter()
+            .map(|e| {
+                let data_offset = e.batches().last().map(|b| b.last_offset);
+                (e.producer_id, LastRecord { data_offset, epoch: e.epoch })
+            })
+            .collect(),
+        aborted: log.aborted_transactions(Offset(0), below),
     }
 }
 
@@ -278,6 +288,8 @@ fn build_offset_map(
     stopping: &AtomicBool,
 ) -> Option<Offset> {
     let mut end = first_dirty;
+    let overlapping: Vec<_> = view.aborted.iter().filter(|t| t.last_offset >= first_dirty).copied().collect();
+    let mut txns = CleanedTxns::new(&overlapping);
     for s in view.segments.iter().filter(|s| s.next_base > first_dirty) {
         if s.base >= first_uncleanable || stopping.load(Ordering::Relaxed) {
             return (end > first_dirty).then_some(end);
@@ -288,10 +300,16 @@ fn build_offset_map(
             if batch.base_offset() >= first_uncleanable {
                 return Some(first_uncleanable);
             }
+            let aborted = if batch.is_control() {
+                txns.on_control_batch_read(&batch);
+                true
+            } else {
+                txns.on_batch_read(&batch)
+            };
             if batch.last_offset() < first_dirty {
                 continue;
             }
-            let region = if batch.is_control() || view.aborted.contains(&batch) { None } else { records_region(&batch) };
+            let region = if aborted { None } else { records_region(&batch) };
             // (A batch that does not decompress is left out: the filter
             // keeps it whole and then keeps the tombstones after it.)
             if let Some(region) = region {
@@ -471,13 +489,6 @@ impl LogCleaner {
             end_offset: end,
             ..CleanReport::default()
         };
-        // Kafka's delete horizon: the last already-clean segment's time
-        // minus delete.retention.ms.
-        let horizon = view
-            .segments
-            .iter()
-            .rfind(|s| s.base < assessment.first_dirty)
-            .map_or(i64::MIN, |s| s.largest_timestamp.0.saturating_sub(view.config.delete_retention_ms));
         // Named in the checkpoint before its first swap: a log with gaps
         // must be loaded as compacted (see `LogManager::open_only`).
         if self.checkpoint(tp).is_none() {
@@ -485,11 +496,14 @@ impl LogCleaner {
             self.write_checkpoint()?;
         }
         let to_clean: Vec<&SegmentView> = view.segments.iter().filter(|s| s.base < end).collect();
-        let unjudged_seen = std::cell::Cell::new(false);
+        let mut unjudged_seen = false;
+        let mut txns = CleanedTxns::new(&view.aborted);
         for group in group_by_size(&to_clean, view.config.segment_bytes as u64) {
             let mut stats = FilterStats::default();
             let base = group[0].base;
-            let capacity: u64 = group.iter().map(|s| s.size_bytes as u64).sum();
+            // Rewritten batches may grow (re-encoded timestamp deltas, zstd
+            // as stored blocks): room for twice the group.
+            let capacity: u64 = group.iter().map(|s| s.size_bytes as u64).sum::<u64>().saturating_mul(2);
             let batches: u64 = group
                 .iter()
                 .map(|s| BatchIter::new(&s.data, Validation::Structure).count() as u64)
@@ -500,16 +514,18 @@ impl LogCleaner {
                     if self.stopped() {
                         return Err(StorageError::Closed { path: view.dir.clone() });
                     }
-                    let ctx = FilterContext {
+                    let mut ctx = FilterContext {
                         map: &map,
                         map_end: end,
-                        delete_horizon: TimestampMs(horizon),
-                        last_batch_of_producer: &view.last_batch_of_producer,
-                        aborted: &view.aborted,
-                        unjudged_seen: &unjudged_seen,
+                        now,
+                        delete_retention_ms: view.config.delete_retention_ms,
+                        round_end: assessment.first_uncleanable,
+                        last_records: &view.last_records,
+                        txns: &mut txns,
+                        unjudged_seen: &mut unjudged_seen,
                     };
                     let written_before = stats.bytes_written;
-                    filter_batches(&s.data, &ctx, &mut stats, &mut |bytes: &[u8]| {
+                    filter_batches(&s.data, &mut ctx, &mut stats, &mut |bytes: &[u8]| {
                         buf.extend_from_slice(bytes);
                         if buf.len() >= WRITE_CHUNK_BYTES {
                             segment.append(&buf, now)?;
@@ -525,6 +541,7 @@ impl LogCleaner {
                 Ok(())
             })?;
             let old_bases: Vec<Offset> = group.iter().map(|s| s.base).collect();
+            let forgotten = std::mem::take(&mut txns.forgotten);
             let installed = {
                 let mut log = lock(shared);
                 let still_there = !log.is_closed() && {
@@ -539,6 +556,7 @@ impl LogCleaner {
                     let dir = log.dir().to_path_buf();
                     let config = log.config().clone();
                     swap::install(&dir, log.segments_mut(), &config, &old_bases, base, now)?;
+                    log.forget_aborted_txns(&forgotten);
                 }
                 still_there
             };
@@ -594,17 +612,24 @@ fn group_by_size<'a>(segments: &[&'a SegmentView], max_bytes: u64) -> Vec<Vec<&'
 }
 
 /// Kafka's LogValidator `validateKey` for a compacted topic: every record
-/// must have a key. A compressed batch (stored as sent, never
-/// decompressed by klamm) is not checked.
+/// must have a key, whatever the batch's codec. A compressed batch is
+/// decompressed for this (once: produce stores it as sent), within the
+/// cleaner's bound; one that does not decompress or parse is refused with
+/// INVALID_RECORD.
 pub(crate) fn check_keys(dir: &Path, batch: &crate::records::RecordBatch<'_>) -> Result<(), StorageError> {
-    if batch.compression() != Some(CompressionType::None) {
-        return Ok(());
+    let unreadable = |reason| StorageError::InvalidBatch(crate::records::BatchError::MalformedRecord { index: 0, reason });
+    let region = match batch.compression() {
+        Some(CompressionType::None) | None => std::borrow::Cow::Borrowed(batch.records_bytes()),
+        Some(_) => records_region(batch).ok_or_else(|| unreadable("the compressed records do not decompress"))?,
+    };
+    let mut record_indexes = Vec::new();
+    for (i, r) in RecordIter::over(&region, batch.records_count()).enumerate() {
+        match r {
+            Ok(r) if r.key.is_none() => record_indexes.push(i),
+            Ok(_) => {}
+            Err(_) => return Err(unreadable("a compressed record does not parse")),
+        }
     }
-    let record_indexes: Vec<usize> = RecordIter::new(batch)
-        .enumerate()
-        .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.key.is_none()))
-        .map(|(i, _)| i)
-        .collect();
     if record_indexes.is_empty() {
         return Ok(());
     }

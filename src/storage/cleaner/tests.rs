@@ -231,12 +231,14 @@ fn compressed_batches_are_compacted_in_their_codec() {
 fn a_batch_the_cleaner_cannot_read_keeps_later_tombstones() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = compact_config();
-    let mut log = open(dir.path(), &cfg);
-    // A gzip batch whose records region is not gzip: kept whole, unjudged.
+    // A gzip batch whose records region is not gzip: kept whole, unjudged
+    // (written before the topic was compacted: produce refuses it now).
+    let mut log = open(dir.path(), &LogConfig { compact: false, ..cfg.clone() });
     let mut bad = batch(&[("a", Some("old"))], 1_000, None);
     bad[22] |= 1;
     let _ = crate::records::update_crc(&mut bad);
     log.append(&mut bad, TimestampMs(1_000)).unwrap();
+    log.set_config(cfg.clone()).unwrap();
     append(&mut log, &[("a", None)], 1_001);
     log.roll().unwrap();
     append(&mut log, &[("e", Some("1"))], 9_000);
@@ -244,13 +246,14 @@ fn a_batch_the_cleaner_cannot_read_keeps_later_tombstones() {
     append(&mut log, &[("f", Some("1"))], 9_001);
     let logs = [shared(log)];
     let cleaner = LogCleaner::open(dir.path());
-    for _ in 0..3 {
-        let _ = cleaner.clean_filthiest(&logs, &CleanerConfig::default(), NOW).unwrap();
+    for pass in 0..3 {
+        let now = TimestampMs(NOW.0 + pass * 10_000);
+        let _ = cleaner.clean_filthiest(&logs, &CleanerConfig::default(), now).unwrap();
         let mut log = logs[0].1.lock().unwrap();
         log.roll().unwrap();
         append(&mut log, &[("g", Some("1"))], 9_002);
     }
-    // Past delete.retention.ms, yet the tombstone stays: the unreadable
+    // Past its delete horizon, yet the tombstone stays: the unreadable
     // batch before it may hold an older value of "a".
     let log = logs[0].1.lock().unwrap();
     let kept: Vec<(i64, i32)> = log
@@ -268,51 +271,211 @@ fn a_batch_the_cleaner_cannot_read_keeps_later_tombstones() {
     assert_eq!(&kept[..2], &[(0, 1), (1, 1)], "{kept:?}");
 }
 
+/// Rolls the active segment and appends one record in a new one, so that
+/// the next pass has dirty bytes.
+fn dirty(logs: &[(TopicPartition, SharedLog)], key: &str, ts: i64) {
+    let mut log = logs[0].1.lock().unwrap();
+    log.roll().unwrap();
+    append(&mut log, &[(key, Some("1"))], ts);
+}
+
+/// The delete horizon a batch carries (KIP-534), by base offset.
+fn horizons(log: &PartitionLog) -> Vec<(i64, Option<i64>)> {
+    let mut out = Vec::new();
+    for s in log.segments().values() {
+        for b in BatchIter::new(&s.log_bytes().unwrap(), Validation::Crc) {
+            let b = b.unwrap();
+            out.push((b.base_offset().0, b.has_delete_horizon().then(|| b.base_timestamp().0)));
+        }
+    }
+    out
+}
+
 #[test]
-fn tombstones_stay_until_delete_retention_past_the_cleaned_point() {
+fn tombstones_get_a_delete_horizon_and_go_once_it_has_passed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = compact_config();
     let mut log = open(dir.path(), &cfg);
     append(&mut log, &[("a", Some("1")), ("b", Some("1"))], 1_000);
-    append(&mut log, &[("a", None)], 1_001);
+    append(&mut log, &[("x", Some("1")), ("a", None)], 1_001);
     log.roll().unwrap();
     append(&mut log, &[("c", Some("1"))], 1_002);
     let logs = [shared(log)];
     let cleaner = LogCleaner::open(dir.path());
     clean(&cleaner, &logs, NOW).unwrap();
+    {
+        let log = logs[0].1.lock().unwrap();
+        assert_eq!(
+            records(&log),
+            vec![
+                (1, Some("b".into()), Some("1".into())),
+                (2, Some("x".into()), Some("1".into())),
+                (3, Some("a".into()), None),
+                (4, Some("c".into()), Some("1".into())),
+            ],
+            "the tombstone is kept by the first clean"
+        );
+        // Its batch now carries the delete horizon: now + delete.retention.ms.
+        let h = horizons(&log);
+        assert!(h.contains(&(0, None)), "{h:?}");
+        assert!(h.contains(&(2, Some(NOW.0 + cfg.delete_retention_ms))), "{h:?}");
+        // The records keep their timestamps (deltas re-encoded against it).
+        let seg = log.segments().values().next().unwrap().log_bytes().unwrap();
+        let b = BatchIter::new(&seg, Validation::Crc).nth(1).unwrap().unwrap();
+        let ts: Vec<i64> = RecordIter::new(&b).map(|r| r.unwrap().timestamp(&b).0).collect();
+        assert_eq!(ts, vec![1_001, 1_001]);
+        assert_eq!(b.max_timestamp(), TimestampMs(1_001));
+    }
+    // Before the horizon: kept (and the horizon is not moved).
+    dirty(&logs, "d", 1_003);
+    clean(&cleaner, &logs, TimestampMs(NOW.0 + 999)).unwrap();
+    {
+        let log = logs[0].1.lock().unwrap();
+        assert!(records(&log).iter().any(|r| r.0 == 3));
+        assert!(horizons(&log).contains(&(2, Some(NOW.0 + cfg.delete_retention_ms))));
+    }
+    // At the horizon: gone; the rest of its batch stays.
+    dirty(&logs, "e", 1_004);
+    clean(&cleaner, &logs, TimestampMs(NOW.0 + cfg.delete_retention_ms)).unwrap();
     let recs = records(&logs[0].1.lock().unwrap());
-    assert_eq!(
-        recs,
-        vec![(1, Some("b".into()), Some("1".into())), (2, Some("a".into()), None), (3, Some("c".into()), Some("1".into()))],
-        "the tombstone is kept: nothing was clean before this pass"
-    );
-    // Less than delete.retention.ms later: still kept.
-    {
-        let mut log = logs[0].1.lock().unwrap();
-        log.roll().unwrap();
-        append(&mut log, &[("d", Some("1"))], 1_500);
+    assert!(!recs.iter().any(|r| r.0 == 3), "tombstone dropped: {recs:?}");
+    assert!(recs.iter().any(|r| r.0 == 1) && recs.iter().any(|r| r.0 == 2), "b and x kept");
+}
+
+/// The data records of the log (control batches left out): what a
+/// READ_UNCOMMITTED consumer gets.
+fn data_records(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    for s in log.segments().values() {
+        for b in BatchIter::new(&s.log_bytes().unwrap(), Validation::Crc) {
+            let b = b.unwrap();
+            if b.is_control() {
+                continue;
+            }
+            let region = clean::records_region(&b).unwrap();
+            for r in RecordIter::over(&region, b.records_count()) {
+                let r = r.unwrap();
+                let s = |x: &[u8]| String::from_utf8_lossy(x).into_owned();
+                out.push((r.offset(&b).0, s(r.key.unwrap()), r.value.map(s)));
+            }
+        }
     }
+    out
+}
+
+/// Control batches: (offset, records count, delete horizon).
+fn markers(log: &PartitionLog) -> Vec<(i64, i32, Option<i64>)> {
+    let mut out = Vec::new();
+    for s in log.segments().values() {
+        for b in BatchIter::new(&s.log_bytes().unwrap(), Validation::Crc) {
+            let b = b.unwrap();
+            if b.is_control() {
+                out.push((b.base_offset().0, b.records_count(), b.has_delete_horizon().then(|| b.base_timestamp().0)));
+            }
+        }
+    }
+    out
+}
+
+fn txn_batch(log: &mut PartitionLog, pid: i64, seq: i32, records: &[(&str, Option<&str>)], ts: i64) {
+    let mut b = BatchBuilder::new(0, TimestampMs(ts));
+    b.producer(pid, 0, seq).transactional(true);
+    for (k, v) in records {
+        b.append(TimestampMs(ts), Some(k.as_bytes()), v.map(str::as_bytes), &[]);
+    }
+    let mut bytes = b.build();
+    log.append(&mut bytes, TimestampMs(ts)).unwrap();
+}
+
+#[test]
+fn aborted_transactions_are_removed_and_their_markers_after_the_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = compact_config();
+    let mut log = open(dir.path(), &cfg);
+    txn_batch(&mut log, 9, 0, &[("a", Some("aborted")), ("b", Some("aborted"))], 1_000); // 0, 1
+    txn_batch(&mut log, 10, 0, &[("a", Some("committed"))], 1_000); // 2
+    log.append_marker(9, 0, false, 0, TimestampMs(1_000)).unwrap(); // 3: ABORT
+    log.append_marker(10, 0, true, 0, TimestampMs(1_000)).unwrap(); // 4: COMMIT
+    txn_batch(&mut log, 9, 2, &[("c", Some("committed"))], 1_001); // 5
+    log.append_marker(9, 0, true, 0, TimestampMs(1_001)).unwrap(); // 6: COMMIT
+    append(&mut log, &[("z", Some("1"))], 1_002); // 7
+    log.roll().unwrap();
+    append(&mut log, &[("y", Some("1"))], 1_003); // 8
+    let aborted = log.aborted_transactions(Offset(0), Offset(100));
+    assert_eq!(aborted.len(), 1);
+    let logs = [shared(log)];
+    let cleaner = LogCleaner::open(dir.path());
     clean(&cleaner, &logs, NOW).unwrap();
-    assert!(records(&logs[0].1.lock().unwrap()).iter().any(|r| r.0 == 2));
-    // A clean segment more than delete.retention.ms newer: dropped.
+    let s = |x: &str| Some(x.to_string());
+    let committed = vec![
+        (2, "a".to_string(), s("committed")),
+        (5, "c".to_string(), s("committed")),
+        (7, "z".to_string(), s("1")),
+        (8, "y".to_string(), s("1")),
+    ];
     {
-        let mut log = logs[0].1.lock().unwrap();
-        log.roll().unwrap();
-        append(&mut log, &[("e", Some("1"))], 5_000);
-        log.roll().unwrap();
-        append(&mut log, &[("f", Some("1"))], 5_001);
+        let log = logs[0].1.lock().unwrap();
+        assert_eq!(data_records(&log), committed, "the aborted records are gone");
+        // Every marker stays in this pass: each one's data was seen in it.
+        assert_eq!(markers(&log), vec![(3, 1, None), (4, 1, None), (6, 1, None)]);
+        assert_eq!(log.aborted_transactions(Offset(0), Offset(100)), aborted);
     }
-    clean(&cleaner, &logs, NOW).unwrap(); // "e" becomes the clean point
-    clean(&cleaner, &logs, NOW).unwrap_or_default();
-    {
-        let mut log = logs[0].1.lock().unwrap();
-        log.roll().unwrap();
-        append(&mut log, &[("g", Some("1"))], 5_002);
-    }
+    // Next pass: no data of the aborted transaction is left, so its marker
+    // gets a delete horizon and its entry goes from the aborted list (a
+    // READ_COMMITTED fetch is told of nothing); commit markers whose data
+    // is still there stay as they are.
+    dirty(&logs, "w", 1_004);
     clean(&cleaner, &logs, NOW).unwrap();
-    let recs = records(&logs[0].1.lock().unwrap());
-    assert!(!recs.iter().any(|r| r.0 == 2), "tombstone dropped: {recs:?}");
-    assert!(recs.iter().any(|r| r.0 == 1), "b kept");
+    let horizon = NOW.0 + cfg.delete_retention_ms;
+    {
+        let log = logs[0].1.lock().unwrap();
+        assert_eq!(markers(&log), vec![(3, 1, Some(horizon)), (4, 1, None), (6, 1, None)]);
+        assert!(log.aborted_transactions(Offset(0), Offset(100)).is_empty());
+        assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    }
+    // Past the horizon the marker is removed.
+    dirty(&logs, "v", 1_005);
+    clean(&cleaner, &logs, TimestampMs(horizon)).unwrap();
+    {
+        let log = logs[0].1.lock().unwrap();
+        assert_eq!(markers(&log), vec![(4, 1, None), (6, 1, None)]);
+        assert_eq!(&data_records(&log)[..4], &committed[..]);
+    }
+    // Reopened from the files alone: the same transaction state.
+    let mut log = logs[0].1.lock().unwrap();
+    let want = data_records(&log);
+    log.close().unwrap();
+    let reopened = PartitionLog::open(dir.path(), cfg, false, Offset(0)).unwrap();
+    assert_eq!(data_records(&reopened), want);
+    assert!(reopened.aborted_transactions(Offset(0), Offset(100)).is_empty());
+    assert_eq!(reopened.last_stable_offset(), reopened.log_end_offset());
+}
+
+#[test]
+fn a_marker_with_no_data_left_that_is_its_producers_last_entry_stays_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = compact_config();
+    let mut log = open(dir.path(), &cfg);
+    txn_batch(&mut log, 9, 0, &[("a", Some("aborted"))], 1_000); // 0
+    // The abort bumps the epoch: the producer's entry has no data batch.
+    log.append_marker(9, 1, false, 0, TimestampMs(1_000)).unwrap(); // 1
+    append(&mut log, &[("z", Some("1"))], 1_001); // 2
+    log.roll().unwrap();
+    append(&mut log, &[("y", Some("1"))], 1_002); // 3
+    let logs = [shared(log)];
+    let cleaner = LogCleaner::open(dir.path());
+    clean(&cleaner, &logs, NOW).unwrap();
+    {
+        let log = logs[0].1.lock().unwrap();
+        assert_eq!(batches(&log)[0], (1, 1, 1, 9), "the aborted data batch is dropped, its marker kept");
+    }
+    dirty(&logs, "x", 1_003);
+    clean(&cleaner, &logs, NOW).unwrap();
+    dirty(&logs, "w", 1_004);
+    clean(&cleaner, &logs, TimestampMs(NOW.0 + cfg.delete_retention_ms)).unwrap();
+    let log = logs[0].1.lock().unwrap();
+    // The marker carries the producer's epoch: it stays, emptied.
+    assert_eq!(markers(&log), vec![(1, 0, None)]);
 }
 
 #[test]
@@ -440,6 +603,28 @@ fn keyless_records_are_refused_by_a_compacted_log() {
     assert_eq!(log.log_end_offset(), Offset(0), "nothing written");
     append(&mut log, &[("k", Some("v"))], 1_000);
     let _ = RecordBatch::new(&bytes).unwrap();
+    // Compressed batches are looked into too, whatever the codec.
+    for codec in [CompressionType::Gzip, CompressionType::Snappy, CompressionType::Lz4] {
+        let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+        b.append(TimestampMs(1_000), None, Some(b"v"), &[]);
+        b.append(TimestampMs(1_000), Some(b"k"), Some(b"v"), &[]);
+        b.append(TimestampMs(1_000), None, Some(b"v"), &[]);
+        let mut bytes = b.build_compressed(codec).unwrap();
+        match log.append(&mut bytes, TimestampMs(1_000)).unwrap_err() {
+            StorageError::KeylessRecords { record_indexes, .. } => assert_eq!(record_indexes, vec![0, 2], "{codec:?}"),
+            e => panic!("{codec:?}: {e:?}"),
+        }
+        let mut b = BatchBuilder::new(0, TimestampMs(1_000));
+        b.append(TimestampMs(1_000), Some(b"k"), Some(b"v"), &[]);
+        let mut bytes = b.build_compressed(codec).unwrap();
+        log.append(&mut bytes, TimestampMs(1_000)).unwrap();
+    }
+    // One that does not decompress is refused as an invalid record.
+    let mut bad = batch(&[("k", Some("v"))], 1_000, None);
+    bad[22] |= 1;
+    let _ = crate::records::update_crc(&mut bad);
+    assert_eq!(log.append(&mut bad, TimestampMs(1_000)).unwrap_err().error_code(), 87);
+    assert_eq!(log.log_end_offset(), Offset(4));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
