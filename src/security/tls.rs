@@ -560,6 +560,30 @@ mod tests {
     }
 
     #[test]
+    fn ssl_key_password_decrypts_a_pbes2_pkcs8_key() {
+        // An Ed25519 PKCS#8 structure around made-up key bytes (a test
+        // vector, not a key anyone uses).
+        let mut plain = hex_bytes("302e020100300506032b657004220420");
+        plain.extend_from_slice(&[7u8; 32]);
+        let info = pkcs8::PrivateKeyInfoRef::try_from(plain.as_slice()).unwrap();
+        let params = pkcs8::pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(2048, &[1u8; 16], [2u8; 16]).unwrap();
+        let encrypted = info.encrypt_with_params(params, "key-secret").unwrap();
+        let pem = format!(
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{}\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(encrypted.as_bytes())
+        );
+        let key = pem_private_key(&pem, Some("key-secret")).unwrap();
+        assert_eq!(key.secret_der(), plain.as_slice());
+        assert!(provider().key_provider.load_private_key(key).is_ok(), "rustls takes the decrypted key");
+        let e = pem_private_key(&pem, Some("wrong")).unwrap_err();
+        assert!(e.contains("ssl.key.password"), "{e}");
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
     fn a_jks_file_names_the_conversion() {
         let v = Value { key: "ssl.keystore.location".into(), value: "/etc/kafka/server.keystore.jks".into() };
         let e = effective_type(StoreType::Jks, &[0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2], &v, "ssl.keystore.password").unwrap_err();
