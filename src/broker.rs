@@ -46,6 +46,8 @@ pub struct ListenerSettings {
     /// SASL_PLAINTEXT listeners: the mechanisms and PLAIN users; `None`
     /// for PLAINTEXT.
     pub sasl: Option<Arc<crate::security::sasl::ListenerSasl>>,
+    /// SSL and SASL_SSL listeners: TLS first; `None` for the plaintext ones.
+    pub tls: Option<crate::security::tls::ServerTls>,
 }
 
 /// The resolved settings the broker runs with.
@@ -85,6 +87,7 @@ impl BrokerSettings {
                 advertised_host: l.advertised_host.clone(),
                 advertised_port: l.advertised_port,
                 sasl: c.sasl_listeners.get(&l.name).cloned().map(Arc::new),
+                tls: c.tls_listeners.get(&l.name).map(crate::security::tls::ServerTls::load).transpose()?,
             });
         }
         if listeners.is_empty() {
@@ -133,6 +136,7 @@ impl BrokerSettings {
                 advertised_host: if bind.ip().is_unspecified() { "localhost".into() } else { bind.ip().to_string() },
                 advertised_port: 0,
                 sasl: None,
+                tls: None,
             }],
             auto_create_topics_enable: true,
             delete_topic_enable: true,
@@ -556,6 +560,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
             advertised_host: l.advertised_host.clone(),
             advertised_port: l.advertised_port,
             sasl: l.sasl.clone(),
+            tls: l.tls.clone(),
             tcp,
         };
         tracing::info!(listener = %l.name, %addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");

@@ -127,6 +127,8 @@ pub struct Metrics {
     pub connections_open: AtomicI64,
     /// Connections closed right after accept by `max.connections.per.ip`.
     pub connections_rejected_per_ip: AtomicU64,
+    /// TLS handshakes that failed or did not complete in time.
+    pub tls_handshake_failures: AtomicU64,
     /// Connections closed because a response was not read in time
     /// (`klamm.socket.write.timeout.ms`).
     pub write_timeouts: AtomicU64,
@@ -145,6 +147,7 @@ impl Default for Metrics {
             connections_accepted: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
             connections_rejected_per_ip: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             write_timeouts: AtomicU64::new(0),
             txn: TxnCounters::default(),
             failed_authentications: AtomicU64::new(0),
@@ -200,6 +203,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP klamm_connections_rejected_per_ip_total Connections closed at accept by max.connections.per.ip.");
         let _ = writeln!(out, "# TYPE klamm_connections_rejected_per_ip_total counter");
         let _ = writeln!(out, "klamm_connections_rejected_per_ip_total {}", self.connections_rejected_per_ip.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP klamm_tls_handshake_failures_total TLS handshakes that failed or did not complete within the handshake timeout.");
+        let _ = writeln!(out, "# TYPE klamm_tls_handshake_failures_total counter");
+        let _ = writeln!(out, "klamm_tls_handshake_failures_total {}", self.tls_handshake_failures.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP klamm_failed_authentications_total SASL authentications that failed.");
         let _ = writeln!(out, "# TYPE klamm_failed_authentications_total counter");
         let _ = writeln!(out, "klamm_failed_authentications_total {}", self.failed_authentications.load(Ordering::Relaxed));

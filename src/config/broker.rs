@@ -88,6 +88,8 @@ pub struct BrokerConfig {
     /// Each SASL_PLAINTEXT client listener's mechanisms and PLAIN users,
     /// by listener name.
     pub sasl_listeners: BTreeMap<String, crate::security::sasl::ListenerSasl>,
+    /// Each SSL / SASL_SSL client listener's TLS settings, by listener name.
+    pub tls_listeners: BTreeMap<String, super::tls::ListenerTlsConfig>,
     /// `klamm.socket.write.timeout.ms`: a response not written in this
     /// long closes the connection.
     pub socket_write_timeout_ms: i64,
@@ -280,6 +282,13 @@ impl BrokerConfig {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         explicit.retain(|name, _| !sasl_settings.contains_key(name));
+        // TLS settings (`ssl.*`, `listener.name.<l>.ssl.*`) likewise.
+        let tls_settings: BTreeMap<String, Setting> = explicit
+            .iter()
+            .filter(|(name, _)| super::tls::is_tls_key(name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        explicit.retain(|name, _| !tls_settings.contains_key(name));
 
         let mut errors = Vec::new();
         let mut values: BTreeMap<&'static str, ConfigValue> = BTreeMap::new();
@@ -308,7 +317,7 @@ impl BrokerConfig {
         if let Some(e) = ConfigError::from_list(errors) {
             return Err(e);
         }
-        build(explicit, values, raw.cluster_id(), raw.warnings().to_vec(), &sasl_settings)
+        build(explicit, values, raw.cluster_id(), raw.warnings().to_vec(), &sasl_settings, &tls_settings)
     }
 
     /// The log cleaner's settings (`log.cleaner.*`).
@@ -768,17 +777,6 @@ fn resolve_listeners(
             ));
             continue;
         };
-        if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-            errors.push(ConfigError::unsupported(
-                "listeners",
-                format!(
-                    "listener '{}' uses security protocol {protocol}, which is not supported yet \
-                     (TLS is not; PLAINTEXT and SASL_PLAINTEXT are)",
-                    ep.name
-                ),
-            ));
-            continue;
-        }
         let (advertised_host, advertised_port) = match advertised.iter().find(|a| a.name == ep.name)
         {
             Some(a) if a.host.is_empty() => (WILDCARD_ADVERTISED_HOST.to_string(), a.port),
@@ -951,6 +949,7 @@ fn build(
     cluster_id: Option<&str>,
     mut warnings: Vec<String>,
     sasl_settings: &BTreeMap<String, Setting>,
+    tls_settings: &BTreeMap<String, Setting>,
 ) -> Result<BrokerConfig, ConfigError> {
     let v = Values(&values);
     let mut errors = Vec::new();
@@ -1259,6 +1258,7 @@ fn build(
         &mut errors,
         &mut warnings,
     );
+    let tls_listeners = super::tls::resolve(&setup.client, tls_settings, &mut errors, &mut warnings);
 
     if let Some(e) = ConfigError::from_list(errors) {
         return Err(e);
@@ -1289,6 +1289,7 @@ fn build(
         connection_failed_authentication_delay_ms: v.int("connection.failed.authentication.delay.ms")?,
         sasl_server_max_receive_size: v.usize("sasl.server.max.receive.size")?,
         sasl_listeners,
+        tls_listeners,
         socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
         max_mapped_inactive_segments: v.usize("klamm.log.max.mapped.inactive.segments")?,
         mapped_segment_idle_ms: v.long("klamm.log.mapped.segment.idle.ms")?,
@@ -1686,9 +1687,9 @@ mod tests {
         );
         let e = error(&[("auto.create.topics.enable", "yes")]);
         assert!(e.contains("expected a boolean"), "{e}");
-        let e = error(&[("ssl.keystore.location", "/x")]);
+        let e = error(&[("ssl.keystore.flavour", "/x")]);
         assert!(
-            e.starts_with("unsupported configuration 'ssl.keystore.location'"),
+            e.starts_with("unsupported configuration 'ssl.keystore.flavour'"),
             "{e}"
         );
         let e = error(&[("zookeeper.connect", "zk:2181")]);
@@ -1776,11 +1777,11 @@ mod tests {
         );
         assert!(e.contains("CLIENT:PLAINTEXT"), "{e}");
         let e = error(&[("listeners", "SSL://:9093")]);
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(e.contains("has no keystore"), "{e}");
         let e = error(&[("listeners", "SASL_PLAINTEXT://:9093")]);
         assert!(e.contains("GSSAPI"), "{e}");
         let e = error(&[("listeners", "SASL_SSL://:9093")]);
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(e.contains("has no keystore") && e.contains("GSSAPI"), "{e}");
         let e = error(&[("listeners", "PLAINTEXT://:70000")]);
         assert!(e.contains("between 0 and 65535"), "{e}");
         let e = error(&[("listeners", "")]);

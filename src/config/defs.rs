@@ -98,7 +98,7 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
     def("listener.security.protocol.map", Str,
         Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"),
         Validator::None, None, Used,
-        "Map of listener name to security protocol (NAME:PROTOCOL,...); klamm supports PLAINTEXT only."),
+        "Map of listener name to security protocol (NAME:PROTOCOL,...): PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL."),
     def("inter.broker.listener.name", Str, None, Validator::None, None, Used,
         "Listener used between brokers; on a single node it only has to name a client listener."),
     def("security.inter.broker.protocol", Str, Some("PLAINTEXT"), OneOf(SECURITY_PROTOCOLS), None, Used,
@@ -374,7 +374,7 @@ pub fn unsupported_prefix(name: &str) -> Option<&'static str> {
     const PREFIXES: &[(&str, &str)] = &[
         (
             "ssl.",
-            "TLS is not supported yet; klamm speaks PLAINTEXT only",
+            "not a TLS setting klamm knows: see the ssl.* keys in the README",
         ),
         (
             "sasl.",

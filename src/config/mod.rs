@@ -24,6 +24,7 @@ pub mod error;
 pub mod listener;
 pub mod sasl;
 pub mod sources;
+pub mod tls;
 pub mod topic;
 pub mod value;
 

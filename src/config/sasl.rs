@@ -1,4 +1,4 @@
-//! SASL settings of the SASL_PLAINTEXT listeners, with Kafka's names:
+//! SASL settings of the SASL_PLAINTEXT and SASL_SSL listeners, with Kafka's names:
 //! `sasl.enabled.mechanisms` (default GSSAPI, as Kafka) or per listener
 //! `listener.name.<listener>.sasl.enabled.mechanisms`, and each
 //! mechanism's `listener.name.<listener>.<mechanism>.sasl.jaas.config`
@@ -55,7 +55,12 @@ fn parse_mechanisms(
     out
 }
 
-/// The SASL settings of every SASL_PLAINTEXT listener among `client`.
+fn is_sasl(p: SecurityProtocol) -> bool {
+    matches!(p, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+}
+
+/// The SASL settings of every SASL_PLAINTEXT and SASL_SSL listener among
+/// `client` (on SASL_SSL the exchange runs inside TLS).
 pub fn resolve(
     client: &[Listener],
     default_mechanisms: &[String],
@@ -70,12 +75,12 @@ pub fn resolve(
         let listener = rest.split('.').next().unwrap_or("");
         let known = client
             .iter()
-            .any(|l| l.security_protocol == SecurityProtocol::SaslPlaintext && l.name.eq_ignore_ascii_case(listener));
+            .any(|l| is_sasl(l.security_protocol) && l.name.eq_ignore_ascii_case(listener));
         if !known {
-            warnings.push(format!("'{key}' is ignored: '{listener}' is not a SASL_PLAINTEXT listener"));
+            warnings.push(format!("'{key}' is ignored: '{listener}' is not a SASL_PLAINTEXT or SASL_SSL listener"));
         }
     }
-    for l in client.iter().filter(|l| l.security_protocol == SecurityProtocol::SaslPlaintext) {
+    for l in client.iter().filter(|l| is_sasl(l.security_protocol)) {
         let prefix = format!("listener.name.{}.", l.name.to_ascii_lowercase());
         let get = |suffix: &str| {
             settings.iter().find(|(k, _)| {

@@ -172,7 +172,7 @@ impl RawConfig {
                 break;
             }
             taken += 1;
-            if broker_config_def(&name).is_some() || super::sasl::is_listener_sasl_key(&name) {
+            if broker_config_def(&name).is_some() || super::sasl::is_listener_sasl_key(&name) || super::tls::is_tls_key(&name) {
                 self.set(&name, value.into(), Origin::Env(key));
             } else if let Some(why) = unsupported_prefix(&name) {
                 self.warn(format!(
@@ -412,7 +412,7 @@ mod tests {
             ("KAFKA_HEAP_OPTS", "-Xmx1G"),
             ("KAFKA_JVM_PERFORMANCE_OPTS", "-server"),
             ("KAFKA_CONFLUENT_SUPPORT_METRICS_ENABLE", "false"),
-            ("KAFKA_SSL_KEYSTORE_LOCATION", "/x"),
+            ("KAFKA_SSL_KEYSTORE_FLAVOUR", "/x"),
             ("CLUSTER_ID", "MkU3OEVBNTcwNTJENDM2Qk"),
             ("HOME", "/root"),
         ]);

@@ -6,6 +6,10 @@
 //! connections close this connection only. A frame's memory is reserved
 //! as its bytes arrive (see `quotas`); a response the client does not read
 //! within `klamm.socket.write.timeout.ms` closes the connection.
+//! On SSL and SASL_SSL listeners the TLS handshake comes first, within
+//! `TLS_HANDSHAKE_TIMEOUT_MS` (and `connections.max.idle.ms`); the request
+//! loop is the same code over either stream, monomorphised, so the
+//! plaintext path keeps its owned socket halves.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -14,8 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +33,11 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Smallest legal frame: api key, version and correlation id.
 const MIN_FRAME_BYTES: usize = 8;
+
+/// A TLS handshake must complete within this long (or
+/// `connections.max.idle.ms`, if shorter): a client that connects and
+/// says nothing, or too little, is dropped.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 pub struct Connection {
     socket: TcpStream,
@@ -67,10 +75,59 @@ impl Connection {
 
     async fn serve(self) -> Result<(), String> {
         let Connection { socket, peer, broker, listener, shutdown, slot } = self;
+        let Some(tls) = listener.tls.clone() else {
+            let (rd, wr) = socket.into_split();
+            return serve_stream(rd, wr, peer, broker, listener, shutdown, slot).await;
+        };
+        let idle_ms = broker.limits().connections_max_idle_ms.max(1);
+        let handshake = Duration::from_millis(idle_ms.min(TLS_HANDSHAKE_TIMEOUT_MS));
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = tokio::time::timeout(handshake, tls.acceptor.accept(socket)) => match r {
+                Err(_) => {
+                    broker.metrics.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(format!("no TLS handshake within {} ms", handshake.as_millis()));
+                }
+                Ok(Err(e)) => {
+                    // As Kafka (at INFO): the reason a client could not connect.
+                    tracing::info!(%peer, listener = %listener.name, error = %e, "failed authentication (SSL handshake failed)");
+                    broker.metrics.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(format!("TLS handshake failed: {e}"));
+                }
+                Ok(Ok(s)) => s,
+            },
+        };
+        let principal = match tls.principal(stream.get_ref().1.peer_certificates()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(%peer, listener = %listener.name, error = %e, "failed authentication");
+                return Err(e);
+            }
+        };
+        tracing::debug!(%peer, listener = %listener.name, %principal, "TLS session established");
+        let (rd, wr) = tokio::io::split(stream);
+        serve_stream(rd, wr, peer, broker, listener, shutdown, slot).await
+    }
+}
+
+/// Serves requests over one connection's stream halves until it closes.
+async fn serve_stream<R, W>(
+    rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    listener: Arc<ListenerInfo>,
+    shutdown: CancellationToken,
+    slot: IpSlot,
+) -> Result<(), String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    {
         let limits = broker.limits().clone();
         let idle = Duration::from_millis(limits.connections_max_idle_ms.max(1));
         let write_stall = Duration::from_millis(limits.write_timeout_ms.max(1));
-        let (rd, mut wr) = socket.into_split();
         let mut rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
         // SASL listeners: nothing but the SASL requests until authenticated.
         let mut sasl = listener.sasl.clone().map(crate::security::sasl::Session::new);
@@ -206,7 +263,7 @@ enum WriteError {
 /// Writes `[size][chunks...]` with vectored writes, without joining
 /// chunks. Each write must make progress within `stall`, or the client is
 /// taken to have stopped reading.
-async fn write_frame(wr: &mut OwnedWriteHalf, chunks: Vec<Bytes>, stall: Duration) -> Result<(), WriteError> {
+async fn write_frame<W: AsyncWrite + Unpin>(wr: &mut W, chunks: Vec<Bytes>, stall: Duration) -> Result<(), WriteError> {
     let total: usize = chunks.iter().map(|c| c.len()).sum();
     let size = (total as u32).to_be_bytes();
     let mut parts: Vec<Bytes> = Vec::with_capacity(chunks.len() + 1);
@@ -250,5 +307,13 @@ async fn write_frame(wr: &mut OwnedWriteHalf, chunks: Vec<Bytes>, stall: Duratio
             }
         }
     }
-    Ok(())
+    // TLS holds records it could not write yet until flushed (a no-op on
+    // a TCP socket).
+    match tokio::time::timeout(stall, wr.flush()).await {
+        Err(_) => Err(WriteError::Stalled(format!(
+            "the client read nothing of a response for {} ms (klamm.socket.write.timeout.ms)",
+            stall.as_millis()
+        ))),
+        Ok(r) => r.map_err(|e| WriteError::Io(e.to_string())),
+    }
 }

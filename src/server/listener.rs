@@ -111,6 +111,8 @@ pub struct Listener {
     pub advertised_port: u16,
     /// Set on SASL_PLAINTEXT listeners.
     pub sasl: Option<Arc<crate::security::sasl::ListenerSasl>>,
+    /// Set on SSL and SASL_SSL listeners.
+    pub tls: Option<crate::security::tls::ServerTls>,
     pub tcp: TcpListener,
 }
 
@@ -133,6 +135,7 @@ impl Listener {
             advertised_host: self.advertised_host.clone(),
             advertised_port: self.advertised_port,
             sasl: self.sasl.clone(),
+            tls: self.tls.clone(),
         });
         loop {
             // The permit is taken before accept: at the limit we stop
@@ -182,8 +185,10 @@ pub struct ListenerInfo {
     pub name: String,
     pub advertised_host: String,
     pub advertised_port: u16,
-    /// Set on SASL_PLAINTEXT listeners: clients must authenticate first.
+    /// Set on SASL listeners: clients must authenticate first.
     pub sasl: Option<Arc<crate::security::sasl::ListenerSasl>>,
+    /// Set on SSL and SASL_SSL listeners: the TLS handshake comes first.
+    pub tls: Option<crate::security::tls::ServerTls>,
 }
 
 #[cfg(test)]
