@@ -578,9 +578,9 @@ impl ConsumerGroup {
             let have = member.assigned.get(topic);
             for &p in have.into_iter().flatten() {
                 if want.is_some_and(|w| w.contains(&p)) {
-                    assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                    assigned.entry(*topic).or_default().insert(p);
                 } else {
-                    pending_revocation.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                    pending_revocation.entry(*topic).or_default().insert(p);
                 }
             }
             for &p in want.into_iter().flatten() {
@@ -590,7 +590,7 @@ impl ConsumerGroup {
                 match self.owners.get(&(*topic, p)) {
                     Some(owner) if owner != &member.member_id => unreleased = true,
                     _ => {
-                        assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                        assigned.entry(*topic).or_default().insert(p);
                     }
                 }
             }
@@ -653,7 +653,7 @@ impl ConsumerGroup {
 
     /// OffsetFetch validation (`ConsumerGroup.validateOffsetFetch`).
     pub fn validate_offset_fetch(&self, member_id: Option<&str>, member_epoch: i32) -> Option<i16> {
-        let Some(member_id) = member_id else { return None };
+        let member_id = member_id?;
         if member_epoch < 0 && member_id.is_empty() {
             return None;
         }
