@@ -315,6 +315,16 @@ impl Broker {
         self.change_metadata(move |c| c.set_topic_configs(&name, configs)).await
     }
 
+    /// Replaces a group's dynamic configs (durably, in the metadata log).
+    pub async fn set_group_configs(
+        self: &Arc<Self>,
+        group: &str,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        let group = group.to_string();
+        self.change_metadata(move |c| c.set_group_configs(&group, configs)).await
+    }
+
     /// The partition's log, if the topic and partition exist. A partition
     /// the controller knows but whose log is not created yet (a concurrent
     /// creation) is created here.

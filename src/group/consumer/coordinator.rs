@@ -136,15 +136,39 @@ impl ConsumerGroupCoordinator {
         }
     }
 
+    /// The limits of one heartbeat: the group's own session timeout
+    /// (`consumer.session.timeout.ms`) when it has one.
+    fn limits_with(&self, session_timeout_ms: Option<i32>) -> Limits {
+        let mut limits = self.limits();
+        if let Some(ms) = session_timeout_ms.filter(|ms| *ms > 0) {
+            limits.session_timeout_ms = ms;
+        }
+        limits
+    }
+
     /// One heartbeat of `group_id`. A group that does not exist is created
     /// by a joining member (epoch 0) once `take_over` agrees (no classic
     /// group of that id with members); other epochs answer UNKNOWN_MEMBER_ID
-    /// so that the member rejoins.
+    /// so that the member rejoins. `session_timeout_ms` is the group's
+    /// `consumer.session.timeout.ms` (None: the broker's).
     pub fn heartbeat(
         &self,
         group_id: &str,
         hb: Heartbeat,
         now_ms: i64,
+        take_over: &dyn Fn() -> Result<(), i16>,
+        topics: &dyn Topics,
+    ) -> Result<(HeartbeatOutcome, Option<PendingWrite>), HeartbeatError> {
+        self.heartbeat_with(group_id, hb, now_ms, None, take_over, topics)
+    }
+
+    /// [`Self::heartbeat`] with the group's own session timeout.
+    pub fn heartbeat_with(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        now_ms: i64,
+        session_timeout_ms: Option<i32>,
         take_over: &dyn Fn() -> Result<(), i16>,
         topics: &dyn Topics,
     ) -> Result<(HeartbeatOutcome, Option<PendingWrite>), HeartbeatError> {
@@ -174,7 +198,7 @@ impl ConsumerGroupCoordinator {
         };
         let member_id = hb.member_id.clone();
         let before = group.group_epoch;
-        let result = group.heartbeat(hb, now_ms, self.limits(), topics);
+        let result = group.heartbeat(hb, now_ms, self.limits_with(session_timeout_ms), topics);
         if group.group_epoch != before {
             tracing::info!(
                 group = group_id,
