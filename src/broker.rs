@@ -677,7 +677,15 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
                 continue;
             },
             _ = offsets.tick() => {
-                let n = broker.groups.cleanup_expired_offsets(TimestampMs::now()).await;
+                let mut n = broker.groups.cleanup_expired_offsets(TimestampMs::now()).await;
+                let retention_ms = broker.groups.config().offsets_retention_ms;
+                let (consumer, writes) = broker.consumer_groups.expire_offsets(TimestampMs::now(), retention_ms);
+                n += consumer;
+                for rx in writes {
+                    if let Err(e) = rx.await.unwrap_or(Err(crate::group::StoreError::Closed)) {
+                        tracing::warn!(error = %e, "consumer group offset expiry write failed");
+                    }
+                }
                 if n > 0 {
                     tracing::info!(offsets = n, "expired committed offsets");
                 }

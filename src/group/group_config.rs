@@ -168,34 +168,37 @@ pub struct GroupConfigEntry {
     pub documentation: &'static str,
 }
 
-/// The broker's synonyms of group config `def` (its `group.` setting,
-/// static then default; a fixed default for the names klamm has no broker
-/// setting for).
-fn broker_synonyms(broker: &BrokerConfig, def: &GroupConfigDef) -> Vec<ConfigSynonym> {
+/// The broker's value of group config `def` (its `group.` setting; the
+/// static default for the names klamm has no broker setting for).
+fn broker_value(broker: &BrokerConfig, def: &GroupConfigDef) -> String {
     let name = broker_synonym(def.name);
-    if crate::config::broker_config_def(&name).is_some() {
-        return broker.synonyms(&name, &[name.as_str()]);
+    match crate::config::broker_config_def(&name) {
+        Some(_) => broker.value(&name).unwrap_or_else(|| def.default.to_string()),
+        None => def.default.to_string(),
     }
-    vec![ConfigSynonym { name, value: Some(def.default.to_string()), source: ConfigSource::DefaultConfig }]
 }
 
-/// Every group config of a group with `overrides`, as Kafka's
+/// Every group config of a group with `overrides`, as Kafka 4.1's
 /// `ConfigHelper.createGroupConfigEntry`: the override (source
-/// GROUP_CONFIG) or the broker's value, with synonyms highest first.
+/// GROUP_CONFIG) or the broker's value (DEFAULT_CONFIG), each with itself
+/// as its one synonym (4.1 lists no broker synonyms for group configs).
 pub fn describe(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Vec<GroupConfigEntry> {
     GROUP_CONFIG_DEFS
         .iter()
         .map(|def| {
-            let mut synonyms = broker_synonyms(broker, def);
-            if let Some(v) = overrides.get(def.name) {
-                synonyms.insert(
-                    0,
-                    ConfigSynonym { name: def.name.to_string(), value: Some(v.trim().to_string()), source: ConfigSource::GroupConfig },
-                );
-            }
-            let (value, source) = match synonyms.first() {
-                Some(s) => (s.value.clone().unwrap_or_default(), s.source),
-                None => (def.default.to_string(), ConfigSource::DefaultConfig),
+            let (value, source, synonyms) = match overrides.get(def.name) {
+                Some(v) => {
+                    let v = v.trim().to_string();
+                    let synonym =
+                        ConfigSynonym { name: def.name.to_string(), value: Some(v.clone()), source: ConfigSource::GroupConfig };
+                    (v, ConfigSource::GroupConfig, vec![synonym])
+                }
+                None => {
+                    let v = broker_value(broker, def);
+                    let synonym =
+                        ConfigSynonym { name: def.name.to_string(), value: Some(v.clone()), source: ConfigSource::DefaultConfig };
+                    (v, ConfigSource::DefaultConfig, vec![synonym])
+                }
             };
             GroupConfigEntry { name: def.name, value, source, synonyms, config_type: def.ty, documentation: def.doc }
         })
@@ -268,12 +271,11 @@ mod tests {
         assert_eq!(entries.len(), GROUP_CONFIG_DEFS.len());
         let hb = entries.iter().find(|e| e.name == CONSUMER_HEARTBEAT_INTERVAL_MS).unwrap();
         assert_eq!((hb.value.as_str(), hb.source), ("6000", ConfigSource::GroupConfig));
-        assert_eq!(hb.synonyms.len(), 2);
-        assert_eq!(hb.synonyms[1].name, "group.consumer.heartbeat.interval.ms");
-        assert_eq!(hb.synonyms[1].source, ConfigSource::DefaultConfig);
+        assert_eq!(hb.synonyms.len(), 1);
         let session = entries.iter().find(|e| e.name == CONSUMER_SESSION_TIMEOUT_MS).unwrap();
         assert_eq!((session.value.as_str(), session.source), ("45000", ConfigSource::DefaultConfig));
+        assert_eq!(session.synonyms[0].name, CONSUMER_SESSION_TIMEOUT_MS);
         let lock = entries.iter().find(|e| e.name == "share.record.lock.duration.ms").unwrap();
-        assert_eq!(lock.synonyms[0].name, "group.share.record.lock.duration.ms");
+        assert_eq!(lock.value, "30000");
     }
 }

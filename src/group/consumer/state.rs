@@ -459,6 +459,14 @@ impl ConsumerGroup {
         self.compute_target();
     }
 
+    /// Whether a member subscribes to `topic`, by name or through a regex
+    /// (Kafka's `isSubscribedToTopic`: such offsets never expire).
+    pub fn is_subscribed_to_topic(&self, topic: &str) -> bool {
+        self.subscribed_metadata.contains_key(topic)
+            || self.members.values().any(|m| m.subscribed_topic_names.contains(topic))
+            || self.member_topics.values().any(|t| t.contains(topic))
+    }
+
     /// Members whose session or revocation time ran out at `now_ms`.
     pub fn expired_members(&self, now_ms: i64) -> Vec<String> {
         self.members
