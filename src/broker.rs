@@ -319,6 +319,16 @@ impl Broker {
         self.change_metadata(move |c| c.set_topic_configs(&name, configs)).await
     }
 
+    /// Replaces a group's dynamic configs (durably, in the metadata log).
+    pub async fn set_group_configs(
+        self: &Arc<Self>,
+        group: &str,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        let group = group.to_string();
+        self.change_metadata(move |c| c.set_group_configs(&group, configs)).await
+    }
+
     /// The partition's log, if the topic and partition exist. A partition
     /// the controller knows but whose log is not created yet (a concurrent
     /// creation) is created here.
@@ -681,7 +691,15 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
                 continue;
             },
             _ = offsets.tick() => {
-                let n = broker.groups.cleanup_expired_offsets(TimestampMs::now()).await;
+                let mut n = broker.groups.cleanup_expired_offsets(TimestampMs::now()).await;
+                let retention_ms = broker.groups.config().offsets_retention_ms;
+                let (consumer, writes) = broker.consumer_groups.expire_offsets(TimestampMs::now(), retention_ms);
+                n += consumer;
+                for rx in writes {
+                    if let Err(e) = rx.await.unwrap_or(Err(crate::group::StoreError::Closed)) {
+                        tracing::warn!(error = %e, "consumer group offset expiry write failed");
+                    }
+                }
                 if n > 0 {
                     tracing::info!(offsets = n, "expired committed offsets");
                 }

@@ -132,6 +132,12 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: i32,
     pub group_consumer_heartbeat_interval_ms: i32,
     pub group_consumer_max_size: i32,
+    pub group_consumer_min_session_timeout_ms: i32,
+    pub group_consumer_max_session_timeout_ms: i32,
+    pub group_consumer_min_heartbeat_interval_ms: i32,
+    pub group_consumer_max_heartbeat_interval_ms: i32,
+    /// `group.consumer.migration.policy`, lower case.
+    pub group_consumer_migration_policy: String,
     pub group_consumer_assignors: Vec<String>,
     pub group_coordinator_rebalance_protocols: Vec<String>,
     pub offsets_topic_num_partitions: i32,
@@ -1156,6 +1162,62 @@ fn build(
             ),
         ));
     }
+    // Kafka's GroupCoordinatorConfig checks, in its order and wording.
+    let consumer_session = v.int("group.consumer.session.timeout.ms")?;
+    let consumer_min_session = v.int("group.consumer.min.session.timeout.ms")?;
+    let consumer_max_session = v.int("group.consumer.max.session.timeout.ms")?;
+    let consumer_heartbeat = v.int("group.consumer.heartbeat.interval.ms")?;
+    let consumer_min_heartbeat = v.int("group.consumer.min.heartbeat.interval.ms")?;
+    let consumer_max_heartbeat = v.int("group.consumer.max.heartbeat.interval.ms")?;
+    for (ok, key, message) in [
+        (
+            consumer_max_heartbeat >= consumer_min_heartbeat,
+            "group.consumer.max.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms must be greater than or equal to group.consumer.min.heartbeat.interval.ms",
+        ),
+        (
+            consumer_heartbeat >= consumer_min_heartbeat,
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.heartbeat.interval.ms must be greater than or equal to group.consumer.min.heartbeat.interval.ms",
+        ),
+        (
+            consumer_heartbeat <= consumer_max_heartbeat,
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms",
+        ),
+        (
+            consumer_max_session >= consumer_min_session,
+            "group.consumer.max.session.timeout.ms",
+            "group.consumer.max.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms",
+        ),
+        (
+            consumer_session >= consumer_min_session,
+            "group.consumer.session.timeout.ms",
+            "group.consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms",
+        ),
+        (
+            consumer_session <= consumer_max_session,
+            "group.consumer.session.timeout.ms",
+            "group.consumer.session.timeout.ms must be less than or equal to group.consumer.max.session.timeout.ms",
+        ),
+        (
+            consumer_heartbeat < consumer_session,
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms",
+        ),
+    ] {
+        if !ok {
+            errors.push(ConfigError::invalid(key, message));
+        }
+    }
+    let migration_policy = v.string("group.consumer.migration.policy")?.to_ascii_lowercase();
+    if !["disabled", "downgrade", "upgrade", "bidirectional"].contains(&migration_policy.as_str()) {
+        errors.push(ConfigError::invalid_value(
+            "group.consumer.migration.policy",
+            &migration_policy,
+            "String must be one of (case insensitive): DISABLED, DOWNGRADE, UPGRADE, BIDIRECTIONAL",
+        ));
+    }
     let assignors = v.list("group.consumer.assignors")?.to_vec();
     if assignors.is_empty() {
         errors.push(ConfigError::invalid("group.consumer.assignors", "at least one assignor is required"));
@@ -1325,6 +1387,11 @@ fn build(
         group_consumer_session_timeout_ms: v.int("group.consumer.session.timeout.ms")?,
         group_consumer_heartbeat_interval_ms: v.int("group.consumer.heartbeat.interval.ms")?,
         group_consumer_max_size: v.int("group.consumer.max.size")?,
+        group_consumer_min_session_timeout_ms: consumer_min_session,
+        group_consumer_max_session_timeout_ms: consumer_max_session,
+        group_consumer_min_heartbeat_interval_ms: consumer_min_heartbeat,
+        group_consumer_max_heartbeat_interval_ms: consumer_max_heartbeat,
+        group_consumer_migration_policy: migration_policy,
         group_consumer_assignors: assignors,
         group_coordinator_rebalance_protocols: protocols,
         offsets_topic_num_partitions: v.int("offsets.topic.num.partitions")?,
@@ -1926,6 +1993,42 @@ mod tests {
         let c = resolve(&[("offsets.topic.replication.factor", "2")]).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert!(error(&[("offsets.topic.replication.factor", "0")]).contains("at least 1"));
+    }
+
+    #[test]
+    fn consumer_group_bounds_are_checked_as_kafka_does() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(
+            (c.group_consumer_min_session_timeout_ms, c.group_consumer_max_session_timeout_ms),
+            (45_000, 60_000)
+        );
+        assert_eq!(
+            (c.group_consumer_min_heartbeat_interval_ms, c.group_consumer_max_heartbeat_interval_ms),
+            (5_000, 15_000)
+        );
+        assert_eq!(c.group_consumer_migration_policy, "bidirectional");
+        let e = error(&[("group.consumer.session.timeout.ms", "30000")]);
+        assert!(e.contains("group.consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms"), "{e}");
+        let e = error(&[("group.consumer.heartbeat.interval.ms", "20000")]);
+        assert!(e.contains("must be less than or equal to group.consumer.max.heartbeat.interval.ms"), "{e}");
+        let e = error(&[("group.consumer.min.heartbeat.interval.ms", "20000")]);
+        assert!(e.contains("group.consumer.max.heartbeat.interval.ms must be greater than or equal to"), "{e}");
+        let e = error(&[
+            ("group.consumer.min.session.timeout.ms", "1000"),
+            ("group.consumer.session.timeout.ms", "5000"),
+        ]);
+        assert!(e.contains("must be less than group.consumer.session.timeout.ms"), "{e}");
+        let c = resolve(&[
+            ("group.consumer.min.session.timeout.ms", "1000"),
+            ("group.consumer.session.timeout.ms", "6000"),
+            ("group.consumer.min.heartbeat.interval.ms", "100"),
+            ("group.consumer.heartbeat.interval.ms", "500"),
+            ("group.consumer.migration.policy", "Upgrade"),
+        ])
+        .unwrap();
+        assert_eq!(c.group_consumer_session_timeout_ms, 6000);
+        assert_eq!(c.group_consumer_migration_policy, "upgrade");
+        assert!(error(&[("group.consumer.migration.policy", "sideways")]).contains("group.consumer.migration.policy"));
     }
 
     #[test]

@@ -40,11 +40,15 @@ pub enum MetadataRecord {
     RemoveTopic { id: Uuid },
     /// Producer ids below this value have been handed out.
     ProducerIds { next_block_start: i64 },
+    /// The whole set of a group's dynamic configs (GROUP resource); empty
+    /// removes them.
+    GroupConfig { group: String, configs: BTreeMap<String, String> },
 }
 
 const TYPE_TOPIC: u8 = 1;
 const TYPE_REMOVE_TOPIC: u8 = 2;
 const TYPE_PRODUCER_IDS: u8 = 3;
+const TYPE_GROUP_CONFIG: u8 = 4;
 
 impl MetadataRecord {
     fn encode(&self, seq: u64) -> Bytes {
@@ -70,6 +74,15 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds { next_block_start } => {
                 w.i8(TYPE_PRODUCER_IDS as i8);
                 w.i64(*next_block_start);
+            }
+            MetadataRecord::GroupConfig { group, configs } => {
+                w.i8(TYPE_GROUP_CONFIG as i8);
+                w.string(group, false);
+                w.i32(configs.len() as i32);
+                for (k, v) in configs {
+                    w.string(k, false);
+                    w.string(v, false);
+                }
             }
         }
         w.finish_contiguous()
@@ -101,6 +114,17 @@ impl MetadataRecord {
             }
             TYPE_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: r.uuid()? },
             TYPE_PRODUCER_IDS => MetadataRecord::ProducerIds { next_block_start: r.i64()? },
+            TYPE_GROUP_CONFIG => {
+                let group = r.string(false)?;
+                let n = r.array_len(false)?.ok_or(DecodeError::UnexpectedNull)?;
+                let mut configs = BTreeMap::new();
+                for _ in 0..n {
+                    let k = r.string(false)?;
+                    let v = r.string(false)?;
+                    configs.insert(k, v);
+                }
+                MetadataRecord::GroupConfig { group, configs }
+            }
             t => return Err(DecodeError::InvalidLength(t as i64)),
         };
         Ok((seq, rec))
@@ -356,14 +380,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = topic("a", 3);
         let b = MetadataRecord::ProducerIds { next_block_start: 1000 };
+        let c = MetadataRecord::GroupConfig {
+            group: "g".into(),
+            configs: [("consumer.heartbeat.interval.ms".to_string(), "6000".to_string())].into(),
+        };
         {
             let mut rp = MetadataLog::open(dir.path()).unwrap();
             assert!(rp.records.is_empty());
             rp.log.append(&a).unwrap();
             rp.log.append(&b).unwrap();
+            rp.log.append(&c).unwrap();
         }
         let rp = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(rp.records, vec![a, b]);
+        assert_eq!(rp.records, vec![a, b, c]);
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, Arc<TopicInfo>>,
     pub ids: HashMap<Uuid, String>,
     pub total_partitions: i64,
+    /// Dynamic configs of groups (GROUP resource), by group id; only
+    /// groups with at least one.
+    pub group_configs: BTreeMap<String, Arc<BTreeMap<String, String>>>,
 }
 
 impl MetadataImage {
@@ -101,7 +104,19 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::ProducerIds { .. } => {}
+            MetadataRecord::GroupConfig { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                } else {
+                    self.group_configs.insert(group.clone(), Arc::new(configs.clone()));
+                }
+            }
         }
+    }
+
+    /// A group's dynamic configs, if it has any.
+    pub fn group_config(&self, group: &str) -> Option<&BTreeMap<String, String>> {
+        self.group_configs.get(group).map(|c| &**c)
     }
 
     fn as_records(&self) -> Vec<MetadataRecord> {
@@ -114,6 +129,10 @@ impl MetadataImage {
                 leader_epoch: t.leader_epoch,
                 configs: t.configs.clone(),
             })
+            .chain(self.group_configs.iter().map(|(group, configs)| MetadataRecord::GroupConfig {
+                group: group.clone(),
+                configs: (**configs).clone(),
+            }))
             .collect()
     }
 }
@@ -462,6 +481,12 @@ impl Controller {
             configs,
         };
         self.commit(&mut w, rec)
+    }
+
+    /// Replaces a group's dynamic configs with `configs` (empty: none).
+    pub fn set_group_configs(&self, group: &str, configs: BTreeMap<String, String>) -> Result<(), ControllerError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.commit(&mut w, MetadataRecord::GroupConfig { group: group.to_string(), configs })
     }
 
     /// A producer id never handed out before, even across restarts.

@@ -31,7 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::group::errors::*;
 use crate::group::messages::*;
 use crate::group::model::{generate_member_id, Group, Member};
-use crate::group::offsets_store::{CommittedOffset, OffsetsStore, StoreRecord};
+use crate::group::offsets_store::{CommittedOffset, OffsetsStore, StoreRecord, StoredGroup};
 use crate::group::state::GroupState;
 use crate::types::{Offset, TimestampMs};
 
@@ -1985,39 +1985,20 @@ impl GroupCoordinator {
             };
             let state_ts = g.state_timestamp;
             let (expired, all_expired) = self.inner.store.with_group(&g.group_id, |stored| {
-                let mut expired = Vec::new();
                 let Some(stored) = stored else {
-                    return (expired, true);
+                    return (Vec::new(), true);
                 };
                 let Some(use_state_time) = base_is_state_time else {
-                    return (expired, stored.offsets.is_empty());
+                    return (Vec::new(), stored.offsets.is_empty());
                 };
-                let mut all = true;
-                for (topic, parts) in &stored.offsets {
-                    if g.is_subscribed_to_topic(topic) {
-                        all = false;
-                        continue;
+                let base = |c: &CommittedOffset| {
+                    if use_state_time {
+                        state_ts.unwrap_or(c.commit_timestamp)
+                    } else {
+                        c.commit_timestamp
                     }
-                    for (&p, c) in parts {
-                        let is_expired = match c.expire_timestamp {
-                            Some(exp) => now.0 >= exp.0,
-                            None => {
-                                let base = if use_state_time {
-                                    state_ts.unwrap_or(c.commit_timestamp)
-                                } else {
-                                    c.commit_timestamp
-                                };
-                                now.0.saturating_sub(base.0) >= retention_ms
-                            }
-                        };
-                        if is_expired {
-                            expired.push((topic.clone(), p));
-                        } else {
-                            all = false;
-                        }
-                    }
-                }
-                (expired, all)
+                };
+                expired_offsets(stored, now, retention_ms, &base, &|topic| g.is_subscribed_to_topic(topic))
             });
             expired_total += expired.len();
             let group_id = g.group_id.clone();
@@ -2061,6 +2042,11 @@ impl GroupCoordinator {
             tracing::info!(expired = expired_total, "expired committed offsets");
         }
         expired_total
+    }
+
+    /// The offsets store both coordinators share.
+    pub fn offsets_store(&self) -> &Arc<OffsetsStore> {
+        &self.inner.store
     }
 
     /// Number of groups currently known (all states but Dead).
@@ -2124,4 +2110,39 @@ impl GroupCoordinator {
         }
         out
     }
+}
+
+/// Kafka's `OffsetExpirationCondition` over one group's stored offsets
+/// (shared by the classic and the consumer-protocol groups): offsets of
+/// topics the group subscribes to never expire; the others do at their
+/// explicit expire timestamp (OffsetCommit v2-v4) or `retention_ms` after
+/// `base` (the commit, or when a classic group became Empty). Returns the
+/// expired (topic, partition)s and whether no offset is left after them.
+pub(crate) fn expired_offsets(
+    stored: &StoredGroup,
+    now: TimestampMs,
+    retention_ms: i64,
+    base: &dyn Fn(&CommittedOffset) -> TimestampMs,
+    subscribed: &dyn Fn(&str) -> bool,
+) -> (Vec<(String, i32)>, bool) {
+    let mut expired = Vec::new();
+    let mut all = true;
+    for (topic, parts) in &stored.offsets {
+        if subscribed(topic) {
+            all = false;
+            continue;
+        }
+        for (&p, c) in parts {
+            let is_expired = match c.expire_timestamp {
+                Some(exp) => now.0 >= exp.0,
+                None => now.0.saturating_sub(base(c).0) >= retention_ms,
+            };
+            if is_expired {
+                expired.push((topic.clone(), p));
+            } else {
+                all = false;
+            }
+        }
+    }
+    (expired, all)
 }

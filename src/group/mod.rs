@@ -13,6 +13,7 @@
 //! - [`errors`]: Kafka error codes and the store's typed errors.
 //! - [`consumer`]: the KIP-848 consumer group coordinator
 //!   (ConsumerGroupHeartbeat), beside the classic one.
+//! - [`group_config`]: the per-group dynamic configs (GROUP resource).
 //! - [`consumer_protocol`]: parsing of "consumer" subscriptions (for
 //!   OffsetDelete and offset expiry).
 
@@ -20,6 +21,7 @@ pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod errors;
+pub mod group_config;
 pub mod messages;
 mod model;
 pub mod offsets_store;

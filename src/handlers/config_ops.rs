@@ -22,6 +22,7 @@ use crate::protocol::ErrorCode;
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Most config entries one resource of an alter request may carry.
 pub const MAX_ENTRIES_PER_RESOURCE: usize = 1024;
@@ -297,6 +298,71 @@ pub fn alter_broker_logger(node_id: i32, name: &str, entries: &[AlterEntry]) -> 
     }
 }
 
+/// Applies incremental operations to a group's dynamic configs: SET and
+/// DELETE (no group config is a LIST, so APPEND and SUBTRACT are refused as
+/// Kafka's controller refuses them); the legacy API replaces the whole set.
+pub fn apply_group_ops(
+    current: &BTreeMap<String, String>,
+    entries: &[AlterEntry],
+    incremental: bool,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut next = if incremental { current.clone() } else { BTreeMap::new() };
+    for e in entries {
+        let op = if incremental {
+            OpType::from_code(e.op).ok_or_else(|| ApiError::invalid_request(format!("Unknown operations type {}", e.op)))?
+        } else {
+            OpType::Set
+        };
+        match op {
+            OpType::Set => {
+                if let Some(v) = &e.value {
+                    next.insert(e.name.clone(), v.clone());
+                }
+            }
+            OpType::Delete => {
+                next.remove(&e.name);
+            }
+            OpType::Append | OpType::Subtract => {
+                return Err(ApiError::invalid_config(format!(
+                    "Can't {} to key {} because its type is not LIST.",
+                    op.name(),
+                    e.name
+                )));
+            }
+        }
+    }
+    Ok(next)
+}
+
+/// Serialises read-modify-write changes of group configs.
+static GROUP_ALTER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Alters a group's dynamic configs (the GROUP resource): the new set is
+/// checked as Kafka's controller does (`GroupConfig.validate` against the
+/// broker's bounds) and, unless `validate_only`, stored in the metadata log.
+/// The group need not exist.
+pub async fn alter_group(
+    broker: &std::sync::Arc<crate::broker::Broker>,
+    name: &str,
+    entries: &[AlterEntry],
+    incremental: bool,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::invalid_request("Default group resources are not allowed."));
+    }
+    let _guard = GROUP_ALTER_LOCK.lock().await;
+    let image = broker.controller.image();
+    let empty = BTreeMap::new();
+    let current = image.group_config(name).unwrap_or(&empty);
+    let next = apply_group_ops(current, entries, incremental)?;
+    crate::group::group_config::validate(broker.config(), &next).map_err(ApiError::invalid_config)?;
+    if validate_only || &next == current {
+        return Ok(());
+    }
+    broker.set_group_configs(name, next).await.map_err(|e| ApiError::new(e.code, e.message))
+}
+
 /// Serialises read-modify-write changes of topic overrides, so two
 /// concurrent alters cannot lose each other's update.
 static TOPIC_ALTER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -366,6 +432,20 @@ mod tests {
         assert_eq!(e.message.as_deref(), Some("Can't APPEND to key retention.ms because its type is not LIST."));
         let e = apply_topic_ops(&cur, &[AlterEntry { name: "x".into(), op: 9, value: None }]).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn group_operations() {
+        let cur = map(&[("consumer.session.timeout.ms", "50000")]);
+        let next = apply_group_ops(&cur, &[entry("consumer.heartbeat.interval.ms", OpType::Set, Some("6000"))], true).unwrap();
+        assert_eq!(next, map(&[("consumer.heartbeat.interval.ms", "6000"), ("consumer.session.timeout.ms", "50000")]));
+        let next = apply_group_ops(&next, &[entry("consumer.session.timeout.ms", OpType::Delete, None)], true).unwrap();
+        assert_eq!(next, map(&[("consumer.heartbeat.interval.ms", "6000")]));
+        // The legacy API replaces the whole set.
+        let next = apply_group_ops(&cur, &[entry("consumer.heartbeat.interval.ms", OpType::Set, Some("6000"))], false).unwrap();
+        assert_eq!(next, map(&[("consumer.heartbeat.interval.ms", "6000")]));
+        let e = apply_group_ops(&cur, &[entry("consumer.session.timeout.ms", OpType::Append, Some("1"))], true).unwrap_err();
+        assert_eq!(e, ApiError::invalid_config("Can't APPEND to key consumer.session.timeout.ms because its type is not LIST."));
     }
 
     #[test]

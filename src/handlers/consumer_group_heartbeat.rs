@@ -52,9 +52,19 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
     let image = ctx.broker.controller.image();
     let classic = &ctx.broker.groups;
     let group_id = req.group_id;
+    // The group's own consumer.session.timeout.ms / heartbeat.interval.ms
+    // (GROUP config resource), else the broker's.
+    let (session_timeout_ms, heartbeat_interval_ms) =
+        crate::group::group_config::consumer_timeouts_ms(ctx.broker.config(), image.group_config(&group_id));
     let take_over = || classic.take_over_empty_group(&group_id);
-    let result =
-        ctx.broker.consumer_groups.heartbeat(&group_id, hb, TimestampMs::now().0, &take_over, &*image);
+    let result = ctx.broker.consumer_groups.heartbeat_with(
+        &group_id,
+        hb,
+        TimestampMs::now().0,
+        Some(session_timeout_ms),
+        &take_over,
+        &*image,
+    );
     let outcome = match result {
         Ok((outcome, None)) => Ok(outcome),
         Ok((outcome, Some(write))) => match write.await.unwrap_or(Err(crate::group::StoreError::Closed)) {
@@ -70,7 +80,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupHeartbeatRequest
         Ok(outcome) => ConsumerGroupHeartbeatResponse {
             member_id: Some(outcome.member_id),
             member_epoch: outcome.member_epoch,
-            heartbeat_interval_ms: ctx.broker.consumer_groups.config().heartbeat_interval_ms,
+            heartbeat_interval_ms,
             assignment: outcome.assignment.map(to_wire),
             ..Default::default()
         },

@@ -2,11 +2,13 @@
 //! its value, source and Kafka's synonym list), of this broker (every broker
 //! config; all static, so read-only), of the cluster-wide broker default
 //! (empty name: the dynamic defaults, of which klamm has none), and of the
-//! broker loggers (none: klamm has no log4j loggers). Errors follow Kafka's
+//! broker loggers (none: klamm has no log4j loggers), and of groups (every
+//! group config: the group's override or the broker's `group.` setting,
+//! whether or not the group exists). Errors follow Kafka's
 //! `ConfigHelper`: invalid topic names, unknown topics, a broker name that
 //! is not this node's id.
 
-use super::config_ops::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
+use super::config_ops::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{ApiSpec, RequestContext};
 use crate::config::{effective_topic_configs, ConfigSynonym};
 use crate::controller::topic_name;
@@ -150,6 +152,28 @@ fn describe_resource(ctx: &RequestContext<'_>, r: &DescribeConfigsResource, opts
                 // klamm has no log4j loggers to list.
                 Ok(_) => ok(Vec::new()),
             }
+        }
+        RESOURCE_GROUP => {
+            if r.resource_name.is_empty() {
+                return invalid_request("Group name must not be empty".into());
+            }
+            let image = ctx.broker.controller.image();
+            let empty = std::collections::BTreeMap::new();
+            let overrides = image.group_config(&r.resource_name).unwrap_or(&empty);
+            let entries = crate::group::group_config::describe(broker, overrides)
+                .into_iter()
+                .map(|e| Entry {
+                    name: e.name,
+                    value: Some(e.value),
+                    read_only: false,
+                    source: e.source.code(),
+                    is_sensitive: false,
+                    synonyms: e.synonyms,
+                    config_type: e.config_type.code(),
+                    documentation: e.documentation,
+                })
+                .collect();
+            ok(filtered(entries, &r.configuration_keys, opts))
         }
         other => invalid_request(format!("Unsupported resource type: {}", resource_type_name(other))),
     }

@@ -1,12 +1,13 @@
 //! IncrementalAlterConfigs (key 44): SET / DELETE / APPEND / SUBTRACT on a
 //! topic's config overrides (validated, stored durably by the controller,
-//! applied to the logs), with `validate_only`. Broker and broker-logger
+//! applied to the logs) and on a group's dynamic configs (GROUP resource),
+//! with `validate_only`. Broker and broker-logger
 //! resources get Kafka's answers for what klamm cannot change (see
 //! `config_ops`).
 
 use super::config_ops::{
     alter_broker, alter_broker_logger, alter_topic, apply_topic_ops, duplicate_resource_error, duplicate_resources,
-    preprocess, AlterEntry, ApiError, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
+    preprocess, alter_group, AlterEntry, ApiError, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, IncrementalAlterConfigsRequest};
@@ -31,6 +32,7 @@ async fn alter(ctx: &RequestContext<'_>, r: &AlterConfigsResource, validate_only
         }
         RESOURCE_BROKER => alter_broker(node_id, &r.resource_name, &entries, true),
         RESOURCE_BROKER_LOGGER => alter_broker_logger(node_id, &r.resource_name, &entries),
+        RESOURCE_GROUP => alter_group(ctx.broker, &r.resource_name, &entries, true, validate_only).await,
         other => Err(ApiError::new(ErrorCode::InvalidRequest, format!("Unknown resource type {other}"))),
     }
 }

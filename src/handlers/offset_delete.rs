@@ -1,13 +1,18 @@
 //! OffsetDelete (key 47): deletes committed offsets of a group. As in
 //! Kafka's KafkaApis, partitions unknown to the metadata answer
 //! UNKNOWN_TOPIC_OR_PARTITION here; the coordinator handles the rest (and
-//! answers group-level errors, which then replace everything).
+//! answers group-level errors, which then replace everything). A KIP-848
+//! consumer group's offsets are deleted here, unless subscribed.
+
+use std::collections::HashSet;
 
 use super::offset_commit::PartitionErrors;
 use super::{ApiSpec, RequestContext};
 use crate::controller::MetadataImage;
 use crate::group;
-use crate::group::errors::{NONE, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::group::consumer::state::ConsumerGroup;
+use crate::group::errors::{GROUP_SUBSCRIBED_TO_TOPIC, NONE, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::group::offsets_store::StoreRecord;
 use crate::protocol::messages::offset_delete_request::OffsetDeleteRequest;
 use crate::protocol::messages::offset_delete_response::{
     OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -17,8 +22,54 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 47, name: "OffsetDelete", min_versi
 
 pub async fn handle(ctx: &RequestContext<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let (request, errors) = split_known(req, &ctx.broker.controller.image());
-    let response = ctx.broker.groups.offset_delete(request).await;
+    let response = match ctx.broker.consumer_groups.snapshot(&request.group_id) {
+        Some(g) => consumer_group_offset_delete(ctx, &g, request).await,
+        None => ctx.broker.groups.offset_delete(request).await,
+    };
     merge(errors, response)
+}
+
+/// OffsetDelete of a KIP-848 consumer group (Kafka's
+/// `ConsumerGroup.validateDeleteGroup` / `isSubscribedToTopic`): topics a
+/// member subscribes to (by name or regex) answer GROUP_SUBSCRIBED_TO_TOPIC,
+/// the other offsets are deleted.
+async fn consumer_group_offset_delete(
+    ctx: &RequestContext<'_>,
+    g: &ConsumerGroup,
+    req: group::OffsetDeleteRequest,
+) -> group::OffsetDeleteResponse {
+    let subscribed: HashSet<&str> = g
+        .members
+        .values()
+        .flat_map(|m| m.subscribed_topic_names.iter().map(String::as_str))
+        .chain(g.subscribed_metadata.keys().map(String::as_str))
+        .collect();
+    let store = ctx.broker.groups.store();
+    let stored = store.group(&req.group_id);
+    let mut records = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for (topic, partitions) in &req.topics {
+        let is_subscribed = subscribed.contains(topic.as_str());
+        let parts = partitions
+            .iter()
+            .map(|&p| {
+                if is_subscribed {
+                    return group::OffsetDeletePartitionResponse { partition_index: p, error_code: GROUP_SUBSCRIBED_TO_TOPIC };
+                }
+                if stored.as_ref().and_then(|s| s.offsets.get(topic)).is_some_and(|k| k.contains_key(&p)) {
+                    records.push(StoreRecord::OffsetTombstone { group: req.group_id.clone(), topic: topic.clone(), partition: p });
+                }
+                group::OffsetDeletePartitionResponse { partition_index: p, error_code: NONE }
+            })
+            .collect();
+        topics.push(group::OffsetDeleteTopicResponse { name: topic.clone(), partitions: parts });
+    }
+    if !records.is_empty() {
+        if let Err(e) = store.append(records).await {
+            return group::OffsetDeleteResponse { error_code: e.error_code(), topics: Vec::new() };
+        }
+    }
+    group::OffsetDeleteResponse { error_code: NONE, topics }
 }
 
 fn split_known(req: OffsetDeleteRequest, image: &MetadataImage) -> (group::OffsetDeleteRequest, PartitionErrors) {

@@ -108,6 +108,16 @@ def test_one_member_consumes_every_partition_and_commits(bootstrap):
                          "--members", "--verbose", timeout=90).stdout
     assert not [l for l in members.splitlines() if l.split()[:1] == [group]], members
 
+    # An empty consumer group's offsets can be reset (admin commits).
+    kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--reset-offsets", "--group", group,
+               "--topic", topic, "--to-earliest", "--execute", timeout=90)
+    assert sorted(console_consume(bootstrap, topic, group, len(values))) == sorted(values)
+
+    # Its offsets can be deleted: then --from-beginning starts over.
+    kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", bootstrap, "--delete-offsets", "--group", group,
+               "--topic", topic, timeout=90)
+    assert sorted(console_consume(bootstrap, topic, group, len(values), "--from-beginning")) == sorted(values)
+
 
 def test_two_members_share_the_partitions_and_rebalance(bootstrap):
     """Two console consumers in one group: once both own partitions

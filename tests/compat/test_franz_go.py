@@ -14,11 +14,12 @@ pytestmark = pytest.mark.skipif(not compat.GO_GROUP_BIN.exists(),
                                 reason=f"{compat.GO_GROUP_BIN} not built (scripts/test builds it)")
 
 
-def run_group(bootstrap: str, balancer: str):
+def run_group(bootstrap: str, balancer: str, protocol: str = "classic"):
     topic = compat.unique(f"franz-{balancer}")
     group = compat.unique(f"franz-g-{balancer}")
     cp = compat.run([compat.GO_GROUP_BIN, "-brokers", bootstrap, "-topic", topic, "-group", group,
-                     "-partitions", "6", "-balancer", balancer, "-timeout", "45s", "-strict"],
+                     "-partitions", "6", "-balancer", balancer, "-timeout", "45s", "-strict",
+                     "-protocol", protocol],
                     timeout=200, check=False)
     print(cp.stdout)
     print(cp.stderr[-6000:])
@@ -42,6 +43,15 @@ def test_group_cooperative_sticky(bootstrap):
     (incremental rebalances: only moved partitions are revoked, the second
     rebalance hands them to their new owner)."""
     run_group(bootstrap, "cooperative-sticky")
+
+
+@pytest.mark.parametrize("balancer", ["range", "cooperative-sticky"])
+def test_group_consumer_protocol(bootstrap, balancer):
+    """The same scenario with the KIP-848 consumer protocol (franz-go's
+    next-gen balancer; the server assigns with `range` or `uniform`): full
+    coverage after each change, no partition owned twice, every record
+    consumed, none redelivered; ConsumerGroupDescribe shows the group."""
+    run_group(bootstrap, balancer, "consumer")
 
 
 def test_group_transact_session_exactly_once(bootstrap):

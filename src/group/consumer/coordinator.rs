@@ -19,7 +19,9 @@ use super::assignor::Assignors;
 use super::state::*;
 use crate::group::errors::*;
 use crate::group::offsets_store::{OffsetsStore, StoreRecord};
+use crate::group::coordinator::expired_offsets;
 use crate::group::StoreError;
+use crate::types::TimestampMs;
 
 /// A durable write queued for a heartbeat's changes: await it before answering.
 pub type PendingWrite = oneshot::Receiver<Result<(), StoreError>>;
@@ -136,15 +138,39 @@ impl ConsumerGroupCoordinator {
         }
     }
 
+    /// The limits of one heartbeat: the group's own session timeout
+    /// (`consumer.session.timeout.ms`) when it has one.
+    fn limits_with(&self, session_timeout_ms: Option<i32>) -> Limits {
+        let mut limits = self.limits();
+        if let Some(ms) = session_timeout_ms.filter(|ms| *ms > 0) {
+            limits.session_timeout_ms = ms;
+        }
+        limits
+    }
+
     /// One heartbeat of `group_id`. A group that does not exist is created
     /// by a joining member (epoch 0) once `take_over` agrees (no classic
     /// group of that id with members); other epochs answer UNKNOWN_MEMBER_ID
-    /// so that the member rejoins.
+    /// so that the member rejoins. `session_timeout_ms` is the group's
+    /// `consumer.session.timeout.ms` (None: the broker's).
     pub fn heartbeat(
         &self,
         group_id: &str,
         hb: Heartbeat,
         now_ms: i64,
+        take_over: &dyn Fn() -> Result<(), i16>,
+        topics: &dyn Topics,
+    ) -> Result<(HeartbeatOutcome, Option<PendingWrite>), HeartbeatError> {
+        self.heartbeat_with(group_id, hb, now_ms, None, take_over, topics)
+    }
+
+    /// [`Self::heartbeat`] with the group's own session timeout.
+    pub fn heartbeat_with(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        now_ms: i64,
+        session_timeout_ms: Option<i32>,
         take_over: &dyn Fn() -> Result<(), i16>,
         topics: &dyn Topics,
     ) -> Result<(HeartbeatOutcome, Option<PendingWrite>), HeartbeatError> {
@@ -174,7 +200,7 @@ impl ConsumerGroupCoordinator {
         };
         let member_id = hb.member_id.clone();
         let before = group.group_epoch;
-        let result = group.heartbeat(hb, now_ms, self.limits(), topics);
+        let result = group.heartbeat(hb, now_ms, self.limits_with(session_timeout_ms), topics);
         if group.group_epoch != before {
             tracing::info!(
                 group = group_id,
@@ -220,6 +246,58 @@ impl ConsumerGroupCoordinator {
             }
         }
         removed
+    }
+
+    /// Expires committed offsets of consumer groups as Kafka does (its
+    /// `ConsumerGroup.offsetExpirationCondition`, with the classic groups'
+    /// rule in `coordinator::expired_offsets`): offsets of topics no member
+    /// subscribes to expire `retention_ms` after their commit (or at their
+    /// explicit expire time), so every offset of an empty group does; an
+    /// empty group left without offsets is deleted (state and offsets).
+    /// Groups with offsets pending in a transaction are left alone. Returns
+    /// the offsets removed and the writes to await.
+    pub fn expire_offsets(&self, now: TimestampMs, retention_ms: i64) -> (usize, Vec<PendingWrite>) {
+        let Some(store) = &self.store else { return (0, Vec::new()) };
+        let mut state = self.groups();
+        let mut removed = 0;
+        let mut writes = Vec::new();
+        let group_ids: Vec<String> = state.groups.keys().cloned().collect();
+        for group_id in group_ids {
+            if !store.pending_partitions(&group_id).is_empty() {
+                continue;
+            }
+            let Some(group) = state.groups.get(&group_id) else { continue };
+            let (expired, all_expired) = store.with_group(&group_id, |stored| match stored {
+                None => (Vec::new(), true),
+                Some(stored) => expired_offsets(stored, now, retention_ms, &|c| c.commit_timestamp, &|topic| {
+                    group.is_subscribed_to_topic(topic)
+                }),
+            });
+            let records = if all_expired && group.members.is_empty() {
+                tracing::info!(group = %group_id, expired = expired.len(), "consumer group expired: no members and no offsets left");
+                state.groups.remove(&group_id);
+                state.persisted.remove(&group_id);
+                vec![StoreRecord::GroupTombstone { group: group_id.clone() }]
+            } else {
+                expired
+                    .iter()
+                    .map(|(topic, partition)| StoreRecord::OffsetTombstone {
+                        group: group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    })
+                    .collect()
+            };
+            removed += expired.len();
+            if records.is_empty() {
+                continue;
+            }
+            match store.submit(records) {
+                Ok(rx) => writes.push(rx),
+                Err(e) => tracing::warn!(group = %group_id, error = %e, "consumer group offset expiry not written"),
+            }
+        }
+        (removed, writes)
     }
 
     /// Whether `group_id` is a consumer group.

@@ -459,6 +459,14 @@ impl ConsumerGroup {
         self.compute_target();
     }
 
+    /// Whether a member subscribes to `topic`, by name or through a regex
+    /// (Kafka's `isSubscribedToTopic`: such offsets never expire).
+    pub fn is_subscribed_to_topic(&self, topic: &str) -> bool {
+        self.subscribed_metadata.contains_key(topic)
+            || self.members.values().any(|m| m.subscribed_topic_names.contains(topic))
+            || self.member_topics.values().any(|t| t.contains(topic))
+    }
+
     /// Members whose session or revocation time ran out at `now_ms`.
     pub fn expired_members(&self, now_ms: i64) -> Vec<String> {
         self.members
@@ -578,9 +586,9 @@ impl ConsumerGroup {
             let have = member.assigned.get(topic);
             for &p in have.into_iter().flatten() {
                 if want.is_some_and(|w| w.contains(&p)) {
-                    assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                    assigned.entry(*topic).or_default().insert(p);
                 } else {
-                    pending_revocation.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                    pending_revocation.entry(*topic).or_default().insert(p);
                 }
             }
             for &p in want.into_iter().flatten() {
@@ -590,7 +598,7 @@ impl ConsumerGroup {
                 match self.owners.get(&(*topic, p)) {
                     Some(owner) if owner != &member.member_id => unreleased = true,
                     _ => {
-                        assigned.entry(*topic).or_insert_with(BTreeSet::new).insert(p);
+                        assigned.entry(*topic).or_default().insert(p);
                     }
                 }
             }
@@ -653,7 +661,7 @@ impl ConsumerGroup {
 
     /// OffsetFetch validation (`ConsumerGroup.validateOffsetFetch`).
     pub fn validate_offset_fetch(&self, member_id: Option<&str>, member_epoch: i32) -> Option<i16> {
-        let Some(member_id) = member_id else { return None };
+        let member_id = member_id?;
         if member_epoch < 0 && member_id.is_empty() {
             return None;
         }

@@ -445,3 +445,59 @@ fn a_snapshot_restores_epochs_members_and_assignments() {
     assert_eq!(ra.member_epoch, 2);
     assert!(ConsumerGroup::restore("g".into(), b"garbage", 0, limits(), &resolve).is_none());
 }
+
+#[tokio::test]
+async fn offsets_of_consumer_groups_expire_as_kafka_does() {
+    use crate::group::offsets_store::{CommittedOffset, OffsetsStore, StoreRecord};
+    use crate::types::{Offset, TimestampMs};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(OffsetsStore::open(dir.path()).unwrap());
+    let c = ConsumerGroupCoordinator::open(ConsumerGroupConfig::default(), store.clone(), &resolve, 0);
+    let ok = || Ok(());
+    let hb = |member: &str| Heartbeat {
+        member_id: member.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 300_000,
+        subscribed_topic_names: Some(vec!["t1".into()]),
+        owned: Some(Assignment::new()),
+        ..Default::default()
+    };
+    for g in ["live", "idle"] {
+        let (_, w) = c.heartbeat(g, hb("m"), 0, &ok, &resolve).unwrap();
+        w.unwrap().await.unwrap().unwrap();
+    }
+    let commit = |group: &str, topic: &str, at: i64| StoreRecord::OffsetCommit {
+        group: group.into(),
+        topic: topic.into(),
+        partition: 0,
+        value: CommittedOffset {
+            offset: Offset(5),
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: TimestampMs(at),
+            expire_timestamp: None,
+        },
+    };
+    store
+        .append(vec![commit("live", "t1", 1_000), commit("live", "t2", 1_000), commit("idle", "t1", 1_000)])
+        .await
+        .unwrap();
+    // "idle" loses its member: nothing subscribes to its topic any more.
+    let leave = Heartbeat { member_id: "m".into(), member_epoch: LEAVE_GROUP_MEMBER_EPOCH, ..Default::default() };
+    c.heartbeat("idle", leave, 10, &ok, &resolve).unwrap();
+
+    let retention_ms = 60_000;
+    let (n, writes) = c.expire_offsets(TimestampMs(30_000), retention_ms);
+    assert_eq!((n, writes.len()), (0, 0), "nothing is past the retention yet");
+    let (n, writes) = c.expire_offsets(TimestampMs(61_000), retention_ms);
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    assert_eq!(n, 2, "t2 of the live group (not subscribed) and t1 of the empty group");
+    assert!(c.contains("live"));
+    assert!(!c.contains("idle"), "an empty group without offsets is deleted");
+    assert!(store.group("idle").is_none());
+    assert!(!store.consumer_groups().iter().any(|(g, _)| g == "idle"), "its state is gone too");
+    let left: Vec<String> = store.group("live").unwrap().offsets.into_keys().collect();
+    assert_eq!(left, vec!["t1".to_string()], "a subscribed topic's offsets stay");
+}
