@@ -58,11 +58,10 @@ KAFKA_44_VERSIONS = {
 }
 
 # APIs klamm serves below Kafka 4.4's newest version, with the range it
-# serves (the newer versions need topic ids in the group APIs, or KIP-1228
-# marker epochs): listed so that closing a gap must update this test.
-KLAMM_BEHIND = {
-    "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "TxnOffsetCommit": (0, 5), "WriteTxnMarkers": (1, 1),
-}
+# serves (TxnOffsetCommit 6 names topics by id, WriteTxnMarkers 2 carries
+# KIP-1228's transaction version): listed so that closing a gap must
+# update this test.
+KLAMM_BEHIND = {"TxnOffsetCommit": (0, 5), "WriteTxnMarkers": (1, 1)}
 
 
 @pytest.fixture
@@ -188,7 +187,8 @@ def test_console_producer_consumer_with_keys(tool):
 
 
 def test_consumer_groups_describe_reset_and_delete(tool):
-    """A group that consumed everything: lag 0 in --describe; after
+    """(The 4.4 consumer commits and fetches with OffsetCommit/OffsetFetch
+    v10, by topic id.) A group that consumed everything: lag 0 in --describe; after
     --reset-offsets --to-earliest --execute, the lag is the log end; an
     unknown group cannot be deleted (DeleteGroups v3's message)."""
     topic, group = compat.unique("k44-groups"), compat.unique("k44-group")
