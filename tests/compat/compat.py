@@ -218,7 +218,9 @@ class Broker:
             cmd = [str(binary)]
             for k, v in props.items():
                 cmd += ["--override", f"{k}={v}"]
-            env = dict(os.environ, **self.env)
+            # KAFKA_LIBS is ours (kafka-run-class), not a Kafka property.
+            env = {k: v for k, v in os.environ.items() if k != "KAFKA_LIBS"}
+            env.update(self.env)
             env.setdefault("RUST_BACKTRACE", "1")
             timeout = timeout or 10
         self.proc = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT,
@@ -380,7 +382,9 @@ class JavaApp:
     `wait_for(line)` waits for one; `stop()` closes its stdin (the apps
     exit on that) and kills it if it lingers."""
 
-    def __init__(self, name: str, *args):
+    def __init__(self, name: str, *args, kafka_clients: str | None = None):
+        """`kafka_clients="4.4"` runs the app on that release's
+        kafka-clients jar (ahead of the 4.1 one it was built with)."""
         import threading
         jar = JAVA_APPS / "klamm-compat-apps.jar"
         if not jar.exists():
@@ -389,6 +393,9 @@ class JavaApp:
         self.log_path = Path(tempfile.mkdtemp(prefix=f"klamm-app-{name}-")) / "stderr.log"
         self._err = open(self.log_path, "wb")
         cp = f"{jar}:{JAVA_APPS / 'lib'}/*"
+        if kafka_clients:
+            (clients,) = kafka_libs(kafka_clients).glob("kafka-clients-*.jar")
+            cp = f"{clients}:{cp}"
         self.proc = subprocess.Popen(
             ["java", "-Xmx384m", "-cp", cp, "dev.klamm.compat.Apps", name, *map(str, args)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)

@@ -58,10 +58,9 @@ KAFKA_44_VERSIONS = {
 }
 
 # APIs klamm serves below Kafka 4.4's newest version, with the range it
-# serves (TxnOffsetCommit 6 names topics by id, WriteTxnMarkers 2 carries
-# KIP-1228's transaction version): listed so that closing a gap must
-# update this test.
-KLAMM_BEHIND = {"TxnOffsetCommit": (0, 5), "WriteTxnMarkers": (1, 1)}
+# serves (WriteTxnMarkers 2 carries KIP-1228's transaction version): listed
+# so that closing a gap must update this test.
+KLAMM_BEHIND = {"WriteTxnMarkers": (1, 1)}
 
 
 @pytest.fixture
@@ -300,6 +299,28 @@ def test_features_describe(tool):
 def test_transactions_list(tool):
     out = tool(TRANSACTIONS, "list").stdout
     assert out.splitlines()[0].split() == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"], out
+
+
+def test_streams_exactly_once_on_the_44_client(broker_factory):
+    """Kafka Streams (exactly_once_v2) on Kafka 4.4's kafka-clients: its
+    transactional offset commits use TxnOffsetCommit 6 (topics by id)
+    where the broker has it; the counts are exactly 1..n per key."""
+    import collections
+    import tempfile
+
+    from test_eos_apps import check_counts, produce
+
+    b = broker_factory({"auto.create.topics.enable": "false"})
+    src, out = compat.unique("k44-streams-in"), compat.unique("k44-streams-out")
+    compat.create_topic(b.bootstrap, src, 2)
+    compat.create_topic(b.bootstrap, out, 2)
+    batch = [(f"key{k}", "x") for _ in range(5) for k in range(10)]
+    produce(b.bootstrap, src, batch)
+    sent = collections.Counter(k for k, _ in batch)
+    args = (b.bootstrap, compat.unique("k44-streams"), src, out, tempfile.mkdtemp(prefix="streams-state-"))
+    with compat.JavaApp("streams-count", *args, "exactly_once_v2", kafka_clients="4.4") as app:
+        app.wait_for("STATE RUNNING", 120)
+        check_counts(b.bootstrap, out, sent)
 
 
 # ---------------------------------------------------------------------------
