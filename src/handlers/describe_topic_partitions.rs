@@ -162,7 +162,9 @@ mod tests {
     }
 
     /// (name, error, first partition, partition count) per topic, and the cursor.
-    fn shape(r: &DescribeTopicPartitionsResponse) -> (Vec<(String, i16, i32, usize)>, Option<(String, i32)>) {
+    type Shape = (Vec<(String, i16, i32, usize)>, Option<(String, i32)>);
+
+    fn shape(r: &DescribeTopicPartitionsResponse) -> Shape {
         (
             r.topics
                 .iter()
