@@ -58,9 +58,8 @@ KAFKA_44_VERSIONS = {
 }
 
 # APIs klamm serves below Kafka 4.4's newest version, with the range it
-# serves (WriteTxnMarkers 2 carries KIP-1228's transaction version): listed
-# so that closing a gap must update this test.
-KLAMM_BEHIND = {"WriteTxnMarkers": (1, 1)}
+# serves: listed so that closing a gap must update this test (none left).
+KLAMM_BEHIND: dict[str, tuple[int, int]] = {}
 
 
 @pytest.fixture
