@@ -131,6 +131,7 @@ impl Conn {
         let req = m::api_versions_request::ApiVersionsRequest {
             client_software_name: CLIENT_ID.into(),
             client_software_version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
         };
         let mut resp = self.call_at(&req, 3).await;
         if let Ok(r) = &resp {

@@ -302,6 +302,7 @@ pub async fn commit_offsets(client: &mut Client, group: &str, topic: &str, offse
         retention_time_ms: -1,
         topics: vec![m::offset_commit_request::OffsetCommitRequestTopic {
             name: topic.to_string(),
+            topic_id: Default::default(),
             partitions: offsets
                 .iter()
                 .map(|(p, o)| m::offset_commit_request::OffsetCommitRequestPartition {

@@ -1,5 +1,8 @@
 //! ApiVersions (key 18): the versions of every API we implement, taken from
 //! the one handler table, so we never advertise what we do not serve.
+//! v5 (KIP-1242): a client that names the cluster and node it means to
+//! reach is told REBOOTSTRAP_REQUIRED when this is not that node, as Kafka
+//! does (`KafkaApis.handleApiVersionsRequest`).
 
 use super::{ApiSpec, RequestContext, APIS};
 use crate::protocol::messages::api_versions_request::ApiVersionsRequest;
@@ -8,7 +11,7 @@ use crate::protocol::messages::api_versions_response::{
 };
 use crate::protocol::ErrorCode;
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 18, name: "ApiVersions", min_version: 0, max_version: 4 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 18, name: "ApiVersions", min_version: 0, max_version: 5 };
 
 /// Features (KIP-584) as Kafka 4.x advertises them (v3+): the range klamm
 /// supports and the level in force. Feature levels decide behaviour, not
@@ -77,11 +80,21 @@ fn valid_software_field(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
+/// Kafka's `clusterIdOrNodeIdIsInvalid` (v5+): the client named a cluster
+/// (and node; the node is only checked with a cluster) that is not this one.
+fn names_another_node(version: i16, req: &ApiVersionsRequest, cluster_id: &str, node_id: i32) -> bool {
+    version >= 5 && req.cluster_id.as_deref().is_some_and(|c| c != cluster_id || req.node_id != node_id)
+}
+
 pub async fn handle(ctx: &RequestContext<'_>, req: ApiVersionsRequest) -> ApiVersionsResponse {
     if ctx.version() >= 3
         && !(valid_software_field(&req.client_software_name) && valid_software_field(&req.client_software_version))
     {
         return ApiVersionsResponse { error_code: ErrorCode::InvalidRequest.code(), ..Default::default() };
+    }
+    let controller = &ctx.broker.controller;
+    if names_another_node(ctx.version(), &req, controller.cluster_id(), controller.node_id()) {
+        return ApiVersionsResponse { error_code: ErrorCode::RebootstrapRequired.code(), ..Default::default() };
     }
     let consumer_protocol = consumer_protocol_enabled(ctx);
     let features = features(consumer_protocol);
@@ -117,7 +130,7 @@ mod tests {
     fn unsupported_version_lists_only_api_versions() {
         let r = unsupported_version_response();
         assert_eq!(r.error_code, 35);
-        assert_eq!(r.api_keys, vec![ApiVersion { api_key: 18, min_version: 0, max_version: 4 }]);
+        assert_eq!(r.api_keys, vec![ApiVersion { api_key: 18, min_version: 0, max_version: 5 }]);
     }
 
     #[test]
@@ -127,6 +140,47 @@ mod tests {
         assert!(with.contains(&68) && with.contains(&69));
         assert!(!without.contains(&68) && !without.contains(&69));
         assert_eq!(with.len(), without.len() + 2);
+    }
+
+    #[test]
+    fn v5_checks_the_cluster_and_node_the_client_names() {
+        let req = |cluster_id: Option<&str>, node_id| ApiVersionsRequest {
+            cluster_id: cluster_id.map(str::to_string),
+            node_id,
+            ..Default::default()
+        };
+        assert!(!names_another_node(5, &req(None, -1), "c", 1));
+        assert!(!names_another_node(5, &req(None, 7), "c", 1), "a node alone is not checked");
+        assert!(!names_another_node(5, &req(Some("c"), 1), "c", 1));
+        assert!(names_another_node(5, &req(Some("c"), -1), "c", 1));
+        assert!(names_another_node(5, &req(Some("x"), 1), "c", 1));
+        assert!(!names_another_node(4, &req(Some("x"), 1), "c", 1));
+    }
+
+    #[test]
+    fn v5_request_fields_on_the_wire() {
+        use crate::protocol::{Reader, Writer};
+        // ApiVersionsRequest v5: client name, version (compact strings),
+        // cluster id (compact nullable string), node id (int32), tags.
+        let mut bytes = vec![4u8];
+        bytes.extend_from_slice(b"kcj");
+        bytes.push(4);
+        bytes.extend_from_slice(b"4.4");
+        bytes.push(3);
+        bytes.extend_from_slice(b"id");
+        bytes.extend_from_slice(&7i32.to_be_bytes());
+        bytes.push(0);
+        let req = ApiVersionsRequest::decode(&mut Reader::new(bytes::Bytes::from(bytes.clone())), 5).unwrap();
+        assert_eq!(req.cluster_id.as_deref(), Some("id"));
+        assert_eq!(req.node_id, 7);
+        let mut w = Writer::new();
+        req.encode(&mut w, 5);
+        assert_eq!(&w.finish_contiguous()[..], &bytes[..]);
+        // A null cluster id is length 0.
+        let null = ApiVersionsRequest { cluster_id: None, node_id: -1, ..Default::default() };
+        let mut w = Writer::new();
+        null.encode(&mut w, 5);
+        assert_eq!(&w.finish_contiguous()[..], &[1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0][..]);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! directory's result an error (UNKNOWN_SERVER_ERROR, Kafka's answer to an
 //! I/O exception there) with no topics.
 //!
-//! Versions 1-4, as Kafka 4.1 (v0 was removed in Kafka 4.0). TODO: Kafka
-//! 4.3 adds v5; `describe_log_dirs_*.kdef` stop at v4.
+//! Versions 1-5, as Kafka 4.4 (v0 was removed in Kafka 4.0; v5 adds
+//! `is_cordoned`, KIP-1066: klamm never cordons its one directory, so it
+//! is false).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use crate::protocol::ErrorCode;
 use crate::replica::Partition;
 use crate::types::TopicPartition;
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 35, name: "DescribeLogDirs", min_version: 1, max_version: 4 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 35, name: "DescribeLogDirs", min_version: 1, max_version: 5 };
 
 pub async fn handle(ctx: &RequestContext<'_>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let wanted: Option<HashSet<TopicPartition>> = req.topics.map(|topics| {
@@ -82,6 +83,7 @@ fn describe_dir(
         topics: by_topic(sizes),
         total_bytes: saturating_i64(space.total_bytes),
         usable_bytes: saturating_i64(space.usable_bytes),
+        is_cordoned: false,
     }
 }
 
@@ -119,6 +121,25 @@ fn absolute(dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v5_adds_is_cordoned_after_the_volume_sizes() {
+        use crate::protocol::Writer;
+        let resp = DescribeLogDirsResponse {
+            results: vec![DescribeLogDirsResult { log_dir: "/d".into(), is_cordoned: true, ..Default::default() }],
+            ..Default::default()
+        };
+        let encode = |v| {
+            let mut w = Writer::new();
+            resp.encode(&mut w, v);
+            w.finish_contiguous()
+        };
+        let (v4, v5) = (encode(4), encode(5));
+        assert_eq!(v5.len(), v4.len() + 1);
+        // ... total_bytes, usable_bytes (-1, -1), is_cordoned, result tags, body tags.
+        assert_eq!(&v5[v5.len() - 11..], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0, 0][..]);
+        assert_eq!(&v4[..v4.len() - 2], &v5[..v4.len() - 2]);
+    }
 
     #[test]
     fn partitions_are_grouped_by_topic_in_order() {

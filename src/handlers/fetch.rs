@@ -28,7 +28,7 @@ use crate::replica::{check_leader_epoch, FetchWait, Partition};
 use crate::storage::StorageError;
 use crate::types::{Offset, TopicPartition};
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 1, name: "Fetch", min_version: 4, max_version: 17 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 1, name: "Fetch", min_version: 4, max_version: 18 };
 
 /// The longest a fetch may wait, whatever the client asks.
 const MAX_WAIT_MS: i32 = 60_000;

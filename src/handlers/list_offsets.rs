@@ -2,8 +2,9 @@
 //! targets: -1 latest (the log end; the last stable offset is the same
 //! without transactions), -2 earliest (the log start), -3 the record with
 //! the largest timestamp (v7+), -4 earliest local (v8+; no tiered storage,
-//! so the log start) and -5 earliest pending upload (v9+; nothing is ever
-//! uploaded, so no offset).
+//! so the log start), -5 latest tiered (v9+, KIP-1005) and -6 earliest
+//! pending upload (v11+, KIP-1023): nothing is ever tiered, so no offset
+//! for either, as Kafka answers for a topic without remote storage.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,13 +19,14 @@ use crate::replica::{check_leader_epoch, Partition};
 use crate::storage::{StorageError, TimeSearch};
 use crate::types::{TimestampMs, TopicPartition};
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 2, name: "ListOffsets", min_version: 1, max_version: 10 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 2, name: "ListOffsets", min_version: 1, max_version: 11 };
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
-const EARLIEST_PENDING_UPLOAD: i64 = -5;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 struct Query {
     partition: Result<Arc<Partition>, ErrorCode>,
@@ -108,7 +110,7 @@ fn answer(q: &Query) -> ListOffsetsPartitionResponse {
         LATEST if q.read_committed => Found::At(-1, log.last_stable_offset().0, epoch),
         LATEST => Found::At(-1, log.log_end_offset().0, epoch),
         EARLIEST | EARLIEST_LOCAL => Found::At(-1, log.log_start_offset().0, epoch),
-        EARLIEST_PENDING_UPLOAD => Found::Nothing,
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Found::Nothing,
         MAX_TIMESTAMP => Found::Search(log.max_timestamp_search()),
         ts if ts >= 0 => Found::Search(log.offset_for_timestamp_search(TimestampMs(ts))),
         _ => {

@@ -176,6 +176,7 @@ apis! {
     sasl_authenticate: sasl_authenticate_request::SaslAuthenticateRequest => sasl_authenticate_response::SaslAuthenticateResponse,
     describe_user_scram_credentials: describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest => describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse,
     alter_user_scram_credentials: alter_user_scram_credentials_request::AlterUserScramCredentialsRequest => alter_user_scram_credentials_response::AlterUserScramCredentialsResponse,
+    describe_topic_partitions: describe_topic_partitions_request::DescribeTopicPartitionsRequest => describe_topic_partitions_response::DescribeTopicPartitionsResponse,
 }
 
 pub mod config_ops;

@@ -2,6 +2,9 @@
 //! KafkaApis does, partitions of topics (or partition numbers) unknown to
 //! the metadata answer UNKNOWN_TOPIC_OR_PARTITION without reaching the
 //! coordinator; the rest are committed and both answers are merged.
+//! v10 (KIP-848, Kafka 4.4) names topics by id: an id the metadata does
+//! not know answers UNKNOWN_TOPIC_ID for each of its partitions, as
+//! Kafka's KafkaApis does, and the response names topics by id.
 //! Also owns `PartitionErrors`, the per-topic result builder OffsetDelete
 //! shares.
 
@@ -9,17 +12,23 @@ use super::{ApiSpec, RequestContext};
 use crate::controller::MetadataImage;
 use crate::group;
 use crate::group::errors::UNKNOWN_TOPIC_OR_PARTITION;
+use crate::protocol::{ErrorCode, Uuid};
 use crate::protocol::messages::offset_commit_request::OffsetCommitRequest;
 use crate::protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 
 /// Versions 0-1 were removed in Kafka 4.0 (KIP-896).
-pub const SPEC: ApiSpec = ApiSpec { api_key: 8, name: "OffsetCommit", min_version: 2, max_version: 9 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 8, name: "OffsetCommit", min_version: 2, max_version: 10 };
 
-pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// The first version that names topics by id.
+const TOPIC_IDS_VERSION: i16 = 10;
+
+pub async fn handle(ctx: &RequestContext<'_>, mut req: OffsetCommitRequest) -> OffsetCommitResponse {
     let version = ctx.version();
-    let (request, mut errors) = split_known(req, version, &ctx.broker.controller.image());
+    let image = ctx.broker.controller.image();
+    let unknown_ids = if version >= TOPIC_IDS_VERSION { resolve_topic_ids(&mut req, &image) } else { Vec::new() };
+    let (request, mut errors) = split_known(req, version, &image);
     if !request.topics.is_empty() {
         // A KIP-848 consumer group checks the member epoch itself; its
         // offsets go to the same store.
@@ -39,20 +48,44 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetCommitRequest) -> Offse
             errors.extend(&t.name, t.partitions.into_iter().map(|p| (p.partition_index, p.error_code)));
         }
     }
-    OffsetCommitResponse {
-        throttle_time_ms: 0,
-        topics: errors
-            .into_topics()
+    let partitions = |parts: Vec<(i32, i16)>| {
+        parts
             .into_iter()
-            .map(|(name, parts)| OffsetCommitResponseTopic {
-                name,
-                partitions: parts
-                    .into_iter()
-                    .map(|(partition_index, error_code)| OffsetCommitResponsePartition { partition_index, error_code })
-                    .collect(),
-            })
-            .collect(),
-    }
+            .map(|(partition_index, error_code)| OffsetCommitResponsePartition { partition_index, error_code })
+            .collect()
+    };
+    let mut topics: Vec<OffsetCommitResponseTopic> = errors
+        .into_topics()
+        .into_iter()
+        .map(|(name, parts)| OffsetCommitResponseTopic {
+            topic_id: image.topic(&name).map_or(Uuid::NIL, |t| t.id),
+            name,
+            partitions: partitions(parts),
+        })
+        .collect();
+    topics.extend(unknown_ids.into_iter().map(|(topic_id, parts)| OffsetCommitResponseTopic {
+        name: String::new(),
+        topic_id,
+        partitions: partitions(parts.into_iter().map(|p| (p, ErrorCode::UnknownTopicId.code())).collect()),
+    }));
+    OffsetCommitResponse { throttle_time_ms: 0, topics }
+}
+
+/// v10+: gives each topic the name of its id, and takes out the topics
+/// whose id is unknown, returned with their partition numbers.
+fn resolve_topic_ids(req: &mut OffsetCommitRequest, image: &MetadataImage) -> Vec<(Uuid, Vec<i32>)> {
+    let mut unknown = Vec::new();
+    req.topics.retain_mut(|t| match image.ids.get(&t.topic_id) {
+        Some(name) => {
+            t.name = name.clone();
+            true
+        }
+        None => {
+            unknown.push((t.topic_id, t.partitions.iter().map(|p| p.partition_index).collect()));
+            false
+        }
+    });
+    unknown
 }
 
 /// The coordinator's request holding only partitions that exist, and the
@@ -179,8 +212,8 @@ mod tests {
             group_id: "g".into(),
             retention_time_ms: 1000,
             topics: vec![
-                OffsetCommitRequestTopic { name: "nope".into(), partitions: vec![part(0)] },
-                OffsetCommitRequestTopic { name: "t".into(), partitions: vec![part(0), part(2), part(-1), part(1)] },
+                OffsetCommitRequestTopic { name: "nope".into(), partitions: vec![part(0)], ..Default::default() },
+                OffsetCommitRequestTopic { name: "t".into(), partitions: vec![part(0), part(2), part(-1), part(1)], ..Default::default() },
             ],
             ..Default::default()
         };
@@ -198,6 +231,50 @@ mod tests {
         );
         let (r, _) = split_known(req, 5, &image);
         assert_eq!(r.retention_time_ms, -1);
+    }
+
+    #[test]
+    fn v10_names_topics_by_id_and_unknown_ids_are_taken_out() {
+        let image = image_with("t", 2);
+        let id = image.topic("t").unwrap().id;
+        let other = Uuid([9; 16]);
+        let mut req = OffsetCommitRequest {
+            group_id: "g".into(),
+            topics: vec![
+                OffsetCommitRequestTopic { topic_id: other, partitions: vec![part(0), part(1)], ..Default::default() },
+                OffsetCommitRequestTopic { topic_id: id, partitions: vec![part(1)], ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(resolve_topic_ids(&mut req, &image), vec![(other, vec![0, 1])]);
+        assert_eq!(req.topics.len(), 1);
+        assert_eq!((req.topics[0].name.as_str(), req.topics[0].topic_id), ("t", id));
+        let (r, errors) = split_known(req, 10, &image);
+        assert_eq!(r.topics[0].name, "t");
+        assert!(errors.into_topics().is_empty());
+    }
+
+    #[test]
+    fn v10_is_topic_ids_on_the_wire() {
+        use crate::protocol::Writer;
+        let resp = OffsetCommitResponse {
+            throttle_time_ms: 0,
+            topics: vec![OffsetCommitResponseTopic {
+                name: "t".into(),
+                topic_id: Uuid([7; 16]),
+                partitions: vec![OffsetCommitResponsePartition { partition_index: 0, error_code: 100 }],
+            }],
+        };
+        let encode = |v| {
+            let mut w = Writer::new();
+            resp.encode(&mut w, v);
+            w.finish_contiguous()
+        };
+        let (v9, v10) = (encode(9), encode(10));
+        // throttle, topics: [name "t" (2 bytes) | id (16)], partitions ...
+        assert_eq!(&v9[5..7], &[2, b't'][..]);
+        assert_eq!(&v10[5..21], &[7; 16][..]);
+        assert_eq!(v10.len(), v9.len() + 14);
     }
 
     #[test]

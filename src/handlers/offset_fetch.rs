@@ -2,10 +2,15 @@
 //! (top-level group id and topics, topics = null from v2 meaning every
 //! committed offset) and answer at the top level; v8+ batch groups. v1
 //! has no top-level error: a group error goes on each partition, as Kafka
-//! does. Unknown topics are not filtered: they answer offset -1.
+//! does. Unknown topics are not filtered: they answer offset -1. v10
+//! (KIP-848, Kafka 4.4) names topics by id: an unknown id answers
+//! UNKNOWN_TOPIC_ID on each partition, and with every offset asked for
+//! (topics = null) a topic no longer in the metadata (no id) is left out.
 
 use super::{ApiSpec, RequestContext};
+use crate::controller::MetadataImage;
 use crate::group;
+use crate::protocol::{ErrorCode, Uuid};
 use crate::protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use crate::protocol::messages::offset_fetch_response::{
     OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -13,7 +18,7 @@ use crate::protocol::messages::offset_fetch_response::{
 };
 
 /// Version 0 (ZooKeeper offsets) was removed in Kafka 4.0 (KIP-896).
-pub const SPEC: ApiSpec = ApiSpec { api_key: 9, name: "OffsetFetch", min_version: 1, max_version: 9 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 9, name: "OffsetFetch", min_version: 1, max_version: 10 };
 
 pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let version = ctx.version();
@@ -28,6 +33,9 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
     } else {
         Vec::new()
     };
+    let image = ctx.broker.controller.image();
+    let mut req = req;
+    let unknown_ids = if version >= TOPIC_IDS_VERSION { resolve_topic_ids(&mut req, &image) } else { Vec::new() };
     let mut responses = Vec::new();
     for (i, request) in to_group_requests(req, version).into_iter().enumerate() {
         if let Some(&Some(error_code)) = checks.get(i) {
@@ -36,7 +44,72 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
         }
         responses.push(ctx.broker.groups.offset_fetch(request).await);
     }
-    to_wire(responses, version)
+    let mut resp = to_wire(responses, version);
+    if version >= TOPIC_IDS_VERSION {
+        with_topic_ids(&mut resp, unknown_ids, &image);
+    }
+    resp
+}
+
+/// The first version that names topics by id.
+const TOPIC_IDS_VERSION: i16 = 10;
+
+/// v10+: gives each asked-for topic the name of its id and takes out the
+/// topics whose id is unknown: per group, (id, partitions).
+fn resolve_topic_ids(req: &mut OffsetFetchRequest, image: &MetadataImage) -> Vec<Vec<(Uuid, Vec<i32>)>> {
+    req.groups
+        .iter_mut()
+        .map(|g| {
+            let mut unknown = Vec::new();
+            if let Some(topics) = g.topics.as_mut() {
+                topics.retain_mut(|t| match image.ids.get(&t.topic_id) {
+                    Some(name) => {
+                        t.name = name.clone();
+                        true
+                    }
+                    None => {
+                        unknown.push((t.topic_id, std::mem::take(&mut t.partition_indexes)));
+                        false
+                    }
+                });
+            }
+            unknown
+        })
+        .collect()
+}
+
+/// v10+: the id of each answered topic (topics without one, deleted since
+/// their offsets were committed, are left out), then the unknown ids with
+/// UNKNOWN_TOPIC_ID.
+fn with_topic_ids(resp: &mut OffsetFetchResponse, unknown_ids: Vec<Vec<(Uuid, Vec<i32>)>>, image: &MetadataImage) {
+    let mut unknown_ids = unknown_ids.into_iter();
+    for g in &mut resp.groups {
+        g.topics.retain_mut(|t| match image.topic(&t.name) {
+            Some(info) => {
+                t.topic_id = info.id;
+                true
+            }
+            None => false,
+        });
+        let unknown = unknown_ids.next().unwrap_or_default();
+        if g.error_code != group::errors::NONE {
+            continue;
+        }
+        g.topics.extend(unknown.into_iter().map(|(topic_id, partitions)| OffsetFetchResponseTopics {
+            name: String::new(),
+            topic_id,
+            partitions: partitions
+                .into_iter()
+                .map(|partition_index| OffsetFetchResponsePartitions {
+                    partition_index,
+                    committed_offset: -1,
+                    committed_leader_epoch: -1,
+                    metadata: Some(String::new()),
+                    error_code: ErrorCode::UnknownTopicId.code(),
+                })
+                .collect(),
+        }));
+    }
 }
 
 /// One coordinator request per group asked for.
@@ -71,6 +144,7 @@ fn to_wire(responses: Vec<group::OffsetFetchResponse>, version: i16) -> OffsetFe
                     .into_iter()
                     .map(|t| OffsetFetchResponseTopics {
                         name: t.name,
+                        topic_id: Uuid::NIL,
                         partitions: t
                             .partitions
                             .into_iter()
@@ -176,7 +250,7 @@ mod tests {
                 OffsetFetchRequestGroup { group_id: "a".into(), topics: None, ..Default::default() },
                 OffsetFetchRequestGroup {
                     group_id: "b".into(),
-                    topics: Some(vec![OffsetFetchRequestTopics { name: "t".into(), partition_indexes: vec![2] }]),
+                    topics: Some(vec![OffsetFetchRequestTopics { name: "t".into(), partition_indexes: vec![2], ..Default::default() }]),
                     ..Default::default()
                 },
             ],
@@ -194,6 +268,50 @@ mod tests {
         assert_eq!(w.groups[0].topics[0].partitions[0].committed_offset, 42);
         let mut out = Writer::new();
         w.encode(&mut out, 9);
+    }
+
+    #[test]
+    fn v10_answers_by_topic_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::controller::Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+        let new_topic = crate::controller::NewTopic {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs: Default::default(),
+        };
+        c.create_topic(new_topic, false).unwrap();
+        let image = (*c.image()).clone();
+        let id = image.topic("t").unwrap().id;
+        let unknown = Uuid([9; 16]);
+        let mut req = OffsetFetchRequest {
+            groups: vec![OffsetFetchRequestGroup {
+                group_id: "g".into(),
+                topics: Some(vec![
+                    OffsetFetchRequestTopics { topic_id: unknown, partition_indexes: vec![3], ..Default::default() },
+                    OffsetFetchRequestTopics { topic_id: id, partition_indexes: vec![0], ..Default::default() },
+                ]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let unknown_ids = resolve_topic_ids(&mut req, &image);
+        assert_eq!(unknown_ids, vec![vec![(unknown, vec![3])]]);
+        let rs = to_group_requests(req, 10);
+        assert_eq!(rs[0].topics, Some(vec![("t".to_string(), vec![0])]));
+
+        let mut gone = fetched("g", 0);
+        gone.topics[0].name = "deleted".into();
+        let mut w = to_wire(vec![fetched("g", 0)], 10);
+        with_topic_ids(&mut w, unknown_ids, &image);
+        let topics = &w.groups[0].topics;
+        assert_eq!(topics.iter().map(|t| t.topic_id).collect::<Vec<_>>(), vec![id, unknown]);
+        assert_eq!(topics[1].partitions[0].error_code, 100);
+        assert_eq!(topics[1].partitions[0].committed_offset, -1);
+        let mut w = to_wire(vec![gone], 10);
+        with_topic_ids(&mut w, vec![], &image);
+        assert!(w.groups[0].topics.is_empty(), "a topic without an id is left out");
     }
 
     #[test]

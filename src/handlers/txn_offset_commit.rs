@@ -4,7 +4,9 @@
 //! pending under the producer id; they become visible on commit and are
 //! dropped on abort. v5 is transaction version 2 (KIP-890): the client
 //! sends no AddOffsetsToTxn, so the commit adds the group to the ongoing
-//! transaction itself.
+//! transaction itself. v6 (Kafka 4.4) names topics by id: an unknown id
+//! answers UNKNOWN_TOPIC_ID on each of its partitions, as OffsetCommit
+//! v10 does, and the response names topics by id.
 
 use super::{ApiSpec, RequestContext};
 use crate::group::messages::{OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic};
@@ -12,13 +14,51 @@ use crate::protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest
 use crate::protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use crate::protocol::ErrorCode;
+use crate::controller::MetadataImage;
+use crate::protocol::{ErrorCode, Uuid};
 
-pub const SPEC: ApiSpec = ApiSpec { api_key: 28, name: "TxnOffsetCommit", min_version: 0, max_version: 5 };
+pub const SPEC: ApiSpec = ApiSpec { api_key: 28, name: "TxnOffsetCommit", min_version: 0, max_version: 6 };
 
 const PRODUCER_FENCED_SINCE: i16 = 3;
 /// The first version that adds the group implicitly (transaction version 2).
 const IMPLICIT_ADD_SINCE: i16 = 5;
+/// The first version that names topics by id.
+const TOPIC_IDS_SINCE: i16 = 6;
+
+/// v6+: gives each topic the name of its id, and takes out the topics
+/// whose id is unknown, returned with their partition numbers.
+fn resolve_topic_ids(req: &mut TxnOffsetCommitRequest, image: &MetadataImage) -> Vec<(Uuid, Vec<i32>)> {
+    let mut unknown = Vec::new();
+    req.topics.retain_mut(|t| match image.ids.get(&t.topic_id) {
+        Some(name) => {
+            t.name = name.clone();
+            true
+        }
+        None => {
+            unknown.push((t.topic_id, t.partitions.iter().map(|p| p.partition_index).collect()));
+            false
+        }
+    });
+    unknown
+}
+
+/// v6+: the id of each answered topic, then the unknown ids.
+fn with_topic_ids(resp: &mut TxnOffsetCommitResponse, unknown: Vec<(Uuid, Vec<i32>)>, image: &MetadataImage) {
+    for t in &mut resp.topics {
+        t.topic_id = image.topic(&t.name).map_or(Uuid::NIL, |info| info.id);
+    }
+    resp.topics.extend(unknown.into_iter().map(|(topic_id, partitions)| TxnOffsetCommitResponseTopic {
+        name: String::new(),
+        topic_id,
+        partitions: partitions
+            .into_iter()
+            .map(|partition_index| TxnOffsetCommitResponsePartition {
+                partition_index,
+                error_code: ErrorCode::UnknownTopicId.code(),
+            })
+            .collect(),
+    }));
+}
 
 fn all_failed(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
     TxnOffsetCommitResponse {
@@ -27,6 +67,7 @@ fn all_failed(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitRespons
             .iter()
             .map(|t| TxnOffsetCommitResponseTopic {
                 name: t.name.clone(),
+                topic_id: t.topic_id,
                 partitions: t
                     .partitions
                     .iter()
@@ -38,7 +79,17 @@ fn all_failed(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitRespons
     }
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn handle(ctx: &RequestContext<'_>, mut req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let image = ctx.broker.controller.image();
+    let unknown_ids = if ctx.version() >= TOPIC_IDS_SINCE { resolve_topic_ids(&mut req, &image) } else { Vec::new() };
+    let mut resp = commit(ctx, req).await;
+    if ctx.version() >= TOPIC_IDS_SINCE {
+        with_topic_ids(&mut resp, unknown_ids, &image);
+    }
+    resp
+}
+
+async fn commit(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let broker = ctx.broker.clone();
     let (id, pid, epoch, group) = (req.transactional_id.clone(), req.producer_id, req.producer_epoch, req.group_id.clone());
     let implicit_add = ctx.version() >= IMPLICIT_ADD_SINCE;
@@ -100,6 +151,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> Tx
             .into_iter()
             .map(|t| TxnOffsetCommitResponseTopic {
                 name: t.name,
+                topic_id: Uuid::NIL,
                 partitions: t
                     .partitions
                     .into_iter()
@@ -108,5 +160,53 @@ pub async fn handle(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> Tx
             })
             .collect(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+
+    #[test]
+    fn v6_names_topics_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::controller::Controller::open(dir.path(), 1, None, 1, 1).unwrap();
+        let new_topic = crate::controller::NewTopic {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs: Default::default(),
+        };
+        c.create_topic(new_topic, false).unwrap();
+        let image = (*c.image()).clone();
+        let id = image.topic("t").unwrap().id;
+        let unknown = Uuid([9; 16]);
+        let part = |p| TxnOffsetCommitRequestPartition { partition_index: p, ..Default::default() };
+        let mut req = TxnOffsetCommitRequest {
+            topics: vec![
+                TxnOffsetCommitRequestTopic { topic_id: unknown, partitions: vec![part(1)], ..Default::default() },
+                TxnOffsetCommitRequestTopic { topic_id: id, partitions: vec![part(0)], ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        let unknown_ids = resolve_topic_ids(&mut req, &image);
+        assert_eq!(unknown_ids, vec![(unknown, vec![1])]);
+        assert_eq!(req.topics.len(), 1);
+        assert_eq!(req.topics[0].name, "t");
+        let mut resp = all_failed(&req, 0);
+        with_topic_ids(&mut resp, unknown_ids, &image);
+        assert_eq!(resp.topics.iter().map(|t| t.topic_id).collect::<Vec<_>>(), vec![id, unknown]);
+        assert_eq!(resp.topics[1].partitions[0].error_code, 100);
+
+        use crate::protocol::Writer;
+        let mut w = Writer::new();
+        resp.encode(&mut w, 6);
+        let bytes = w.finish_contiguous();
+        // throttle (4), topics count (1), then the first topic's id.
+        assert_eq!(&bytes[5..21], &id.0[..]);
     }
 }

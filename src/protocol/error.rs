@@ -122,6 +122,9 @@ pub enum ErrorCode {
     TelemetryTooLarge = 118,
     InvalidRegistration = 119,
     TransactionAbortable = 120,
+    /// KIP-1242 (ApiVersions v5): the client reached a node other than the
+    /// one it named.
+    RebootstrapRequired = 129,
 }
 
 impl ErrorCode {

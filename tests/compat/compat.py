@@ -30,6 +30,29 @@ BROKER_KIND = os.environ.get("KLAMM_COMPAT_BROKER", "klamm").strip().lower()
 if BROKER_KIND not in ("klamm", "kafka"):
     raise RuntimeError(f"KLAMM_COMPAT_BROKER must be klamm or kafka, not {BROKER_KIND!r}")
 
+# The Apache Kafka release whose jars the reference broker and the stock
+# tools run from: 4.1 (.deps/kafka-libs) or 4.4 (.deps/kafka-libs-4.4),
+# both fetched by scripts/test. Both need Java 17+ (kafka-run-class runs
+# the `java` on PATH).
+KAFKA_LIBS_BY_VERSION = {
+    "4.1": DEPS / "kafka-libs",
+    "4.4": DEPS / "kafka-libs-4.4",
+}
+KAFKA_VERSION = os.environ.get("KLAMM_COMPAT_KAFKA_VERSION", "4.1").strip()
+if KAFKA_VERSION not in KAFKA_LIBS_BY_VERSION:
+    raise RuntimeError(f"KLAMM_COMPAT_KAFKA_VERSION must be one of {sorted(KAFKA_LIBS_BY_VERSION)}, "
+                       f"not {KAFKA_VERSION!r}")
+
+
+def kafka_libs(version: str | None = None) -> Path:
+    """The jar directory of Kafka `version` (default: KLAMM_COMPAT_KAFKA_VERSION)."""
+    return KAFKA_LIBS_BY_VERSION[version or KAFKA_VERSION]
+
+
+# Every kafka-run-class started from this process (kafka_tool, the
+# reference broker, tests that run it directly) uses the chosen release.
+os.environ["KAFKA_LIBS"] = str(kafka_libs())
+
 
 def klamm_binary() -> Path:
     """The klamm binary: $KLAMM_BIN, else <cargo target dir>/release/klamm."""
@@ -44,7 +67,9 @@ TOPICS = "org.apache.kafka.tools.TopicCommand"
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 CONSUMER_GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
-CONFIGS = "kafka.admin.ConfigCommand"
+# kafka-configs: a Scala class up to 4.1, org.apache.kafka.tools in 4.4.
+CONFIGS_BY_VERSION = {"4.1": "kafka.admin.ConfigCommand", "4.4": "org.apache.kafka.tools.ConfigCommand"}
+CONFIGS = CONFIGS_BY_VERSION[KAFKA_VERSION]
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
 
@@ -87,9 +112,13 @@ def run(cmd, *, timeout: float, input: str | bytes | None = None, check: bool = 
     return cp
 
 
-def kafka_tool(main_class: str, *args, timeout: float = 90, input=None, check=True):
-    """Runs one stock Kafka tool (by main class) through kafka-run-class."""
-    return run([KAFKA_RUN_CLASS, main_class, *args], timeout=timeout, input=input, check=check)
+def kafka_tool(main_class: str, *args, timeout: float = 90, input=None, check=True,
+               version: str | None = None):
+    """Runs one stock Kafka tool (by main class) through kafka-run-class,
+    from the jars of Kafka `version` ("4.1" or "4.4"; default:
+    KLAMM_COMPAT_KAFKA_VERSION)."""
+    return run([KAFKA_RUN_CLASS, main_class, *args], timeout=timeout, input=input, check=check,
+               env={"KAFKA_LIBS": str(kafka_libs(version))})
 
 
 # ---------------------------------------------------------------------------
@@ -106,8 +135,11 @@ class Broker:
     """One broker process (klamm or Apache Kafka) on a free 127.0.0.1 port
     with its own temp data dir. `restart()` keeps port and data dir."""
 
-    def __init__(self, kind: str = BROKER_KIND, props: dict | None = None, name: str = "broker"):
+    def __init__(self, kind: str = BROKER_KIND, props: dict | None = None, name: str = "broker",
+                 kafka_version: str | None = None):
         self.kind = kind
+        # For kind "kafka": the release it runs (default KLAMM_COMPAT_KAFKA_VERSION).
+        self.kafka_version = kafka_version or KAFKA_VERSION
         self.name = name
         self.props = {k: str(v) for k, v in (props or {}).items()}
         self.dir = Path(tempfile.mkdtemp(prefix=f"klamm-compat-{kind}-"))
@@ -172,9 +204,11 @@ class Broker:
             cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
             if not self._formatted:
                 cluster_id = kafkawire.random_cluster_id()
-                kafka_tool(STORAGE_TOOL, "format", "-t", cluster_id, "-c", cfg, timeout=90)
+                kafka_tool(STORAGE_TOOL, "format", "-t", cluster_id, "-c", cfg, timeout=90,
+                           version=self.kafka_version)
                 self._formatted = True
-            env = dict(os.environ, KAFKA_HEAP_OPTS="-Xmx512m -Xms256m")
+            env = dict(os.environ, KAFKA_HEAP_OPTS="-Xmx512m -Xms256m",
+                       KAFKA_LIBS=str(kafka_libs(self.kafka_version)))
             cmd = [KAFKA_RUN_CLASS, KAFKA_MAIN, str(cfg)]
             timeout = timeout or 60
         else:
@@ -184,7 +218,9 @@ class Broker:
             cmd = [str(binary)]
             for k, v in props.items():
                 cmd += ["--override", f"{k}={v}"]
-            env = dict(os.environ, **self.env)
+            # KAFKA_LIBS is ours (kafka-run-class), not a Kafka property.
+            env = {k: v for k, v in os.environ.items() if k != "KAFKA_LIBS"}
+            env.update(self.env)
             env.setdefault("RUST_BACKTRACE", "1")
             timeout = timeout or 10
         self.proc = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT,
@@ -256,7 +292,8 @@ class Broker:
                 shutil.rmtree(self.dir, ignore_errors=True)
 
     def __repr__(self):
-        return f"Broker({self.kind}, {self.bootstrap}, {self.dir})"
+        kind = f"kafka {self.kafka_version}" if self.kind == "kafka" else self.kind
+        return f"Broker({kind}, {self.bootstrap}, {self.dir})"
 
 
 # ---------------------------------------------------------------------------
@@ -345,7 +382,9 @@ class JavaApp:
     `wait_for(line)` waits for one; `stop()` closes its stdin (the apps
     exit on that) and kills it if it lingers."""
 
-    def __init__(self, name: str, *args):
+    def __init__(self, name: str, *args, kafka_clients: str | None = None):
+        """`kafka_clients="4.4"` runs the app on that release's
+        kafka-clients jar (ahead of the 4.1 one it was built with)."""
         import threading
         jar = JAVA_APPS / "klamm-compat-apps.jar"
         if not jar.exists():
@@ -354,6 +393,9 @@ class JavaApp:
         self.log_path = Path(tempfile.mkdtemp(prefix=f"klamm-app-{name}-")) / "stderr.log"
         self._err = open(self.log_path, "wb")
         cp = f"{jar}:{JAVA_APPS / 'lib'}/*"
+        if kafka_clients:
+            (clients,) = kafka_libs(kafka_clients).glob("kafka-clients-*.jar")
+            cp = f"{clients}:{cp}"
         self.proc = subprocess.Popen(
             ["java", "-Xmx384m", "-cp", cp, "dev.klamm.compat.Apps", name, *map(str, args)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)

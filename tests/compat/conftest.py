@@ -32,7 +32,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    return f"klamm compat: broker under test = {compat.BROKER_KIND}"
+    return (f"klamm compat: broker under test = {compat.BROKER_KIND}, "
+            f"Kafka tools and reference broker = {compat.KAFKA_VERSION}")
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +71,21 @@ def broker_factory(request):
     yield make
     for b in made:
         b.close()
+
+
+@pytest.fixture(scope="session")
+def kafka44_tool():
+    """`kafka44_tool(MAIN_CLASS, *args, ...)`: compat.kafka_tool on Kafka
+    4.4.0's jars (.deps/kafka-libs-4.4), whatever KLAMM_COMPAT_KAFKA_VERSION
+    says."""
+    libs = compat.kafka_libs("4.4")
+    if not any(libs.glob("kafka-clients-*.jar")):
+        pytest.fail(f"no Kafka 4.4 jars in {libs} (scripts/test fetches them)")
+
+    def tool(main_class: str, *args, **kw):
+        return compat.kafka_tool(main_class, *args, version="4.4", **kw)
+
+    return tool
 
 
 @pytest.hookimpl(hookwrapper=True)
