@@ -6,7 +6,12 @@
 //!
 //! On-disk frame: `[len u32 BE][crc32c u32 BE][payload]`, payload =
 //! `[seq u64][type u8][fields]` with fields in Kafka's classic encoding.
-//! Replay stops at the first torn or corrupt frame and truncates there.
+//! Replay stops at the first torn or corrupt frame and truncates there. A
+//! whole frame (its checksum right) that does not decode is not a torn
+//! write: it was written by a newer klamm (a record type this one does not
+//! know, after a downgrade) or the file is damaged, and every record after
+//! it is still good. The log refuses to open then, rather than cut them
+//! off (and, with them, topics whose data would then look stray).
 //!
 //! A failed append (ENOSPC, EIO) is rolled back to the last good frame
 //! before the error is returned, so no later acknowledged record ever sits
@@ -142,6 +147,13 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 /// Parses frames from `data`; returns the records and the length of the
 /// valid prefix (everything after it is torn or corrupt).
 fn parse_frames(data: &[u8]) -> (Vec<(u64, MetadataRecord)>, usize) {
+    let (recs, valid, _) = parse_frames_checked(data);
+    (recs, valid)
+}
+
+/// [`parse_frames`], also saying why it stopped when the frame at the end
+/// of the valid prefix is whole (checksum right) but does not decode.
+fn parse_frames_checked(data: &[u8]) -> (Vec<(u64, MetadataRecord)>, usize, Option<DecodeError>) {
     let mut out = Vec::new();
     let mut pos = 0;
     while data.len() - pos >= 8 {
@@ -156,11 +168,11 @@ fn parse_frames(data: &[u8]) -> (Vec<(u64, MetadataRecord)>, usize) {
         }
         match MetadataRecord::decode(Bytes::copy_from_slice(payload)) {
             Ok(r) => out.push(r),
-            Err(_) => break,
+            Err(e) => return (out, pos, Some(e)),
         }
         pos += 8 + len;
     }
-    (out, pos)
+    (out, pos, None)
 }
 
 /// The append side of the metadata log.
@@ -223,7 +235,18 @@ impl MetadataLog {
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
-        let (recs, valid) = parse_frames(&data);
+        let (recs, valid, unreadable) = parse_frames_checked(&data);
+        if let Some(e) = unreadable {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "metadata log {} has a whole record at byte {valid} that this klamm cannot read ({e}): \
+                     written by a newer klamm, or damaged. Refusing to start rather than cut off it and every \
+                     record after it; start the klamm that wrote it, or move the file aside to start afresh",
+                    path.display()
+                ),
+            ));
+        }
         if valid != data.len() {
             tracing::warn!(
                 file = %path.display(),
@@ -358,11 +381,13 @@ mod tests {
         let (recs, valid) = parse_frames(&data);
         assert_eq!(recs.len(), 1);
         assert_eq!(valid, good.len());
+        // A whole frame that does not decode is not a torn tail: the log
+        // refuses to open and leaves the file as it is.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(RECORDS_FILE), &data).unwrap();
-        let replay = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(replay.records, vec![MetadataRecord::ProducerIds { next_block_start: 7 }]);
-        assert_eq!(replay.log.next_seq, 4);
+        let err = MetadataLog::open(dir.path()).err().expect("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(std::fs::read(dir.path().join(RECORDS_FILE)).unwrap(), data);
     }
 
     fn topic(name: &str, partitions: i32) -> MetadataRecord {
@@ -496,6 +521,28 @@ mod tests {
             rp.log.append(&b).unwrap();
         }
         assert_eq!(MetadataLog::open(dir.path()).unwrap().records, vec![a, b]);
+    }
+
+    #[test]
+    fn a_record_type_from_a_newer_klamm_refuses_the_start_and_keeps_every_record() {
+        let mut unknown = 9u64.to_be_bytes().to_vec();
+        unknown.push(200); // a record type this klamm does not know
+        unknown.extend_from_slice(b"fields of the future");
+        let mut data = frame(&MetadataRecord::ProducerIds { next_block_start: 7 }.encode(8));
+        data.extend_from_slice(&frame(&unknown));
+        data.extend_from_slice(&frame(&MetadataRecord::ProducerIds { next_block_start: 9 }.encode(10)));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RECORDS_FILE), &data).unwrap();
+        let err = MetadataLog::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        assert_eq!(std::fs::read(dir.path().join(RECORDS_FILE)).unwrap(), data, "nothing cut off");
+        // A torn tail after good frames is still cut off as before.
+        let good = frame(&MetadataRecord::ProducerIds { next_block_start: 7 }.encode(8));
+        let mut torn = good.clone();
+        torn.extend_from_slice(&frame(&MetadataRecord::ProducerIds { next_block_start: 9 }.encode(10))[..5]);
+        std::fs::write(dir.path().join(RECORDS_FILE), &torn).unwrap();
+        assert_eq!(MetadataLog::open(dir.path()).unwrap().records.len(), 1);
+        assert_eq!(std::fs::read(dir.path().join(RECORDS_FILE)).unwrap(), good);
     }
 
     #[test]
