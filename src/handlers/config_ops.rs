@@ -149,6 +149,23 @@ fn split_parts(value: &str) -> Vec<String> {
 /// yet present and SUBTRACT removes items (both only for LIST configs,
 /// starting from the default when the key has no override).
 pub fn apply_topic_ops(current: &BTreeMap<String, String>, entries: &[AlterEntry]) -> Result<BTreeMap<String, String>, ApiError> {
+    apply_ops(
+        current,
+        entries,
+        |name| TopicConfigDefs::get(name).is_some_and(|d| d.ty == crate::config::ConfigType::List),
+        topic_static_default,
+    )
+}
+
+/// Incremental operations on a resource's dynamic configs: `is_list`
+/// tells the keys APPEND and SUBTRACT may change, `default_of` the value
+/// they start from when the key has no override.
+fn apply_ops(
+    current: &BTreeMap<String, String>,
+    entries: &[AlterEntry],
+    is_list: impl Fn(&str) -> bool,
+    default_of: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let mut next = current.clone();
     for e in entries {
         let Some(op) = OpType::from_code(e.op) else {
@@ -164,15 +181,14 @@ pub fn apply_topic_ops(current: &BTreeMap<String, String>, entries: &[AlterEntry
                 next.remove(&e.name);
             }
             OpType::Append | OpType::Subtract => {
-                let is_list = TopicConfigDefs::get(&e.name).is_some_and(|d| d.ty == crate::config::ConfigType::List);
-                if !is_list {
+                if !is_list(&e.name) {
                     return Err(ApiError::invalid_config(format!(
                         "Can't {} to key {} because its type is not LIST.",
                         op.name(),
                         e.name
                     )));
                 }
-                let old = current.get(&e.name).cloned().or_else(|| topic_static_default(&e.name));
+                let old = current.get(&e.name).cloned().or_else(|| default_of(&e.name));
                 let mut parts = old.as_deref().map(split_parts).unwrap_or_default();
                 let given = e.value.as_deref().unwrap_or("");
                 for item in given.split(',') {
@@ -306,32 +322,11 @@ pub fn apply_group_ops(
     entries: &[AlterEntry],
     incremental: bool,
 ) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut next = if incremental { current.clone() } else { BTreeMap::new() };
-    for e in entries {
-        let op = if incremental {
-            OpType::from_code(e.op).ok_or_else(|| ApiError::invalid_request(format!("Unknown operations type {}", e.op)))?
-        } else {
-            OpType::Set
-        };
-        match op {
-            OpType::Set => {
-                if let Some(v) = &e.value {
-                    next.insert(e.name.clone(), v.clone());
-                }
-            }
-            OpType::Delete => {
-                next.remove(&e.name);
-            }
-            OpType::Append | OpType::Subtract => {
-                return Err(ApiError::invalid_config(format!(
-                    "Can't {} to key {} because its type is not LIST.",
-                    op.name(),
-                    e.name
-                )));
-            }
-        }
+    if incremental {
+        return apply_ops(current, entries, |_| false, |_| None);
     }
-    Ok(next)
+    // The legacy API: every entry sets its key, starting from nothing.
+    Ok(entries.iter().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect())
 }
 
 /// Serialises read-modify-write changes of group configs.

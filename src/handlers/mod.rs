@@ -180,6 +180,7 @@ apis! {
 }
 
 pub mod config_ops;
+pub mod topic_ids;
 
 /// The spec of an implemented API.
 pub fn spec(api_key: i16) -> Option<&'static ApiSpec> {

@@ -74,18 +74,9 @@ pub async fn handle(ctx: &RequestContext<'_>, mut req: OffsetCommitRequest) -> O
 /// v10+: gives each topic the name of its id, and takes out the topics
 /// whose id is unknown, returned with their partition numbers.
 fn resolve_topic_ids(req: &mut OffsetCommitRequest, image: &MetadataImage) -> Vec<(Uuid, Vec<i32>)> {
-    let mut unknown = Vec::new();
-    req.topics.retain_mut(|t| match image.ids.get(&t.topic_id) {
-        Some(name) => {
-            t.name = name.clone();
-            true
-        }
-        None => {
-            unknown.push((t.topic_id, t.partitions.iter().map(|p| p.partition_index).collect()));
-            false
-        }
-    });
-    unknown
+    super::topic_ids::take_unknown_topic_ids(&mut req.topics, image, |t| t.topic_id, |t| &mut t.name, |t| {
+        t.partitions.iter().map(|p| p.partition_index).collect()
+    })
 }
 
 /// The coordinator's request holding only partitions that exist, and the
@@ -184,22 +175,7 @@ mod tests {
         assert_eq!(topics[99_999].0, "t99999");
     }
 
-    fn image_with(topic: &str, partitions: i32) -> MetadataImage {
-        let dir = tempfile::tempdir().unwrap();
-        let c = crate::controller::Controller::open(dir.path(), 1, None, 1, 1).unwrap();
-        c.create_topic(
-            crate::controller::NewTopic {
-                name: topic.into(),
-                partitions,
-                replication_factor: 1,
-                assignments: Vec::new(),
-                configs: Default::default(),
-            },
-            false,
-        )
-        .unwrap();
-        (*c.image()).clone()
-    }
+    use crate::handlers::topic_ids::image_with;
 
     fn part(p: i32) -> OffsetCommitRequestPartition {
         OffsetCommitRequestPartition { partition_index: p, committed_offset: 5, ..Default::default() }

@@ -59,21 +59,11 @@ const TOPIC_IDS_VERSION: i16 = 10;
 fn resolve_topic_ids(req: &mut OffsetFetchRequest, image: &MetadataImage) -> Vec<Vec<(Uuid, Vec<i32>)>> {
     req.groups
         .iter_mut()
-        .map(|g| {
-            let mut unknown = Vec::new();
-            if let Some(topics) = g.topics.as_mut() {
-                topics.retain_mut(|t| match image.ids.get(&t.topic_id) {
-                    Some(name) => {
-                        t.name = name.clone();
-                        true
-                    }
-                    None => {
-                        unknown.push((t.topic_id, std::mem::take(&mut t.partition_indexes)));
-                        false
-                    }
-                });
-            }
-            unknown
+        .map(|g| match g.topics.as_mut() {
+            Some(topics) => super::topic_ids::take_unknown_topic_ids(topics, image, |t| t.topic_id, |t| &mut t.name, |t| {
+                std::mem::take(&mut t.partition_indexes)
+            }),
+            None => Vec::new(),
         })
         .collect()
 }
@@ -272,17 +262,7 @@ mod tests {
 
     #[test]
     fn v10_answers_by_topic_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = crate::controller::Controller::open(dir.path(), 1, None, 1, 1).unwrap();
-        let new_topic = crate::controller::NewTopic {
-            name: "t".into(),
-            partitions: 1,
-            replication_factor: 1,
-            assignments: Vec::new(),
-            configs: Default::default(),
-        };
-        c.create_topic(new_topic, false).unwrap();
-        let image = (*c.image()).clone();
+        let image = crate::handlers::topic_ids::image_with("t", 1);
         let id = image.topic("t").unwrap().id;
         let unknown = Uuid([9; 16]);
         let mut req = OffsetFetchRequest {

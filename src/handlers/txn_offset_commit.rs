@@ -28,18 +28,9 @@ const TOPIC_IDS_SINCE: i16 = 6;
 /// v6+: gives each topic the name of its id, and takes out the topics
 /// whose id is unknown, returned with their partition numbers.
 fn resolve_topic_ids(req: &mut TxnOffsetCommitRequest, image: &MetadataImage) -> Vec<(Uuid, Vec<i32>)> {
-    let mut unknown = Vec::new();
-    req.topics.retain_mut(|t| match image.ids.get(&t.topic_id) {
-        Some(name) => {
-            t.name = name.clone();
-            true
-        }
-        None => {
-            unknown.push((t.topic_id, t.partitions.iter().map(|p| p.partition_index).collect()));
-            false
-        }
-    });
-    unknown
+    super::topic_ids::take_unknown_topic_ids(&mut req.topics, image, |t| t.topic_id, |t| &mut t.name, |t| {
+        t.partitions.iter().map(|p| p.partition_index).collect()
+    })
 }
 
 /// v6+: the id of each answered topic, then the unknown ids.
@@ -172,17 +163,7 @@ mod tests {
 
     #[test]
     fn v6_names_topics_by_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let c = crate::controller::Controller::open(dir.path(), 1, None, 1, 1).unwrap();
-        let new_topic = crate::controller::NewTopic {
-            name: "t".into(),
-            partitions: 1,
-            replication_factor: 1,
-            assignments: Vec::new(),
-            configs: Default::default(),
-        };
-        c.create_topic(new_topic, false).unwrap();
-        let image = (*c.image()).clone();
+        let image = crate::handlers::topic_ids::image_with("t", 1);
         let id = image.topic("t").unwrap().id;
         let unknown = Uuid([9; 16]);
         let part = |p| TxnOffsetCommitRequestPartition { partition_index: p, ..Default::default() };
