@@ -76,6 +76,13 @@ def test_spring_template_and_transactional_listener_with_dead_letters(bootstrap)
     assert [(tp.topic, tp.partition, tp.offset) for tp in res.topic_partitions] == [(src, 0, len(inputs))]
 
 
+def send_rounds(bootstrap: str, topic: str, sent: collections.Counter, rounds: int, keys: int) -> None:
+    """`rounds` records of each of `keys` keys, counted into `sent`."""
+    batch = [(f"key{k}", "x") for _ in range(rounds) for k in range(keys)]
+    produce(bootstrap, topic, batch)
+    sent.update(k for k, _ in batch)
+
+
 def check_counts(bootstrap: str, out: str, sent: collections.Counter, partitions: int = 2,
                  timeout: float = 120) -> None:
     """Exactly once: the committed counts of each key are 1, 2, ..., n."""
@@ -98,9 +105,7 @@ def test_kafka_streams_exactly_once_counts_through_broker_and_app_restarts(broke
     sent: collections.Counter = collections.Counter()
 
     def send(rounds: int) -> None:
-        batch = [(f"key{k}", "x") for _ in range(rounds) for k in range(10)]
-        produce(b.bootstrap, src, batch)
-        sent.update(k for k, _ in batch)
+        send_rounds(b.bootstrap, src, sent, rounds, keys=10)
 
     send(20)
     args = (b.bootstrap, app_id, src, out)
@@ -133,9 +138,7 @@ def test_kafka_streams_exactly_once_when_an_instance_is_killed(broker_factory):
     sent: collections.Counter = collections.Counter()
 
     def send(rounds: int) -> None:
-        batch = [(f"key{k}", "x") for _ in range(rounds) for k in range(20)]
-        produce(b.bootstrap, src, batch)
-        sent.update(k for k, _ in batch)
+        send_rounds(b.bootstrap, src, sent, rounds, keys=20)
 
     send(10)
     args = (b.bootstrap, app_id, src, out)
