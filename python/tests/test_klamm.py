@@ -4,6 +4,7 @@ manager, and the pytest plugin's fixtures with kafka-python and
 confluent-kafka."""
 
 import os
+import re
 import socket
 import sys
 import sysconfig
@@ -48,7 +49,11 @@ def test_the_installed_package_and_its_binary_are_used():
     # Not python/klamm from the source tree, not a klamm on PATH.
     assert klamm.__file__.startswith(sysconfig.get_path("purelib")), klamm.__file__
     assert klamm.binary_path() == os.path.join(sysconfig.get_path("scripts"), "klamm")
-    assert klamm.__version__ != "0+unknown"
+    # The crate's version (this file is in the repository beside Cargo.toml).
+    cargo_toml = os.path.join(os.path.dirname(__file__), "..", "..", "Cargo.toml")
+    with open(cargo_toml) as f:
+        (crate_version,) = re.findall(r'^version = "([^"]+)"$', f.read(), re.M)[:1]
+    assert klamm.__version__ == crate_version
 
 
 def test_kafka_python_round_trip(kafka_broker):
