@@ -61,6 +61,14 @@ pub enum StoreError {
     /// newer format).
     #[error("offsets store file {path} has a bad header")]
     BadHeader { path: String },
+    /// A whole record (its checksum right) that does not decode: written
+    /// by a newer klamm, or damaged. Not a torn tail, so never cut off.
+    #[error(
+        "offsets store file {path} has a whole record at byte {position_bytes} that this klamm cannot read: written \
+         by a newer klamm, or damaged. Refusing to start rather than cut off it and every record after it; start \
+         the klamm that wrote it, or move the file aside to start afresh"
+    )]
+    Unreadable { path: String, position_bytes: u64 },
     /// A record to be written exceeds the per-record size limit.
     #[error("offsets store record of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes")]
     RecordTooLarge {
@@ -87,7 +95,7 @@ impl StoreError {
     /// errors INVALID_COMMIT_OFFSET_SIZE.
     pub fn error_code(&self) -> i16 {
         match self {
-            StoreError::Io(_) | StoreError::BadHeader { .. } | StoreError::Failed => {
+            StoreError::Io(_) | StoreError::BadHeader { .. } | StoreError::Unreadable { .. } | StoreError::Failed => {
                 NOT_COORDINATOR
             }
             StoreError::Busy | StoreError::Closed => COORDINATOR_NOT_AVAILABLE,

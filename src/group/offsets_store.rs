@@ -18,7 +18,9 @@
 //! a temporary file, fsyncs it and renames it over the old one.
 //!
 //! On open the file is replayed up to the first torn or corrupt record,
-//! and truncated there.
+//! and truncated there. A whole record (its checksum right) that does not
+//! decode is a newer klamm's or damage, with good records after it: open
+//! refuses then and leaves the file as it is.
 //!
 //! Record framing: `body_bytes: u32 BE | crc32c(body): u32 BE | body`.
 //! Body: a type byte, then fields; strings are `u32 BE length | UTF-8`,
@@ -687,8 +689,7 @@ fn replay(file: &mut File, path: &Path, state: &mut Materialized) -> Result<u64,
             break;
         }
         let Ok(rec) = decode_body(&body) else {
-            tracing::warn!(path = %path.display(), position = valid_bytes, "undecodable record in offsets file");
-            break;
+            return Err(StoreError::Unreadable { path: path.display().to_string(), position_bytes: valid_bytes });
         };
         state.apply(rec);
         valid_bytes += (FRAME_HEADER_BYTES + body_bytes) as u64;
@@ -954,6 +955,9 @@ fn clone_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Io(io) => StoreError::Io(io::Error::new(io.kind(), io.to_string())),
         StoreError::BadHeader { path } => StoreError::BadHeader { path: path.clone() },
+        StoreError::Unreadable { path, position_bytes } => {
+            StoreError::Unreadable { path: path.clone(), position_bytes: *position_bytes }
+        }
         StoreError::RecordTooLarge {
             size_bytes,
             limit_bytes,
@@ -1464,6 +1468,26 @@ mod tests {
         );
         assert_eq!(store.stats().offsets, 3);
         store.close_blocking();
+    }
+
+    #[test]
+    fn a_record_from_a_newer_klamm_refuses_the_open_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(OFFSETS_FILE_NAME);
+        OffsetsStore::open(dir.path()).unwrap().close_blocking();
+        let mut data = fs::read(&path).unwrap();
+        encode_record(&commit("g", "t", 0, 1, ""), &mut data).unwrap();
+        // A whole frame (checksum right) of a record type this klamm does
+        // not know, then a good record after it.
+        let body = b"\xc8 fields of the future";
+        data.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        data.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+        data.extend_from_slice(body);
+        encode_record(&commit("g", "t", 1, 2, ""), &mut data).unwrap();
+        fs::write(&path, &data).unwrap();
+        let err = OffsetsStore::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, StoreError::Unreadable { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), data, "nothing cut off");
     }
 
     #[test]

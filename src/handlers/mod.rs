@@ -177,6 +177,7 @@ apis! {
     describe_user_scram_credentials: describe_user_scram_credentials_request::DescribeUserScramCredentialsRequest => describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse,
     alter_user_scram_credentials: alter_user_scram_credentials_request::AlterUserScramCredentialsRequest => alter_user_scram_credentials_response::AlterUserScramCredentialsResponse,
     describe_topic_partitions: describe_topic_partitions_request::DescribeTopicPartitionsRequest => describe_topic_partitions_response::DescribeTopicPartitionsResponse,
+    list_config_resources: list_config_resources_request::ListConfigResourcesRequest => list_config_resources_response::ListConfigResourcesResponse,
 }
 
 pub mod config_ops;

@@ -8,7 +8,10 @@
 //! new state is used; a failed write is rolled back to the last whole
 //! frame (if that fails too, the log refuses further writes until the
 //! broker restarts). Open replays the file up to the first torn or corrupt
-//! frame and truncates there; when the file is larger than 4x its live
+//! frame and truncates there. A whole frame (its checksum right) that does
+//! not decode is not a torn write but a newer klamm's record or damage,
+//! with good records after it: open refuses then and leaves the file as it
+//! is (as the metadata log does). When the file is larger than 4x its live
 //! size (and 1 MiB) the live records are rewritten to a temporary file,
 //! fsynced and renamed over it.
 //!
@@ -55,6 +58,12 @@ pub enum TxnLogError {
     Io { path: String, source: io::Error },
     #[error("transaction log {path} has a foreign header")]
     BadHeader { path: String },
+    #[error(
+        "transaction log {path} has a whole record at byte {position_bytes} that this klamm cannot read: written by a \
+         newer klamm, or damaged. Refusing to start rather than cut off it and every record after it; start the klamm \
+         that wrote it, or move the file aside to start afresh"
+    )]
+    Unreadable { path: String, position_bytes: u64 },
     #[error("transaction log record too large ({0} bytes)")]
     TooLarge(usize),
     #[error("the transaction log failed earlier and refuses writes until restart")]
@@ -143,6 +152,16 @@ impl<'a> Body<'a> {
 }
 
 /// Decodes one frame body; `None` if it is malformed or out of bounds.
+/// What [`TransactionLog::replay`] found.
+enum Replayed {
+    /// The length of the valid prefix (a torn or corrupt tail after it).
+    Valid(u64),
+    /// Not a transaction log.
+    ForeignHeader,
+    /// A whole frame at this position that does not decode.
+    Unreadable(u64),
+}
+
 pub fn decode_body(body: &[u8]) -> Option<TxnRecord> {
     let mut r = Body { buf: body, pos: 0 };
     let kind = r.u8()?;
@@ -216,10 +235,12 @@ impl TransactionLog {
         let _ = fs::remove_file(dir.join(COMPACT_TMP_FILE_NAME));
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err(&path))?;
         let mut live = HashMap::new();
-        let valid = Self::replay(&mut file, &path, &mut live).map_err(io_err(&path))?;
-        let valid = match valid {
-            Some(v) => v,
-            None => return Err(TxnLogError::BadHeader { path: path.display().to_string() }),
+        let valid = match Self::replay(&mut file, &path, &mut live).map_err(io_err(&path))? {
+            Replayed::Valid(v) => v,
+            Replayed::ForeignHeader => return Err(TxnLogError::BadHeader { path: path.display().to_string() }),
+            Replayed::Unreadable(position_bytes) => {
+                return Err(TxnLogError::Unreadable { path: path.display().to_string(), position_bytes })
+            }
         };
         let file_bytes = if valid < FILE_MAGIC.len() as u64 {
             file.set_len(0).map_err(io_err(&path))?;
@@ -242,18 +263,17 @@ impl TransactionLog {
         Ok((log, live))
     }
 
-    /// `None`: a foreign header. Otherwise the valid prefix length.
-    fn replay(file: &mut File, path: &Path, live: &mut HashMap<String, TransactionMetadata>) -> io::Result<Option<u64>> {
+    fn replay(file: &mut File, path: &Path, live: &mut HashMap<String, TransactionMetadata>) -> io::Result<Replayed> {
         let file_bytes = file.metadata()?.len();
         file.seek(SeekFrom::Start(0))?;
         let mut reader = io::BufReader::with_capacity(256 * 1024, &mut *file);
         let mut magic = [0u8; FILE_MAGIC.len()];
         let got = crate::util::read_full(&mut reader, &mut magic)?;
         if got < FILE_MAGIC.len() {
-            return Ok((magic[..got] == FILE_MAGIC[..got]).then_some(0));
+            return Ok(if magic[..got] == FILE_MAGIC[..got] { Replayed::Valid(0) } else { Replayed::ForeignHeader });
         }
         if &magic != FILE_MAGIC {
-            return Ok(None);
+            return Ok(Replayed::ForeignHeader);
         }
         let mut valid = FILE_MAGIC.len() as u64;
         let mut body = Vec::new();
@@ -279,14 +299,16 @@ impl TransactionLog {
                 break;
             }
             let Some(rec) = decode_body(&body) else {
-                tracing::warn!(path = %path.display(), position = valid, "undecodable record in the transaction log");
-                break;
+                return Ok(Replayed::Unreadable(valid));
             };
             match rec {
                 TxnRecord::Metadata(m) => {
-                    if live.len() >= MAX_TRANSACTIONAL_IDS && !live.contains_key(&m.transactional_id) {
-                        tracing::warn!(path = %path.display(), "more transactional ids than klamm keeps; ignoring the rest");
-                        break;
+                    // InitProducerId refuses new ids past the limit, so
+                    // only a file from a klamm with a higher limit gets
+                    // here. Its ids are kept (the file's size bounds them),
+                    // never cut off with the records after them.
+                    if live.len() == MAX_TRANSACTIONAL_IDS && !live.contains_key(&m.transactional_id) {
+                        tracing::warn!(path = %path.display(), limit = MAX_TRANSACTIONAL_IDS, "the transaction log holds more transactional ids than this klamm admits; new ones are refused");
                     }
                     live.insert(m.transactional_id.clone(), m);
                 }
@@ -296,7 +318,7 @@ impl TransactionLog {
             }
             valid += (FRAME_HEADER_BYTES + body_bytes) as u64;
         }
-        Ok(Some(valid))
+        Ok(Replayed::Valid(valid))
     }
 
     pub fn path(&self) -> &Path {
@@ -416,6 +438,31 @@ mod tests {
         assert!(live.contains_key("a"));
         fs::write(&path, b"NOTATXNLOG").unwrap();
         assert!(matches!(TransactionLog::open(dir.path()), Err(TxnLogError::BadHeader { .. })));
+    }
+
+    #[test]
+    fn a_record_from_a_newer_klamm_refuses_the_open_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = TransactionLog::open(dir.path()).unwrap();
+        log.append(&[TxnRecord::Metadata(meta("a", TransactionState::Ongoing))]).unwrap();
+        drop(log);
+        let path = dir.path().join(LOG_FILE_NAME);
+        // A whole frame (checksum right) of a record type this klamm does
+        // not know, then a good record after it.
+        let body = b"\xc8 fields of the future";
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+        f.write_all(&crc32c::crc32c(body).to_be_bytes()).unwrap();
+        f.write_all(body).unwrap();
+        let mut after = Vec::new();
+        encode(&TxnRecord::Metadata(meta("b", TransactionState::Empty)), &mut after).unwrap();
+        f.write_all(&after).unwrap();
+        drop(f);
+        let before = fs::read(&path).unwrap();
+        let err = TransactionLog::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, TxnLogError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), before, "nothing cut off");
     }
 
     #[test]

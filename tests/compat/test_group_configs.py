@@ -156,3 +156,26 @@ def test_group_configs_are_altered_described_kept_and_given_to_members(broker_fa
     lines, out = dynamic_lines(b.bootstrap, group)
     assert len(lines) == 2 and lines[1].startswith("consumer.session.timeout.ms=50000"), out
     assert heartbeat_interval_ms(b, group, topic) == (0, 5000)
+
+
+def test_list_config_resources_names_groups_with_configs_and_unknown_groups(broker_factory):
+    """ListConfigResources (key 74, KIP-1142) through kafka-configs: a group
+    that has configs but no members is listed by `--describe --entity-type
+    groups`, an unknown one is named unknown, and client metrics (none)
+    list nothing."""
+    b = broker_factory()
+    ghost, unknown = compat.unique("ghost"), compat.unique("nosuch")
+    out = configs(b.bootstrap, "--describe", "--entity-type", "groups", "--entity-name", unknown).stdout
+    assert out.strip() == f"The group '{unknown}' doesn't exist and doesn't have dynamic config.", out
+    configs(b.bootstrap, "--alter", "--entity-type", "groups", "--entity-name", ghost,
+            "--add-config", "consumer.session.timeout.ms=50000")
+    out = configs(b.bootstrap, "--describe", "--entity-type", "groups").stdout
+    assert [l.strip() for l in out.splitlines() if l.strip()] == [
+        f"Dynamic configs for group {ghost} are:",
+        "consumer.session.timeout.ms=50000 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:"
+        "consumer.session.timeout.ms=50000}",
+    ], out
+    cp = configs(b.bootstrap, "--describe", "--entity-type", "client-metrics")
+    assert cp.stdout.strip() == "", cp.stdout
+    out = configs(b.bootstrap, "--describe", "--entity-type", "client-metrics", "--entity-name", unknown).stdout
+    assert out.strip() == f"The client-metric '{unknown}' doesn't exist and doesn't have dynamic config.", out

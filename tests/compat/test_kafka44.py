@@ -54,7 +54,7 @@ KAFKA_44_VERSIONS = {
     "IncrementalAlterConfigs": (0, 1), "OffsetDelete": (0, 0), "DescribeUserScramCredentials": (0, 0),
     "AlterUserScramCredentials": (0, 0), "DescribeCluster": (0, 2), "DescribeProducers": (0, 0),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 2), "ConsumerGroupHeartbeat": (0, 1),
-    "ConsumerGroupDescribe": (0, 1), "DescribeTopicPartitions": (0, 0),
+    "ConsumerGroupDescribe": (0, 1), "DescribeTopicPartitions": (0, 0), "ListConfigResources": (0, 1),
 }
 
 # APIs klamm serves below Kafka 4.4's newest version, with the range it

@@ -130,7 +130,7 @@ def test_list_and_describe_follow_a_transaction(bootstrap):
     assert cp.returncode == 1 and "Failed to describe transaction state" in cp.stderr, cp.stderr
 
 
-def test_describe_producers_shows_the_open_transaction(bootstrap):
+def test_describe_producers_shows_the_open_transaction(bootstrap, tmp_path):
     topic, txn_id = compat.unique("txn-tool-prod"), compat.unique("txn-tool-id")
     compat.create_topic(bootstrap, topic, 1)
     plain = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
@@ -151,7 +151,13 @@ def test_describe_producers_shows_the_open_transaction(bootstrap):
     assert txn["CurrentTransactionStartOffset"] == "None"
     assert int(txn["LatestCoordinatorEpoch"]) >= 0, "the commit marker carries the coordinator epoch"
 
-    cp = tool(bootstrap, "describe-producers", "--topic", topic, "--partition", "7", check=False)
+    # A partition the topic lacks: the admin client retries the retriable
+    # UNKNOWN_TOPIC_OR_PARTITION until its API timeout (60 s by default,
+    # shortened here), then the tool fails.
+    quick = tmp_path / "quick-timeout.properties"
+    quick.write_text("default.api.timeout.ms=5000\nrequest.timeout.ms=4000\n")
+    cp = tool(bootstrap, "--command-config", str(quick), "describe-producers", "--topic", topic, "--partition", "7",
+              check=False)
     assert cp.returncode == 1 and "Failed to describe producers" in cp.stderr, cp.stderr
 
 
