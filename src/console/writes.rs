@@ -128,9 +128,8 @@ async fn produce(console: &Console, name: &str, r: Produce) -> Result<Value, Api
     let batch = Bytes::from(b.build());
     let index = r.partition;
     let topic_name = name.to_string();
-    let b2 = broker.clone();
     let offset = tokio::task::spawn_blocking(move || {
-        crate::handlers::produce::append_one(&b2, &topic_name, topic.id, partition, batch)
+        crate::handlers::produce::append_one(&broker, &topic_name, topic.id, partition, batch)
     })
     .await
     .map_err(|e| ApiError::new(500, "UNKNOWN_SERVER_ERROR", e.to_string()))?
@@ -163,7 +162,7 @@ async fn reset_offsets(console: &Console, id: &str, r: Reset) -> Result<Value, A
         .unwrap_or_default()
     });
     if let Some((state, members)) = &state {
-        if members > &0 || !(state == "Empty" || state == "Dead") {
+        if *members > 0 || !(state == "Empty" || state == "Dead") {
             return Err(ApiError::new(
                 409,
                 "NON_EMPTY_GROUP",

@@ -6,7 +6,7 @@
 const app = () => document.getElementById("app");
 const token = () => document.querySelector('meta[name="csrf-token"]').content;
 let timer = null; // the overview's refresh
-let overviewWriteEnabled = false;
+let writeEnabled = false; // console.write.enabled, read once at start
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -15,7 +15,7 @@ function el(tag, attrs, ...children) {
     if (k === "onclick" || k === "onsubmit" || k === "oninput" || k === "onchange") e[k] = v;
     else e.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -147,7 +147,7 @@ async function overview() {
 }
 
 async function topics() {
-  const [{ topics: list }, o] = await Promise.all([api("topics"), api("overview")]);
+  const { topics: list } = await api("topics");
   const filter = el("input", { type: "search", id: "topic-filter", placeholder: "Filter topics" });
   const internal = el("input", { type: "checkbox", id: "show-internal" });
   const holder = el("div");
@@ -168,14 +168,14 @@ async function topics() {
   draw();
   app().replaceChildren(el("h1", {}, "Topics"),
     el("div", { class: "toolbar" }, filter, el("label", {}, internal, " internal topics"), el("span", { class: "muted" }, list.length + " topics")),
-    o.write_enabled ? createTopicForm() : null, holder);
+    writeEnabled ? createTopicForm() : null, holder);
 }
 
 function status(msg, bad) { return el("span", { class: bad ? "error" : "ok", role: "status" }, msg); }
 
 function createTopicForm() {
   const name = el("input", { name: "name", placeholder: "topic name", required: true, id: "new-topic-name" });
-  const parts = el("input", { name: "partitions", type: "number", min: 1, value: 1, style: "width:6em", id: "new-topic-partitions" });
+  const parts = el("input", { name: "partitions", type: "number", min: 1, value: 1, class: "w-6", id: "new-topic-partitions" });
   const configs = el("input", { name: "configs", placeholder: "retention.ms=86400000,…", id: "new-topic-configs" });
   const out = el("span");
   return el("form", { class: "inline", id: "create-topic", onsubmit: async (e) => {
@@ -193,9 +193,9 @@ function createTopicForm() {
 }
 
 async function topic(name) {
-  const [t, o] = await Promise.all([api("topics/" + encodeURIComponent(name)), api("overview")]);
+  const t = await api("topics/" + encodeURIComponent(name));
   const out = el("span");
-  const del = o.write_enabled ? el("button", { class: "danger", id: "delete-topic", onclick: async () => {
+  const del = writeEnabled ? el("button", { class: "danger", id: "delete-topic", onclick: async () => {
     if (!confirm("Delete topic " + name + " and all its records?")) return;
     try { await post("topics/" + encodeURIComponent(name) + "/delete"); location.hash = "#/topics"; }
     catch (err) { out.replaceChildren(status(err.message, true)); }
@@ -218,7 +218,7 @@ async function topic(name) {
 }
 
 async function messages(name, params) {
-  const [t, o] = await Promise.all([api("topics/" + encodeURIComponent(name)), api("overview")]);
+  const t = await api("topics/" + encodeURIComponent(name));
   const partition = params.get("partition") || "0";
   const q = new URLSearchParams({ partition, limit: params.get("limit") || "50" });
   if (params.get("offset")) q.set("offset", params.get("offset"));
@@ -227,7 +227,7 @@ async function messages(name, params) {
   const go = (p) => { const n = new URLSearchParams(p); location.hash = topicHref(name) + "/messages?" + n; };
   const sel = el("select", { id: "partition", onchange: () => go({ partition: sel.value }) },
     t.partitions.map((p) => el("option", { value: p.partition, selected: String(p.partition) === partition }, "partition " + p.partition)));
-  const off = el("input", { type: "number", id: "offset", placeholder: "offset", style: "width:9em", value: params.get("offset") || "" });
+  const off = el("input", { type: "number", id: "offset", placeholder: "offset", class: "w-9", value: params.get("offset") || "" });
   const filter = el("input", { type: "search", id: "message-filter", placeholder: "Filter key or value" });
   const holder = el("div");
   const draw = () => {
@@ -254,14 +254,14 @@ async function messages(name, params) {
       m.next_offset < m.end_offset ? el("button", { id: "next-page", onclick: () => go({ partition, offset: m.next_offset }) }, "Next") : null,
       filter),
     el("p", { class: "muted" }, `Offsets ${m.start_offset} to ${m.end_offset}; showing ${m.records.length} from ${m.from_offset}.`),
-    o.write_enabled ? produceForm(name, t.partitions.length, partition) : null,
+    writeEnabled ? produceForm(name, t.partitions.length, partition) : null,
     holder);
 }
 
 function produceForm(name, count, partition) {
-  const part = el("input", { type: "number", min: 0, max: count - 1, value: partition, style: "width:6em", id: "produce-partition" });
+  const part = el("input", { type: "number", min: 0, max: count - 1, value: partition, class: "w-6", id: "produce-partition" });
   const key = el("input", { placeholder: "key (empty: null)", id: "produce-key" });
-  const value = el("input", { placeholder: "value", id: "produce-value", style: "min-width:20em" });
+  const value = el("input", { placeholder: "value", id: "produce-value", class: "wide" });
   const headers = el("input", { placeholder: "h1=v1,h2=v2", id: "produce-headers" });
   const out = el("span");
   return el("form", { class: "inline", id: "produce", onsubmit: async (e) => {
@@ -290,13 +290,13 @@ async function groups() {
 }
 
 async function group(id) {
-  const [g, o] = await Promise.all([api("groups/" + encodeURIComponent(id)), api("overview")]);
+  const g = await api("groups/" + encodeURIComponent(id));
   const assignment = (m) => (m.assignment || []).map((a) => a.topic + ": " + a.partitions.join(",")).join("\n");
   app().replaceChildren(
     el("h1", {}, "Group ", g.group_id),
     el("div", { class: "cards" }, card("State", g.state, "group-state"), card("Type", g.type), card("Protocol", g.protocol || "–"),
       card("Members", fmtInt(g.members.length)), card("Total lag", fmtInt(g.total_lag), "total-lag")),
-    o.write_enabled ? resetForm(g) : null,
+    writeEnabled ? resetForm(g) : null,
     el("h2", {}, "Members"),
     g.members.length ? table("members", [["Member id", "member_id", { data: true }], ["Client id", "client_id"], ["Host", "client_host"],
       ["Assignment", "assignment", { data: true, render: assignment }]], g.members) : el("p", { class: "muted" }, "No members."),
@@ -313,7 +313,7 @@ async function group(id) {
 function resetForm(g) {
   const topic = el("input", { placeholder: "topic (empty: all)", id: "reset-topic" });
   const to = el("select", { id: "reset-to" }, ["earliest", "latest", "offset"].map((v) => el("option", { value: v }, v)));
-  const off = el("input", { type: "number", placeholder: "offset", style: "width:8em", id: "reset-offset" });
+  const off = el("input", { type: "number", placeholder: "offset", class: "w-8", id: "reset-offset" });
   const out = el("span");
   return el("form", { class: "inline", id: "reset-offsets", onsubmit: async (e) => {
     e.preventDefault();
@@ -353,7 +353,7 @@ window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", async () => {
   try {
     const o = await api("overview");
-    overviewWriteEnabled = o.write_enabled;
+    writeEnabled = o.write_enabled;
     document.getElementById("mode").textContent = o.write_enabled ? "writes enabled" : "read-only";
   } catch (err) { /* the page shows the error */ }
   route();
