@@ -58,6 +58,20 @@ fn producer(bootstrap: &str) -> FutureProducer {
     ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "5").create().expect("producer")
 }
 
+/// Commits `offset` for `group` on `topic`/`partition` with a real consumer.
+async fn commit(bootstrap: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    let (bootstrap, group, topic) = (bootstrap.to_string(), group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", &group).create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, partition, Offset::Offset(offset)).unwrap();
+        consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn api_shows_what_a_real_client_did() {
     let broker = klamm::TestBroker::builder()
@@ -77,16 +91,7 @@ async fn api_shows_what_a_real_client_did() {
     }
     p.send(FutureRecord::<str, [u8]>::to("orders").partition(1).payload(&[0xff, 0x00][..]), TIMEOUT).await.unwrap();
     // A group that has consumed 6 of partition 0's 10 records.
-    let bootstrap = broker.bootstrap_servers().to_string();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "billing").create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("orders", 0, Offset::Offset(6)).unwrap();
-        consumer.commit(&tpl, CommitMode::Sync).unwrap();
-    })
-    .await
-    .unwrap();
+    commit(broker.bootstrap_servers(), "billing", "orders", 0, 6).await;
 
     let (status, o) = get_json(http_addr, "/api/overview").await;
     assert_eq!(status, 200);
@@ -239,16 +244,7 @@ async fn writes_need_the_setting_and_the_token() {
     assert_eq!(m["records"][1]["headers"][0]["value"]["data"], "v");
 
     // A group with committed offsets and no members can be reset.
-    let bootstrap = broker.bootstrap_servers().to_string();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "resettable").create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("made-here", 2, Offset::Offset(2)).unwrap();
-        consumer.commit(&tpl, CommitMode::Sync).unwrap();
-    })
-    .await
-    .unwrap();
+    commit(broker.bootstrap_servers(), "resettable", "made-here", 2, 2).await;
     let (s, r) = post_json(http_addr, "/api/groups/resettable/reset-offsets", &ok, r#"{"to":"earliest"}"#).await;
     assert_eq!(s, 200, "{r}");
     let (_, g) = get_json(http_addr, "/api/groups/resettable").await;
