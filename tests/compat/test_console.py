@@ -110,7 +110,9 @@ def commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]):
 
 
 def test_console_pages_in_chromium(broker_factory, browser):
-    from confluent_kafka import Producer
+    from confluent_kafka import Consumer, Producer
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
 
     port = compat.free_port()
     b = broker_factory({"http.listener": f"http://127.0.0.1:{port}", "console.write.enabled": "true"})
@@ -186,9 +188,24 @@ def test_console_pages_in_chromium(broker_factory, browser):
     c.open(f"#/groups/{group}")
     assert c.css("#total-lag").text == "15"
     assert c.column("group-offsets", "lag") == ["15"]
-    c.shot("group")
-    got = compat.consume_all(b.bootstrap, topic, 17, group=group)
-    assert len(got) == 17  # partition 0 after the committed 5, and partition 1's 2
+    consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "client.id": "console-test",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        got = compat.poll_messages(consumer, 17)
+        assert len(got) == 17  # partition 0 after the committed 5, and partition 1's 2
+        # While it is a member: the page shows it and its assignment.
+        c.open(f"#/groups/{group}")
+        assert c.css("#group-state").text == "Stable"
+        assert c.column("members", "client_id") == ["console-test"]
+        assert c.column("members", "assignment") == [f"{topic}: 0,1"]
+        c.shot("group")
+        # Offsets of a group with members cannot be reset (kafka-consumer-groups' guard).
+        c.css("#reset-offsets button[type=submit]").click()
+        WebDriverWait(browser, 10).until(lambda d: "NON_EMPTY_GROUP" in c.css("#reset-offsets").text)
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
     c.open(f"#/groups/{group}")
     assert c.css("#total-lag").text == "0"
     assert c.css("#group-state").text == "Empty"
@@ -197,8 +214,6 @@ def test_console_pages_in_chromium(broker_factory, browser):
     c.css("#reset-to").send_keys("earliest")
     c.css("#reset-offsets button[type=submit]").click()
     c.wait_loaded(f"#/groups/{group}")
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
     WebDriverWait(browser, 10, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
         lambda d: c.css("#total-lag").text == "22")
     assert c.no_script_ran()
