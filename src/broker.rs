@@ -582,7 +582,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         let addr = tcp.local_addr()?;
         tracing::info!(%addr, "serving /health and /metrics");
         http_addr = Some(addr);
-        tracker.spawn(crate::http::serve(tcp, broker.clone(), tracker.clone(), shutdown.clone()));
+        tracker.spawn(crate::http::serve(tcp, broker.clone(), addrs.clone(), tracker.clone(), shutdown.clone()));
     }
     Ok(RunningBroker { broker, addrs, http_addr, shutdown, tracker })
 }

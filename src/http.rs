@@ -1,10 +1,17 @@
 //! The HTTP listener (`http.listener`, e.g. `http://0.0.0.0:9644`): `GET
 //! /health` (200 once the broker accepts Kafka connections, which is
-//! before this listener starts) and `GET /metrics` (Prometheus text format).
+//! before this listener starts), `GET /metrics` (Prometheus text format),
+//! and everything else to the web console (`crate::console`: its pages
+//! and its JSON API under `/api/`).
 //!
-//! A deliberately small HTTP/1.1 server: one request per connection
-//! (`Connection: close`), a bounded request head, a read timeout, a cap on
-//! concurrent connections, and stopping with the broker's shutdown token.
+//! A deliberately small HTTP/1.1 server, kept hand-rolled rather than
+//! hyper: it serves a handful of local routes, and this way the static
+//! binary gains no dependency tree and keeps building with Rust 1.85.
+//! One request per connection (`Connection: close`), a bounded request
+//! line and head ([`MAX_HEAD_BYTES`], [`MAX_HEADERS`]), a bounded body
+//! (`Content-Length` only, at most [`MAX_BODY_BYTES`]), a read timeout, a
+//! cap on concurrent connections, and stopping with the broker's shutdown
+//! token.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -18,9 +25,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::console::Console;
 
-/// Largest request head read.
-const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Largest request head (request line and headers) read.
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// Most header lines in a request.
+pub const MAX_HEADERS: usize = 64;
+/// Largest request body accepted (the console's forms).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Concurrent HTTP connections.
 const MAX_CONNECTIONS: usize = 64;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,8 +51,149 @@ pub fn parse_listener(value: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("http.listener '{value}' does not resolve"))
 }
 
-/// Serves until `shutdown` fires.
-pub async fn serve(tcp: TcpListener, broker: Arc<Broker>, tracker: TaskTracker, shutdown: CancellationToken) {
+/// A parsed request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The path, still percent-encoded, without the query.
+    pub path: String,
+    /// The query string after `?`, still encoded.
+    pub query: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The decoded value of query parameter `name`.
+    pub fn param(&self, name: &str) -> Option<String> {
+        form_value(&self.query, name)
+    }
+}
+
+/// The value of `name` in `a=1&b=2` (`application/x-www-form-urlencoded`).
+pub fn form_value(form: &str, name: &str) -> Option<String> {
+    form.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k, true) == name).then(|| percent_decode(v, true))
+    })
+}
+
+/// Decodes `%XX` escapes (and `+` as a space when `plus`); bad escapes are
+/// kept as they are, bytes that are not UTF-8 become U+FFFD.
+pub fn percent_decode(s: &str, plus: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A response to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// Extra headers (security and caching headers of the console).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, content_type, body: body.into(), headers: Vec::new() }
+    }
+
+    pub fn text(status: u16, body: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Why a request could not be parsed: the status to answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadRequest(pub u16, pub &'static str);
+
+/// Parses a request head (everything before the blank line).
+pub fn parse_head(head: &[u8]) -> Result<Request, BadRequest> {
+    let head = std::str::from_utf8(head).map_err(|_| BadRequest(400, "request head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let line = lines.next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(BadRequest(400, "bad request line"));
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+        return Err(BadRequest(400, "bad request line"));
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut headers = Vec::new();
+    for l in lines.filter(|l| !l.is_empty()) {
+        if headers.len() >= MAX_HEADERS {
+            return Err(BadRequest(431, "too many headers"));
+        }
+        let Some((k, v)) = l.split_once(':') else { return Err(BadRequest(400, "bad header line")) };
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    Ok(Request { method: method.to_string(), path: path.to_string(), query: query.to_string(), headers, body: Vec::new() })
+}
+
+/// Serves until `shutdown` fires. `listeners` are the Kafka listeners'
+/// bound addresses (for the console's overview).
+pub async fn serve(
+    tcp: TcpListener,
+    broker: Arc<Broker>,
+    listeners: Vec<SocketAddr>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let http_addr = tcp.local_addr().ok();
+    let console = Arc::new(Console::new(broker, listeners, http_addr));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -61,58 +214,104 @@ pub async fn serve(tcp: TcpListener, broker: Arc<Broker>, tracker: TaskTracker, 
                 }
             },
         };
-        let broker = broker.clone();
+        let console = console.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            if let Err(e) = handle(stream, &broker).await {
+            if let Err(e) = handle(stream, &console).await {
                 tracing::debug!(error = %e, "http connection failed");
             }
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, broker: &Arc<Broker>) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() >= MAX_HEAD_BYTES {
-                break;
-            }
+/// Reads one request: the head up to [`MAX_HEAD_BYTES`], then a body of
+/// `Content-Length` bytes.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Result<Request, BadRequest>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
         }
-        Ok::<(), std::io::Error>(())
+        if buf.len() >= MAX_HEAD_BYTES {
+            return Ok(Err(BadRequest(431, "request head too large")));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
     };
-    if tokio::time::timeout(READ_TIMEOUT, read).await.is_err() {
-        return Ok(());
+    if head_end > MAX_HEAD_BYTES {
+        return Ok(Err(BadRequest(431, "request head too large")));
     }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let path = path.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/health") => ("200 OK", "text/plain; charset=utf-8", "ok\n".to_string()),
-        ("GET" | "HEAD", "/metrics") => {
-            ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_metrics(broker).await)
-        }
-        ("GET" | "HEAD", _) => ("404 Not Found", "text/plain; charset=utf-8", "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", "text/plain; charset=utf-8", "method not allowed\n".to_string()),
+    let mut request = match parse_head(&buf[..head_end]) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
     };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+    if request.header("transfer-encoding").is_some() {
+        return Ok(Err(BadRequest(411, "send a Content-Length")));
+    }
+    let length = match request.header("content-length").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) if n <= MAX_BODY_BYTES => n,
+        Some(Ok(_)) => return Ok(Err(BadRequest(413, "request body too large"))),
+        Some(Err(_)) => return Ok(Err(BadRequest(400, "bad Content-Length"))),
+    };
+    let mut body = buf.split_off(head_end + 4);
+    body.truncate(length);
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let take = n.min(length - body.len());
+        body.extend_from_slice(&chunk[..take]);
+    }
+    request.body = body;
+    Ok(Ok(request))
+}
+
+async fn handle(mut stream: TcpStream, console: &Arc<Console>) -> std::io::Result<()> {
+    let request = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
+        Err(_) => return Ok(()),
+        Ok(r) => r?,
+    };
+    let (head_only, response) = match request {
+        Err(BadRequest(status, why)) => (false, Response::text(status, &format!("{why}\n"))),
+        Ok(req) => (req.method == "HEAD", route(console, req).await),
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+        response.body.len()
     );
-    if method != "HEAD" {
-        response.push_str(&body);
+    for (name, value) in &response.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
     }
-    stream.write_all(response.as_bytes()).await?;
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(&response.body);
+    }
+    stream.write_all(&bytes).await?;
     stream.shutdown().await
+}
+
+/// `/health` and `/metrics` here; everything else is the console's.
+async fn route(console: &Arc<Console>, req: Request) -> Response {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET" | "HEAD", "/health") => Response::text(200, "ok\n"),
+        ("GET" | "HEAD", "/metrics") => Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            render_metrics(console.broker()).await,
+        ),
+        (_, "/health" | "/metrics") => Response::text(405, "method not allowed\n"),
+        _ => console.handle(&req).await,
+    }
 }
 
 /// The full `/metrics` page: counters plus gauges computed now.
@@ -217,6 +416,30 @@ mod tests {
         assert_eq!(parse_listener("http://:9644").unwrap(), "0.0.0.0:9644".parse().unwrap());
         assert_eq!(parse_listener("127.0.0.1:0").unwrap(), "127.0.0.1:0".parse().unwrap());
         assert!(parse_listener("http://nonsense").is_err());
+    }
+
+    #[test]
+    fn request_heads() {
+        let r = parse_head(b"GET /api/topics/a%2Eb?limit=5&x=a+b HTTP/1.1\r\nHost: h:1\r\nOrigin: http://h:1").unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_str()), ("GET", "/api/topics/a%2Eb", "limit=5&x=a+b"));
+        assert_eq!(r.header("host"), Some("h:1"));
+        assert_eq!(r.header("origin"), Some("http://h:1"));
+        assert_eq!(r.param("limit").as_deref(), Some("5"));
+        assert_eq!(r.param("x").as_deref(), Some("a b"));
+        assert_eq!(r.param("y"), None);
+        assert_eq!(parse_head(b"GET /\r\n").unwrap_err().0, 400);
+        assert_eq!(parse_head(b"GET x HTTP/1.1").unwrap_err().0, 400);
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nnocolon").unwrap_err().0, 400);
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("\r\nh{i}: v")).collect();
+        assert_eq!(parse_head(format!("GET / HTTP/1.1{many}").as_bytes()).unwrap_err().0, 431);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%2", false), "a b%2");
+        assert_eq!(percent_decode("%zz+%", true), "%zz %");
+        assert_eq!(percent_decode("%E2%9C%93", false), "\u{2713}");
+        assert_eq!(percent_decode("%FF", false), "\u{FFFD}");
     }
 
     #[test]

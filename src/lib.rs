@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod controller;
 pub mod fetch_session;
 pub mod group;

@@ -185,6 +185,20 @@ impl Metrics {
         self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(topic);
     }
 
+    /// Records and bytes produced and fetched, summed over the topics:
+    /// `(records_in, bytes_in, records_out, bytes_out)`.
+    pub fn topic_totals(&self) -> (u64, u64, u64, u64) {
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let mut t = (0, 0, 0, 0);
+        for c in topics.values().chain(std::iter::once(&self.other_topics)) {
+            t.0 += c.records_in.load(Ordering::Relaxed);
+            t.1 += c.bytes_in.load(Ordering::Relaxed);
+            t.2 += c.records_out.load(Ordering::Relaxed);
+            t.3 += c.bytes_out.load(Ordering::Relaxed);
+        }
+        t
+    }
+
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }

@@ -66,6 +66,9 @@ pub struct BrokerConfig {
     pub controller_quorum_bootstrap_servers: Vec<String>,
     /// klamm's HTTP endpoint (`http.listener`, `host:port`), if enabled.
     pub http_listener: Option<String>,
+    /// `console.write.enabled`: the web console's actions that change
+    /// anything (create or delete a topic, produce, reset offsets).
+    pub console_write_enabled: bool,
 
     // --- network -----------------------------------------------------------
     pub socket_request_max_bytes: usize,
@@ -1339,6 +1342,7 @@ fn build(
         controller_quorum_voters: voters,
         controller_quorum_bootstrap_servers: bootstrap_servers,
         http_listener,
+        console_write_enabled: v.boolean("console.write.enabled")?,
         socket_request_max_bytes: v.usize("socket.request.max.bytes")?,
         socket_send_buffer_bytes,
         socket_receive_buffer_bytes,

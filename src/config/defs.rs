@@ -106,7 +106,9 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
     def("broker.rack", Str, None, Validator::None, None, Used,
         "Rack of this broker, reported in metadata responses."),
     def("http.listener", Str, None, Validator::None, None, Used,
-        "klamm: http://host:port (or host:port) of the HTTP endpoint serving /health and /metrics; unset disables it."),
+        "klamm: http://host:port (or host:port) of the HTTP endpoint serving /health, /metrics and the web console; unset disables it."),
+    def("console.write.enabled", Boolean, Some("false"), Validator::None, None, Used,
+        "klamm: lets the web console change things (create and delete topics, produce records, reset an empty group's offsets); read-only when false."),
     // --- network --------------------------------------------------------
     def("socket.send.buffer.bytes", Int, Some("102400"), Validator::None, None, Used,
         "SO_SNDBUF of the listening and client sockets; -1 keeps the OS default."),

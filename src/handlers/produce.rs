@@ -188,6 +188,26 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     ProduceResponse { responses, throttle_time_ms: 0, node_endpoints: Vec::new() }
 }
 
+/// Appends `records` (one batch, outside any transaction) to `partition`
+/// of topic `name` as a Produce would: the web console's produce.
+/// Blocking. The base offset, or Kafka's error code and message.
+pub fn append_one(
+    broker: &Broker,
+    name: &str,
+    topic_id: Uuid,
+    partition: Arc<Partition>,
+    records: Bytes,
+) -> Result<i64, (i16, Option<String>)> {
+    let index = partition.tp.partition;
+    let input = vec![(name.to_string(), topic_id, vec![(index, Input::Append { partition, records })])];
+    let response = append_all(broker, None, input).pop().and_then(|mut t| t.partition_responses.pop());
+    match response {
+        Some(p) if p.error_code == 0 => Ok(p.base_offset),
+        Some(p) => Err((p.error_code, p.error_message)),
+        None => Err((ErrorCode::UnknownServerError.code(), None)),
+    }
+}
+
 /// Appends every resolved partition (blocking: takes log locks, writes the
 /// memory map).
 fn append_all(
