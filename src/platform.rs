@@ -17,6 +17,11 @@
 //! - [`RELEASE_SENT_PAGES`]: whether `MADV_DONTNEED` may drop the pages of a
 //!   shared file mapping once they were sent. The `unsafe` call itself
 //!   stays in `storage/mmap.rs`.
+//! - [`send_file`]: copy a range of a file to a socket inside the kernel
+//!   (`sendfile(2)` on Linux, as Kafka's `FileChannel.transferTo`), so
+//!   that fetched records reach a plaintext socket without passing through
+//!   user space; elsewhere [`SEND_FILE`] is false and the caller writes the
+//!   mapped bytes itself.
 //! - [`raise_open_files_limit`]: the soft `RLIMIT_NOFILE` up to the hard
 //!   limit (or, where the system refuses that, as macOS does above
 //!   `OPEN_MAX`, up to `OPEN_MAX`).
@@ -92,6 +97,29 @@ pub fn populate_read(map: &MmapRaw, offset: usize, len: usize) -> Populate {
 /// pages then stay mapped until the kernel reclaims them, which costs
 /// resident memory, never bytes.
 pub const RELEASE_SENT_PAGES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// Whether [`send_file`] moves bytes in the kernel here (Linux); where it
+/// is false, `send_file` always fails and callers write mapped bytes.
+pub const SEND_FILE: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// Sends up to `len` bytes of `file` from `offset` to `socket`
+/// (`sendfile(2)`), returning how many were sent: fewer when the socket's
+/// buffer fills, 0 when the file ends at `offset` (it was truncated). On a
+/// non-blocking socket a full buffer is `WouldBlock`. The file's pages are
+/// read through the page cache: the caller makes sure they are resident
+/// (and readable) first if this must not wait for the disk.
+pub fn send_file(socket: std::os::fd::BorrowedFd<'_>, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut at = offset;
+        Ok(rustix::fs::sendfile(socket, file, Some(&mut at), len)?)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (socket, file, offset, len);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "sendfile is not used on this system"))
+    }
+}
 
 /// What [`raise_open_files_limit`] did.
 #[derive(Debug)]
@@ -245,6 +273,32 @@ mod tests {
         let v = volume_space(dir.path()).unwrap();
         assert!(v.total_bytes > 0 && v.usable_bytes <= v.total_bytes, "{v:?}");
         assert!(volume_space(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn send_file_copies_a_range_and_reports_the_end_of_the_file() {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut rx, _) = listener.accept().unwrap();
+        if !SEND_FILE {
+            assert!(send_file(tx.as_fd(), &file, 0, 10).is_err());
+            return;
+        }
+        let mut sent = 0;
+        while sent < 50_000 {
+            sent += send_file(tx.as_fd(), &file, 1_000 + sent as u64, 50_000 - sent).unwrap();
+        }
+        let mut got = vec![0u8; 50_000];
+        rx.read_exact(&mut got).unwrap();
+        assert_eq!(got, data[1_000..51_000]);
+        assert_eq!(send_file(tx.as_fd(), &file, data.len() as u64, 10).unwrap(), 0, "nothing past the end");
     }
 
     #[test]

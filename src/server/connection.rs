@@ -9,16 +9,22 @@
 //! On SSL and SASL_SSL listeners the TLS handshake comes first, within
 //! `TLS_HANDSHAKE_TIMEOUT_MS` (and `connections.max.idle.ms`); the request
 //! loop is the same code over either stream, monomorphised, so the
-//! plaintext path keeps its owned socket halves.
+//! plaintext path keeps its owned socket halves. There, record bytes of a
+//! segment log (large Fetch payloads) go from the file to the socket with
+//! `sendfile(2)`, as Kafka's `transferTo`, instead of being copied out of
+//! the mapping ([`crate::storage::mmap::file_range`]); TLS encrypts in
+//! user space and writes every byte itself.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +32,8 @@ use super::dispatch::{self, Outcome};
 use super::listener::{ListenerInfo, SHUTDOWN_WRITE_GRACE_MS};
 use super::quotas::{FrameMemory, IpSlot, FRAME_CHUNK_BYTES};
 use crate::broker::Broker;
+use crate::platform;
+use crate::storage::mmap::{self, FileRange};
 
 /// Read-side buffer: small frames are read in few syscalls; large ones
 /// bypass it.
@@ -38,6 +46,29 @@ const MIN_FRAME_BYTES: usize = 8;
 /// `connections.max.idle.ms`, if shorter): a client that connects and
 /// says nothing, or too little, is dropped.
 pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+/// Chunks of a response at least this large that are a segment log's
+/// bytes go out with `sendfile` on plaintext sockets; smaller ones are
+/// written with the rest (a system call of their own would cost more than
+/// the copy saves).
+const SEND_FILE_MIN_BYTES: usize = 16 * 1024;
+
+/// The write side of a connection: plaintext sockets can take file ranges
+/// with `sendfile`, TLS streams cannot (they encrypt in user space).
+pub(super) trait ResponseSink: AsyncWrite + Unpin {
+    /// The TCP socket to `sendfile` into, if bytes may bypass user space.
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ResponseSink for OwnedWriteHalf {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> ResponseSink for tokio::io::WriteHalf<S> {}
 
 pub struct Connection {
     socket: TcpStream,
@@ -122,7 +153,7 @@ async fn serve_stream<R, W>(
 ) -> Result<(), String>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: ResponseSink,
 {
     {
         let limits = broker.limits().clone();
@@ -190,12 +221,15 @@ where
                 }
                 _ => dispatch::handle_frame(&broker, &listener, peer, frame.freeze(), memory).await,
             };
-            broker.metrics.request(api_key, started.elapsed(), matches!(outcome, Outcome::Close(_) | Outcome::RespondThenClose(..)));
-            tracing::trace!(%peer, api_key, api_version, elapsed_us = started.elapsed().as_micros() as u64, "request");
+            let handled = started.elapsed();
+            broker.metrics.request(api_key, handled, matches!(outcome, Outcome::Close(_) | Outcome::RespondThenClose(..)));
             let (chunks, then_close) = match outcome {
                 Outcome::Respond(chunks) => (chunks, None),
                 Outcome::RespondThenClose(chunks, reason) => (chunks, Some(reason)),
-                Outcome::NoResponse => continue,
+                Outcome::NoResponse => {
+                    tracing::trace!(%peer, api_key, api_version, elapsed_us = handled.as_micros() as u64, "request");
+                    continue;
+                }
                 Outcome::Close(reason) => return Err(reason),
             };
             {
@@ -220,6 +254,17 @@ where
                     }
                 }
             }
+            // Where a request's time goes: handling (a Fetch's read
+            // included), then writing the response (waiting for the client
+            // to read it included).
+            tracing::trace!(
+                %peer,
+                api_key,
+                api_version,
+                elapsed_us = handled.as_micros() as u64,
+                write_us = (started.elapsed() - handled).as_micros() as u64,
+                "request"
+            );
             if let Some(reason) = then_close {
                 let _ = wr.flush().await;
                 return Err(reason);
@@ -261,9 +306,11 @@ enum WriteError {
 }
 
 /// Writes `[size][chunks...]` with vectored writes, without joining
-/// chunks. Each write must make progress within `stall`, or the client is
-/// taken to have stopped reading.
-async fn write_frame<W: AsyncWrite + Unpin>(wr: &mut W, chunks: Vec<Bytes>, stall: Duration) -> Result<(), WriteError> {
+/// chunks; on a plaintext socket, large chunks that are bytes of a segment
+/// log are sent from the file with `sendfile` in between. Each write must
+/// make progress within `stall`, or the client is taken to have stopped
+/// reading.
+async fn write_frame<W: ResponseSink>(wr: &mut W, chunks: Vec<Bytes>, stall: Duration) -> Result<(), WriteError> {
     let total: usize = chunks.iter().map(|c| c.len()).sum();
     let size = (total as u32).to_be_bytes();
     let mut parts: Vec<Bytes> = Vec::with_capacity(chunks.len() + 1);
@@ -277,6 +324,45 @@ async fn write_frame<W: AsyncWrite + Unpin>(wr: &mut W, chunks: Vec<Bytes>, stal
         parts.push(Bytes::copy_from_slice(&size));
         parts.extend(chunks);
     }
+    // Runs of chunks written from memory, each followed by at most one
+    // range sent from its file. The chunks stay alive until written, and
+    // with them the maps (and descriptors) they came from.
+    let file_ranges: Vec<Option<FileRange>> = match wr.tcp() {
+        Some(_) if platform::SEND_FILE => parts
+            .iter()
+            .map(|p| if p.len() >= SEND_FILE_MIN_BYTES { mmap::file_range(p) } else { None })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut from = 0;
+    for (at, range) in file_ranges.iter().enumerate() {
+        if let Some(range) = range {
+            write_vectored_all(wr, &parts[from..at], stall).await?;
+            match wr.tcp() {
+                Some(socket) => send_file_all(socket, range, stall).await?,
+                None => write_vectored_all(wr, &parts[at..=at], stall).await?,
+            }
+            from = at + 1;
+        }
+    }
+    write_vectored_all(wr, &parts[from..], stall).await?;
+    // TLS holds records it could not write yet until flushed (a no-op on
+    // a TCP socket).
+    match tokio::time::timeout(stall, wr.flush()).await {
+        Err(_) => Err(stalled(stall)),
+        Ok(r) => r.map_err(|e| WriteError::Io(e.to_string())),
+    }
+}
+
+fn stalled(stall: Duration) -> WriteError {
+    WriteError::Stalled(format!(
+        "the client read nothing of a response for {} ms (klamm.socket.write.timeout.ms)",
+        stall.as_millis()
+    ))
+}
+
+/// Writes every byte of `parts`, 64 slices at a time.
+async fn write_vectored_all<W: AsyncWrite + Unpin>(wr: &mut W, parts: &[Bytes], stall: Duration) -> Result<(), WriteError> {
     let mut idx = 0;
     let mut offset = 0;
     while idx < parts.len() {
@@ -284,18 +370,13 @@ async fn write_frame<W: AsyncWrite + Unpin>(wr: &mut W, chunks: Vec<Bytes>, stal
             .chain(parts[idx + 1..].iter().take(63).map(|b| IoSlice::new(b)))
             .collect();
         let mut written = match tokio::time::timeout(stall, wr.write_vectored(&slices)).await {
-            Err(_) => {
-                return Err(WriteError::Stalled(format!(
-                    "the client read nothing of a response for {} ms (klamm.socket.write.timeout.ms)",
-                    stall.as_millis()
-                )))
-            }
+            Err(_) => return Err(stalled(stall)),
             Ok(r) => r.map_err(|e| WriteError::Io(e.to_string()))?,
         };
-        if written == 0 {
+        if written == 0 && slices.iter().any(|s| !s.is_empty()) {
             return Err(WriteError::Io("the socket accepted no bytes of a response".into()));
         }
-        while written > 0 && idx < parts.len() {
+        while idx < parts.len() && (written > 0 || parts[idx].len() == offset) {
             let left = parts[idx].len() - offset;
             if written >= left {
                 written -= left;
@@ -307,13 +388,130 @@ async fn write_frame<W: AsyncWrite + Unpin>(wr: &mut W, chunks: Vec<Bytes>, stal
             }
         }
     }
-    // TLS holds records it could not write yet until flushed (a no-op on
-    // a TCP socket).
-    match tokio::time::timeout(stall, wr.flush()).await {
-        Err(_) => Err(WriteError::Stalled(format!(
-            "the client read nothing of a response for {} ms (klamm.socket.write.timeout.ms)",
-            stall.as_millis()
-        ))),
-        Ok(r) => r.map_err(|e| WriteError::Io(e.to_string())),
+    Ok(())
+}
+
+/// Sends `range` from its file with `sendfile` on the non-blocking socket,
+/// waiting for writability in between. The pages were made resident when
+/// the fetch read them (`MappedRange::prefault`, on a blocking thread), so
+/// this copies from the page cache without waiting for the disk. A file
+/// that ends early (cut under klamm by someone else) or a read error
+/// breaks the response: the connection is closed rather than the frame
+/// completed with other bytes.
+async fn send_file_all(socket: &TcpStream, range: &FileRange, stall: Duration) -> Result<(), WriteError> {
+    let mut sent = 0;
+    while sent < range.len {
+        match tokio::time::timeout(stall, socket.writable()).await {
+            Err(_) => return Err(stalled(stall)),
+            Ok(r) => r.map_err(|e| WriteError::Io(e.to_string()))?,
+        }
+        let at = range.offset + sent as u64;
+        match socket.try_io(Interest::WRITABLE, || platform::send_file(socket.as_fd(), &range.file, at, range.len - sent)) {
+            Ok(0) => return Err(WriteError::Io(format!("the log file ended {} bytes into a {}-byte range being sent", sent, range.len))),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteError::Io(format!("sendfile: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mmap::{MappedFile, WriteMode};
+
+    /// A connected pair: the broker's write half and the client's stream.
+    async fn pair() -> (OwnedWriteHalf, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server.into_split().1, client)
+    }
+
+    /// A log of `len` bytes written with `pwrite`, and its bytes.
+    fn log(dir: &std::path::Path, len: usize) -> (MappedFile, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+        let mut m = MappedFile::create(&dir.join("00000000000000000000.log"), len, WriteMode::Pwrite).unwrap();
+        m.append(&data).unwrap();
+        (m, data)
+    }
+
+    #[tokio::test]
+    async fn log_bytes_are_sent_from_the_file_exactly_even_after_the_file_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, data) = log(dir.path(), 3 << 20);
+        let records = m.slice_bytes(1000, 2 << 20).unwrap();
+        assert!(mmap::file_range(&records).is_some());
+        drop(m);
+        // Retention deleted the segment while the response was on its way.
+        std::fs::remove_file(dir.path().join("00000000000000000000.log")).unwrap();
+        let chunks = vec![Bytes::from_static(b"head"), records, Bytes::from_static(b"tail")];
+        let (mut wr, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        write_frame(&mut wr, chunks, Duration::from_secs(10)).await.map_err(|_| "write failed").unwrap();
+        drop(wr);
+        let got = reader.await.unwrap();
+        let body = 4 + (2 << 20) + 4;
+        assert_eq!(got.len(), 4 + body);
+        assert_eq!(&got[..4], &(body as u32).to_be_bytes());
+        assert_eq!(&got[4..8], b"head");
+        assert!(got[8..8 + (2 << 20)] == data[1000..1000 + (2 << 20)], "the file's bytes, in order");
+        assert_eq!(&got[8 + (2 << 20)..], b"tail");
+    }
+
+    #[tokio::test]
+    async fn a_log_cut_under_a_response_fails_the_write_instead_of_sending_other_bytes() {
+        if !platform::SEND_FILE {
+            return; // written from the map, where a cut file is SIGBUS
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (m, data) = log(dir.path(), 1 << 20);
+        let records = m.slice_bytes(0, 1 << 20).unwrap();
+        // Someone else cuts the file (klamm never cuts published bytes).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("00000000000000000000.log"))
+            .unwrap()
+            .set_len(100_000)
+            .unwrap();
+        let (mut wr, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            got
+        });
+        let sent = write_frame(&mut wr, vec![Bytes::from_static(b"head"), records], Duration::from_secs(10)).await;
+        assert!(matches!(sent, Err(WriteError::Io(_))), "a short file is an error");
+        drop(wr);
+        let got = reader.await.unwrap();
+        assert!(got.len() < 4 + 4 + (1 << 20), "the frame is never completed");
+        assert!(got[8..] == data[..got.len() - 8], "what was sent are the file's bytes");
+        drop(m);
+    }
+
+    #[tokio::test]
+    async fn small_and_foreign_chunks_are_written_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, data) = log(dir.path(), 64 * 1024);
+        let small = m.slice_bytes(0, 100).unwrap();
+        let heap = Bytes::from(vec![9u8; 100_000]);
+        let (mut wr, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        write_frame(&mut wr, vec![small, heap, Bytes::new()], Duration::from_secs(10)).await.map_err(|_| "write failed").unwrap();
+        drop(wr);
+        let got = reader.await.unwrap();
+        assert_eq!(got.len(), 4 + 100 + 100_000);
+        assert_eq!(&got[4..104], &data[..100]);
+        assert!(got[104..].iter().all(|&b| b == 9));
     }
 }

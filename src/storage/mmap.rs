@@ -31,6 +31,14 @@
 //!    mapping outlives every slice even after the `MappedFile` is dropped or
 //!    its file deleted.
 //!
+//! A segment log's mapping also keeps the descriptor it was mapped from
+//! (the writer's while active, a read-only one once sealed), so that a
+//! plaintext connection can send a `Bytes` of it with `sendfile(2)` from
+//! the same file instead of copying the mapped bytes ([`file_range`]): by
+//! invariant 2 the file holds the same bytes at the same positions, and the
+//! descriptor reads that file even after the cleaner renamed another one
+//! over its path or retention deleted it.
+//!
 //! A write through the map to a sparse page the file system cannot
 //! allocate (disk full) would raise SIGBUS, so `Map` files are written only
 //! below what [`MappedFile::reserve`] has allocated by writing zeros (an
@@ -43,7 +51,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 use std::os::unix::fs::FileExt;
@@ -64,6 +72,9 @@ struct SharedMap {
     path: PathBuf,
     /// Key in [`LIVE`].
     id: u64,
+    /// The descriptor the map was made from, kept for [`file_range`] (segment
+    /// logs only; `None` for the indexes and other files).
+    file: Option<Arc<File>>,
 }
 
 /// Every mapping alive in this process (one per `SharedMap`, which lives as
@@ -77,23 +88,74 @@ fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, PathBuf>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The mappings that keep their descriptor, by start address, for
+/// [`file_range`]. Live mappings never overlap, so the entry at or below an
+/// address inside a live mapping is that mapping.
+static SENDABLE: Mutex<BTreeMap<usize, Weak<SharedMap>>> = Mutex::new(BTreeMap::new());
+
+fn sendable() -> std::sync::MutexGuard<'static, BTreeMap<usize, Weak<SharedMap>>> {
+    SENDABLE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl SharedMap {
-    fn new(map: MmapRaw, published_len: usize, path: &Path) -> Arc<SharedMap> {
+    fn new(map: MmapRaw, published_len: usize, path: &Path, file: Option<Arc<File>>) -> Arc<SharedMap> {
         let id = NEXT_MAP_ID.fetch_add(1, Ordering::Relaxed);
         live().insert(id, path.to_path_buf());
-        Arc::new(SharedMap {
+        let shared = Arc::new(SharedMap {
             map,
             published_len: AtomicUsize::new(published_len),
             path: path.to_path_buf(),
             id,
-        })
+            file,
+        });
+        if shared.file.is_some() && shared.map.len() > 0 {
+            sendable().insert(shared.map.as_ptr() as usize, Arc::downgrade(&shared));
+        }
+        shared
     }
 }
 
 impl Drop for SharedMap {
     fn drop(&mut self) {
         live().remove(&self.id);
+        if self.file.is_some() && self.map.len() > 0 {
+            // Still mapped (the map is unmapped after this), so no other
+            // live mapping can have this address.
+            sendable().remove(&(self.map.as_ptr() as usize));
+        }
     }
+}
+
+/// Where the bytes of a segment log's mapping are in its file, for
+/// `sendfile(2)` ([`file_range`]).
+#[derive(Debug)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// The file range behind `bytes` when they are published bytes of a
+/// segment log's mapping (a `Bytes` a read returned) that kept its
+/// descriptor; `None` for any other memory. The file holds the same bytes
+/// there (invariant 2) for as long as nothing outside klamm truncates it;
+/// a short `sendfile` then shows that, and the caller must not fill in.
+pub fn file_range(bytes: &[u8]) -> Option<FileRange> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let addr = bytes.as_ptr() as usize;
+    let shared = {
+        let maps = sendable();
+        let (_, weak) = maps.range(..=addr).next_back()?;
+        weak.upgrade()?
+    };
+    let offset = addr - shared.map.as_ptr() as usize;
+    let end = offset.checked_add(bytes.len())?;
+    if end > shared.published_len.load(Ordering::Acquire) {
+        return None;
+    }
+    Some(FileRange { file: Arc::clone(shared.file.as_ref()?), offset: offset as u64, len: bytes.len() })
 }
 
 /// Memory maps of files this process holds now (each counts against
@@ -185,8 +247,10 @@ impl Drop for MapSlice {
 
 /// A memory-mapped file with an append-only writer and zero-copy readers.
 ///
-/// Only a `Pwrite` file keeps its descriptor, and only while writable. The
-/// rare operations that need one otherwise (trim, fsync) reopen the file.
+/// Only segment logs keep a descriptor: a `Pwrite` file its writer's, and a
+/// log mapped read-only ([`MappedFile::open_log_read_only_prefix`]) one for
+/// `sendfile`, both as long as the mapping lives. The rare operations that
+/// need one otherwise (trim, fsync) reopen the file.
 pub struct MappedFile {
     path: PathBuf,
     shared: Arc<SharedMap>,
@@ -289,9 +353,13 @@ impl MappedFile {
             }
         };
         debug_assert!(map.len() >= capacity);
+        let descriptor = match &writer {
+            Writer::Pwrite(file) => Some(Arc::clone(file)),
+            _ => None,
+        };
         Ok(MappedFile {
             path: path.to_path_buf(),
-            shared: SharedMap::new(map, logical_len, path),
+            shared: SharedMap::new(map, logical_len, path, descriptor),
             capacity,
             writer,
             flushed_len: logical_len,
@@ -308,6 +376,17 @@ impl MappedFile {
     /// with `None`), all published: a sealed segment's file whose trim to
     /// that length may not have happened yet. Fails if the file is shorter.
     pub fn open_read_only_prefix(path: &Path, len: Option<usize>) -> Result<MappedFile, StorageError> {
+        Self::open_read_only_impl(path, len, false)
+    }
+
+    /// [`MappedFile::open_read_only_prefix`] for a sealed segment log: the
+    /// descriptor stays open as long as the mapping, so that its bytes can
+    /// be sent with `sendfile` ([`file_range`]).
+    pub fn open_log_read_only_prefix(path: &Path, len: Option<usize>) -> Result<MappedFile, StorageError> {
+        Self::open_read_only_impl(path, len, true)
+    }
+
+    fn open_read_only_impl(path: &Path, len: Option<usize>, keep_descriptor: bool) -> Result<MappedFile, StorageError> {
         let file = OpenOptions::new()
             .read(true)
             .open(path)
@@ -338,7 +417,7 @@ impl MappedFile {
             .map_err(StorageError::io("mmap", path))?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            shared: SharedMap::new(map, len, path),
+            shared: SharedMap::new(map, len, path, keep_descriptor.then(|| Arc::new(file))),
             capacity: len,
             writer: Writer::ReadOnly,
             flushed_len: len,
@@ -1012,9 +1091,43 @@ mod tests {
         assert!(m.append(&[3]).is_err(), "trimmed to its length");
         let sealed = MappedFile::open_read_only(&p).unwrap();
         drop(m);
-        assert_fds_under(dir.path(), 0, "sealed files keep no descriptor");
-        assert_eq!(sealed.len(), 10_000);
+        assert_fds_under(dir.path(), 1, "the writer's mapping keeps its descriptor while a slice of it lives");
         assert_eq!(&held[..], &a[..]);
+        drop((held, twin));
+        assert_fds_under(dir.path(), 0, "plain read-only maps keep no descriptor");
+        assert_eq!(sealed.len(), 10_000);
+    }
+
+    #[test]
+    fn log_bytes_are_found_in_their_file_and_other_memory_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log");
+        let mut m = MappedFile::create(&p, 1 << 20, WriteMode::Pwrite).unwrap();
+        let data: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        m.append(&data).unwrap();
+        let b = m.slice_bytes(1_000, 5_000).unwrap();
+        let r = file_range(&b).expect("a slice of a log's map");
+        assert_eq!((r.offset, r.len), (1_000, 5_000));
+        let mut got = vec![0u8; 5_000];
+        r.file.read_exact_at(&mut got, r.offset).unwrap();
+        assert_eq!(got, &b[..]);
+        assert!(file_range(&b[4_000..]).is_some_and(|r| r.offset == 5_000 && r.len == 1_000));
+        assert!(file_range(&data).is_none(), "heap memory");
+        assert!(file_range(&[]).is_none());
+        // Sealed logs opened for reading keep theirs; other read-only maps
+        // (indexes) have none to send from.
+        m.trim_to(20_000).unwrap();
+        let sealed = MappedFile::open_log_read_only_prefix(&p, Some(20_000)).unwrap();
+        let s = sealed.slice_bytes(0, 20_000).unwrap();
+        assert!(file_range(&s).is_some_and(|r| r.offset == 0 && r.len == 20_000));
+        let plain = MappedFile::open_read_only(&p).unwrap();
+        assert!(file_range(&plain.slice_bytes(0, 10).unwrap()).is_none());
+        // After the file is deleted, its descriptor still reads it.
+        std::fs::remove_file(&p).unwrap();
+        let r = file_range(&s).unwrap();
+        let mut got = vec![0u8; 20_000];
+        r.file.read_exact_at(&mut got, 0).unwrap();
+        assert_eq!(got, data);
     }
 
     /// Allocated bytes of a file (st_blocks is in 512-byte units).

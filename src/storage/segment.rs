@@ -381,7 +381,7 @@ fn open_sealed_files(
     lens: (usize, usize, usize),
 ) -> Result<SegmentFiles, StorageError> {
     Ok(SegmentFiles {
-        log: MappedFile::open_read_only_prefix(&Segment::log_path(dir, base_offset), Some(lens.0))?,
+        log: MappedFile::open_log_read_only_prefix(&Segment::log_path(dir, base_offset), Some(lens.0))?,
         offset_index: OffsetIndex::open_sealed(&offset_file(dir, base_offset, INDEX_SUFFIX), base_offset, lens.1)?,
         time_index: TimeIndex::open_sealed(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), base_offset, lens.2)?,
     })
@@ -651,7 +651,7 @@ impl Segment {
                     .map_err(StorageError::io("truncate", &log_path))?;
                 f.sync_all().map_err(StorageError::io("fsync", &log_path))?;
             }
-            MappedFile::open_read_only(&log_path)?
+            MappedFile::open_log_read_only_prefix(&log_path, None)?
         };
 
         if mode.active {
