@@ -220,7 +220,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (r, errors) = split_known(req.clone(), 2, &image);
+        let (r, errors) = split_known(req.clone(), 2, &image, |_| true);
         assert_eq!(r.retention_time_ms, 1000);
         assert_eq!(r.api_version, 2);
         assert_eq!(r.topics.len(), 1);
@@ -232,7 +232,7 @@ mod tests {
                 ("t".to_string(), vec![(2, UNKNOWN_TOPIC_OR_PARTITION), (-1, UNKNOWN_TOPIC_OR_PARTITION)]),
             ]
         );
-        let (r, _) = split_known(req, 5, &image);
+        let (r, _) = split_known(req, 5, &image, |_| true);
         assert_eq!(r.retention_time_ms, -1);
     }
 
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(resolve_topic_ids(&mut req, &image), vec![(other, vec![0, 1])]);
         assert_eq!(req.topics.len(), 1);
         assert_eq!((req.topics[0].name.as_str(), req.topics[0].topic_id), ("t", id));
-        let (r, errors) = split_known(req, 10, &image);
+        let (r, errors) = split_known(req, 10, &image, |_| true);
         assert_eq!(r.topics[0].name, "t");
         assert!(errors.into_topics().is_empty());
     }

@@ -614,7 +614,7 @@ mod tests {
         let wild = acl(Topic, "*", Literal, "User:alice", Write, Allow);
         let pre = acl(Topic, "ord", Prefixed, "User:alice", Write, Allow);
         let f = |pt, name: Option<&str>| AclFilter {
-            resource_type: Any,
+            resource_type: ResourceType::Any,
             resource_name: name.map(str::to_string),
             pattern_type: pt,
             principal: None,
