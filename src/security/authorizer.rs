@@ -436,6 +436,7 @@ impl AclIndex {
         let mut deny_literal = BTreeSet::new();
         let mut deny_prefix = BTreeSet::new();
         let mut allow = Vec::new();
+        let mut wildcard_allow = false;
         for b in self.all.iter().filter(|b| b.resource_type == rt) {
             if b.host != host && b.host != WILDCARD {
                 continue;
@@ -454,13 +455,17 @@ impl AclIndex {
                 (Permission::Deny, _) => {
                     deny_prefix.insert(b.resource_name.as_str());
                 }
-                (Permission::Allow, PatternType::Literal) if b.resource_name == WILDCARD => return true,
+                (Permission::Allow, PatternType::Literal) if b.resource_name == WILDCARD => wildcard_allow = true,
                 (Permission::Allow, pt) => allow.push((pt, b.resource_name.as_str())),
                 _ => {}
             }
         }
+        // A wildcard DENY has returned already, whatever came before it.
+        if wildcard_allow {
+            return true;
+        }
         allow.iter().any(|(pt, name)| {
-            !(*pt == PatternType::Literal && deny_literal.contains(name))
+            (*pt != PatternType::Literal || !deny_literal.contains(name))
                 && !name
                     .char_indices()
                     .skip(1)
@@ -604,8 +609,10 @@ mod tests {
         assert!(!idx.authorize_by_resource_type(&a, Write, Topic, false));
         idx.insert(acl(Topic, "x", Prefixed, "User:alice", All, Allow));
         assert!(idx.authorize_by_resource_type(&a, Write, Topic, false));
+        idx.insert(acl(Topic, "*", Literal, "User:alice", All, Allow));
+        assert!(idx.authorize_by_resource_type(&a, Write, Topic, false));
         idx.insert(acl(Topic, "*", Literal, "User:*", Write, Deny));
-        assert!(!idx.authorize_by_resource_type(&a, Write, Topic, false));
+        assert!(!idx.authorize_by_resource_type(&a, Write, Topic, false), "a wildcard DENY beats a wildcard ALLOW");
     }
 
     #[test]
