@@ -166,6 +166,9 @@ pub struct Broker {
     pub txns: crate::txn::TransactionCoordinator,
     /// SCRAM credentials (AlterUserScramCredentials, SASL/SCRAM logins).
     pub scram: Arc<crate::security::credentials::ScramStore>,
+    /// `authorizer.class.name`'s authorizer, if configured; its ACLs are
+    /// in the controller's image.
+    pub authorizer: Option<crate::security::authorizer::Authorizer>,
     pub metrics: Metrics,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: FetchSessionCache,
@@ -552,6 +555,7 @@ pub async fn start(settings: BrokerSettings) -> std::io::Result<RunningBroker> {
         consumer_groups,
         txns,
         scram,
+        authorizer: settings.config.authorizer.as_ref().map(crate::security::authorizer::Authorizer::new),
         metrics: Metrics::default(),
         fetch_sessions: FetchSessionCache::new(settings.config.max_incremental_fetch_session_cache_slots),
         shutdown: shutdown.clone(),

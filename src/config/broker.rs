@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// Each SASL_PLAINTEXT client listener's mechanisms and PLAIN users,
     /// by listener name.
     pub sasl_listeners: BTreeMap<String, crate::security::sasl::ListenerSasl>,
+    /// `authorizer.class.name`, `super.users`,
+    /// `allow.everyone.if.no.acl.found`: `None` without an authorizer.
+    pub authorizer: Option<crate::security::authorizer::AuthorizerConfig>,
     /// Each SSL / SASL_SSL client listener's TLS settings, by listener name.
     pub tls_listeners: BTreeMap<String, super::tls::ListenerTlsConfig>,
     /// `klamm.socket.write.timeout.ms`: a response not written in this
@@ -1324,6 +1327,17 @@ fn build(
         &mut warnings,
     );
     let tls_listeners = super::tls::resolve(&setup.client, tls_settings, &mut errors, &mut warnings);
+    let authorizer = match crate::security::authorizer::AuthorizerConfig::parse(
+        v.string("authorizer.class.name")?,
+        v.string("super.users")?,
+        v.boolean("allow.everyone.if.no.acl.found")?,
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
 
     if let Some(e) = ConfigError::from_list(errors) {
         return Err(e);
@@ -1355,6 +1369,7 @@ fn build(
         connection_failed_authentication_delay_ms: v.int("connection.failed.authentication.delay.ms")?,
         sasl_server_max_receive_size: v.usize("sasl.server.max.receive.size")?,
         sasl_listeners,
+        authorizer,
         tls_listeners,
         socket_write_timeout_ms: v.long("klamm.socket.write.timeout.ms")?,
         max_mapped_inactive_segments: v.usize("klamm.log.max.mapped.inactive.segments")?,

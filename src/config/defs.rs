@@ -134,6 +134,12 @@ pub static BROKER_CONFIG_DEFS: &[BrokerConfigDef] = &[
         "SASL mechanisms SASL listeners accept (klamm: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener with listener.name.<l>.sasl.enabled.mechanisms."),
     def("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), Validator::None, None, Info,
         "SASL mechanism between brokers (accepted; klamm is a single node)."),
+    def("authorizer.class.name", Str, Some(""), Validator::None, None, Used,
+        "The authorizer: org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log, managed with kafka-acls) or empty for none (everyone may do everything)."),
+    def("super.users", Str, Some(""), Validator::None, None, Used,
+        "Principals the authorizer allows everything, semicolon-separated (User:admin;User:ops)."),
+    def("allow.everyone.if.no.acl.found", Boolean, Some("false"), Validator::None, None, Used,
+        "With an authorizer: a resource no ACL matches is open to everyone (true) or to super users only (false)."),
     def("connections.max.idle.ms", Long, Some("600000"), Validator::None, None, Used,
         "Idle connections are closed after this many milliseconds; a request frame must arrive whole within it."),
     def("klamm.log.max.mapped.inactive.segments", Int, Some("4096"), AtLeast(1), None, Used,
@@ -398,7 +404,6 @@ pub fn unsupported_prefix(name: &str) -> Option<&'static str> {
             "listener.name.",
             "per-listener settings are not supported yet",
         ),
-        ("authorizer.", "authorization is not supported yet"),
         ("remote.log.", "tiered storage is not supported"),
     ];
     PREFIXES

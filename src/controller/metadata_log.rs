@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::protocol::{DecodeError, Reader, Uuid, Writer};
+use crate::security::authorizer::{AclBinding, AclOperation, PatternType, Permission, ResourceType};
 
 /// A snapshot is taken when the record log exceeds this size.
 pub const SNAPSHOT_AFTER_BYTES: u64 = 4 * 1024 * 1024;
@@ -48,12 +49,44 @@ pub enum MetadataRecord {
     /// The whole set of a group's dynamic configs (GROUP resource); empty
     /// removes them.
     GroupConfig { group: String, configs: BTreeMap<String, String> },
+    /// An ACL binding exists (CreateAcls).
+    Acl(AclBinding),
+    /// An ACL binding no longer exists (DeleteAcls).
+    RemoveAcl(AclBinding),
 }
 
 const TYPE_TOPIC: u8 = 1;
 const TYPE_REMOVE_TOPIC: u8 = 2;
 const TYPE_PRODUCER_IDS: u8 = 3;
 const TYPE_GROUP_CONFIG: u8 = 4;
+const TYPE_ACL: u8 = 5;
+const TYPE_REMOVE_ACL: u8 = 6;
+
+fn encode_acl(w: &mut Writer, b: &AclBinding) {
+    w.i8(b.resource_type.code());
+    w.string(&b.resource_name, false);
+    w.i8(b.pattern_type.code());
+    w.string(&b.principal, false);
+    w.string(&b.host, false);
+    w.i8(b.operation.code());
+    w.i8(b.permission.code());
+}
+
+fn decode_acl(r: &mut Reader) -> Result<AclBinding, DecodeError> {
+    let bad = |c: i8| DecodeError::InvalidLength(c as i64);
+    let rt = r.i8()?;
+    let resource_type = ResourceType::from_code(rt).ok_or(bad(rt))?;
+    let resource_name = r.string(false)?;
+    let pt = r.i8()?;
+    let pattern_type = PatternType::from_code(pt).ok_or(bad(pt))?;
+    let principal = r.string(false)?;
+    let host = r.string(false)?;
+    let op = r.i8()?;
+    let operation = AclOperation::from_code(op).ok_or(bad(op))?;
+    let perm = r.i8()?;
+    let permission = Permission::from_code(perm).ok_or(bad(perm))?;
+    Ok(AclBinding { resource_type, resource_name, pattern_type, principal, host, operation, permission })
+}
 
 impl MetadataRecord {
     fn encode(&self, seq: u64) -> Bytes {
@@ -88,6 +121,14 @@ impl MetadataRecord {
                     w.string(k, false);
                     w.string(v, false);
                 }
+            }
+            MetadataRecord::Acl(b) => {
+                w.i8(TYPE_ACL as i8);
+                encode_acl(&mut w, b);
+            }
+            MetadataRecord::RemoveAcl(b) => {
+                w.i8(TYPE_REMOVE_ACL as i8);
+                encode_acl(&mut w, b);
             }
         }
         w.finish_contiguous()
@@ -130,6 +171,8 @@ impl MetadataRecord {
                 }
                 MetadataRecord::GroupConfig { group, configs }
             }
+            TYPE_ACL => MetadataRecord::Acl(decode_acl(&mut r)?),
+            TYPE_REMOVE_ACL => MetadataRecord::RemoveAcl(decode_acl(&mut r)?),
             t => return Err(DecodeError::InvalidLength(t as i64)),
         };
         Ok((seq, rec))
@@ -409,15 +452,27 @@ mod tests {
             group: "g".into(),
             configs: [("consumer.heartbeat.interval.ms".to_string(), "6000".to_string())].into(),
         };
+        let acl = AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: "orders-".into(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission: Permission::Allow,
+        };
+        let d = MetadataRecord::Acl(acl.clone());
+        let e = MetadataRecord::RemoveAcl(acl);
         {
             let mut rp = MetadataLog::open(dir.path()).unwrap();
             assert!(rp.records.is_empty());
             rp.log.append(&a).unwrap();
             rp.log.append(&b).unwrap();
             rp.log.append(&c).unwrap();
+            rp.log.append_all(&[d.clone(), e.clone()]).unwrap();
         }
         let rp = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(rp.records, vec![a, b, c]);
+        assert_eq!(rp.records, vec![a, b, c, d, e]);
     }
 
     #[test]

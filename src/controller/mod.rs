@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::protocol::{ErrorCode, Uuid};
+use crate::security::authorizer::{AclBinding, AclFilter, AclIndex, MAX_ACLS};
 use metadata_log::{MetadataLog, MetadataRecord};
 
 /// Most partitions one topic may have.
@@ -65,6 +66,8 @@ pub struct MetadataImage {
     /// Dynamic configs of groups (GROUP resource), by group id; only
     /// groups with at least one.
     pub group_configs: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// The ACL bindings (shared between images until one changes).
+    pub acls: Arc<AclIndex>,
 }
 
 impl MetadataImage {
@@ -111,6 +114,8 @@ impl MetadataImage {
                     self.group_configs.insert(group.clone(), Arc::new(configs.clone()));
                 }
             }
+            MetadataRecord::Acl(b) => Arc::make_mut(&mut self.acls).insert(b.clone()),
+            MetadataRecord::RemoveAcl(b) => Arc::make_mut(&mut self.acls).remove(b),
         }
     }
 
@@ -133,6 +138,7 @@ impl MetadataImage {
                 group: group.clone(),
                 configs: (**configs).clone(),
             }))
+            .chain(self.acls.iter().cloned().map(MetadataRecord::Acl))
             .collect()
     }
 }
@@ -487,6 +493,44 @@ impl Controller {
     pub fn set_group_configs(&self, group: &str, configs: BTreeMap<String, String>) -> Result<(), ControllerError> {
         let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         self.commit(&mut w, MetadataRecord::GroupConfig { group: group.to_string(), configs })
+    }
+
+    /// Adds ACL bindings (each checked by the caller; an existing one is
+    /// a no-op), durably and all at once.
+    pub fn create_acls(&self, bindings: Vec<AclBinding>) -> Result<(), ControllerError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let image = self.image();
+        let mut seen = std::collections::HashSet::new();
+        let new: Vec<MetadataRecord> = bindings
+            .into_iter()
+            .filter(|b| !image.acls.contains(b) && seen.insert(b.clone()))
+            .map(MetadataRecord::Acl)
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        if image.acls.len() + new.len() > MAX_ACLS {
+            return Err(ControllerError::new(
+                ErrorCode::PolicyViolation,
+                format!("at most {MAX_ACLS} ACL bindings may exist"),
+            ));
+        }
+        self.commit_all(&mut w, new)
+    }
+
+    /// Deletes, for each filter, the bindings it matches; returns them per
+    /// filter (a binding matched by two filters is reported by both, as
+    /// Kafka does).
+    pub fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Vec<AclBinding>>, ControllerError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let image = self.image();
+        let matched: Vec<Vec<AclBinding>> =
+            filters.iter().map(|f| image.acls.iter().filter(|b| f.matches(b)).cloned().collect()).collect();
+        let gone: std::collections::BTreeSet<&AclBinding> = matched.iter().flatten().collect();
+        if !gone.is_empty() {
+            self.commit_all(&mut w, gone.into_iter().cloned().map(MetadataRecord::RemoveAcl).collect())?;
+        }
+        Ok(matched)
     }
 
     /// A producer id never handed out before, even across restarts.

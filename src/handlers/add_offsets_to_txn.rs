@@ -6,6 +6,7 @@ use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use crate::protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::types::TimestampMs;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 25, name: "AddOffsetsToTxn", min_version: 0, max_version: 4 };
@@ -13,6 +14,14 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 25, name: "AddOffsetsToTxn", min_ve
 const PRODUCER_FENCED_SINCE: i16 = 2;
 
 pub async fn handle(ctx: &RequestContext<'_>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    // As Kafka: WRITE on the transactional id, READ on the group.
+    if !ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+        let error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        return AddOffsetsToTxnResponse { error_code, ..Default::default() };
+    }
+    if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return AddOffsetsToTxnResponse { error_code: ErrorCode::GroupAuthorizationFailed.code(), ..Default::default() };
+    }
     let broker = ctx.broker.clone();
     let result = tokio::task::spawn_blocking(move || {
         broker.txns.add_offsets(&req.transactional_id, req.producer_id, req.producer_epoch, &req.group_id, TimestampMs::now())

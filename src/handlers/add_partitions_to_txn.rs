@@ -15,6 +15,7 @@ use crate::protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnTopicResult,
 };
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::types::{TimestampMs, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 24, name: "AddPartitionsToTxn", min_version: 0, max_version: 5 };
@@ -77,7 +78,17 @@ async fn answer(ctx: &RequestContext<'_>, txn: &Txn<'_>) -> Vec<AddPartitionsToT
         .collect();
     let exists =
         |tp: &TopicPartition| image.topic(&tp.topic).is_some_and(|info| tp.partition >= 0 && tp.partition < info.partitions);
-    let codes: Vec<ErrorCode> = if requested.iter().any(|tp| !exists(tp)) {
+    // As Kafka: WRITE on the transactional id, then on every topic (a
+    // refused topic fails the request, the others not attempted).
+    let may_write = |tp: &TopicPartition| ctx.authorized(AclOperation::Write, ResourceType::Topic, &tp.topic);
+    let codes: Vec<ErrorCode> = if !ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, txn.transactional_id) {
+        vec![ErrorCode::TransactionalIdAuthorizationFailed; requested.len()]
+    } else if ctx.authorizing() && requested.iter().any(|tp| !may_write(tp)) {
+        requested
+            .iter()
+            .map(|tp| if may_write(tp) { ErrorCode::OperationNotAttempted } else { ErrorCode::TopicAuthorizationFailed })
+            .collect()
+    } else if requested.iter().any(|tp| !exists(tp)) {
         requested
             .iter()
             .map(|tp| if exists(tp) { ErrorCode::OperationNotAttempted } else { ErrorCode::UnknownTopicOrPartition })

@@ -14,6 +14,7 @@ use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::alter_configs_request::{AlterConfigsRequest, AlterConfigsResource};
 use crate::protocol::messages::alter_configs_response::{AlterConfigsResourceResponse, AlterConfigsResponse};
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::AclOperation;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 33, name: "AlterConfigs", min_version: 0, max_version: 2 };
 
@@ -38,6 +39,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: AlterConfigsRequest) -> Alter
     for r in &req.resources {
         let outcome = if dups.contains(&(r.resource_type, r.resource_name.clone())) {
             Err(duplicate_resource_error())
+        } else if let Err(e) =
+            super::config_ops::authorize_resource(ctx, r.resource_type, &r.resource_name, AclOperation::AlterConfigs)
+        {
+            Err(e)
         } else {
             alter(ctx, r, req.validate_only).await
         };

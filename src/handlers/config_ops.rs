@@ -14,9 +14,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::RequestContext;
 use crate::config::{kafka_check_topic_configs, BrokerConfig, TopicConfig, TopicConfigDefs};
 use crate::controller::topic_name;
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType, CLUSTER_NAME};
 
 /// Kafka's `ConfigResource.Type` codes.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -26,6 +28,21 @@ pub const RESOURCE_GROUP: i8 = 32;
 
 /// Most config entries one resource of an alter request may carry.
 pub const MAX_ENTRIES_PER_RESOURCE: usize = 1024;
+
+/// As Kafka: DESCRIBE_CONFIGS / ALTER_CONFIGS (`op`) on the topic or the
+/// group, on the cluster for the broker resources; the error of a refusal.
+pub fn authorize_resource(ctx: &RequestContext<'_>, resource_type: i8, name: &str, op: AclOperation) -> Result<(), ApiError> {
+    let (rt, name, code) = match resource_type {
+        RESOURCE_TOPIC => (ResourceType::Topic, name, ErrorCode::TopicAuthorizationFailed),
+        RESOURCE_GROUP => (ResourceType::Group, name, ErrorCode::GroupAuthorizationFailed),
+        _ => (ResourceType::Cluster, CLUSTER_NAME, ErrorCode::ClusterAuthorizationFailed),
+    };
+    if ctx.authorized(op, rt, name) {
+        Ok(())
+    } else {
+        Err(ApiError { code, message: Some(crate::cli::errors::error_description(code.code()).to_string()) })
+    }
+}
 
 /// An error for one resource, as Kafka's `ApiError`.
 #[derive(Clone, Debug, PartialEq, Eq)]

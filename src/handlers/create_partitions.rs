@@ -10,6 +10,7 @@ use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::protocol::messages::create_partitions_request::CreatePartitionsRequest;
 use crate::protocol::messages::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 37, name: "CreatePartitions", min_version: 0, max_version: 3 };
 
@@ -24,7 +25,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreatePartitionsRequest) -> C
             .assignments
             .as_ref()
             .is_some_and(|a| a.iter().any(|x| x.broker_ids.as_slice() != [node_id]));
-        let mut outcome = if bad_assignment {
+        let mut outcome = if !ctx.authorized(AclOperation::Alter, ResourceType::Topic, &t.name) {
+            // As Kafka: ALTER on the topic, before anything else.
+            Err((ErrorCode::TopicAuthorizationFailed, None))
+        } else if bad_assignment {
             Err((ErrorCode::InvalidReplicaAssignment, Some(format!("Assignments may only name broker {node_id}."))))
         } else {
             ctx.broker.create_partitions(&t.name, t.count, true).await.map_err(|e| (e.code, Some(e.message)))

@@ -21,6 +21,7 @@ use crate::protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult, CreateTopicsResponse,
 };
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 19, name: "CreateTopics", min_version: 2, max_version: 7 };
 
@@ -60,9 +61,20 @@ pub async fn handle(ctx: &RequestContext<'_>, req: CreateTopicsRequest) -> Creat
     let mut results = Vec::with_capacity(req.topics.len());
     let mut valid: Vec<(usize, NewTopic, TopicInfo)> = Vec::new();
     let mut records = 0usize;
+    // As Kafka: CREATE on the cluster, or else on each topic (checked
+    // after duplicates, before anything else).
+    let may_create_all = !ctx.authorizing() || ctx.authorized_cluster(AclOperation::Create);
     for t in req.topics {
         let mut result = CreatableTopicResult { name: t.name.clone(), configs: None, ..Default::default() };
-        match check(ctx, &duplicates, t).await {
+        let denied = !may_create_all
+            && !duplicates.contains(&t.name)
+            && !ctx.authorized(AclOperation::Create, ResourceType::Topic, &t.name);
+        let checked = if denied {
+            Err((ErrorCode::TopicAuthorizationFailed, "Authorization failed.".to_string()))
+        } else {
+            check(ctx, &duplicates, t).await
+        };
+        match checked {
             Err((code, msg)) => {
                 result.error_code = code.code();
                 result.error_message = Some(msg);

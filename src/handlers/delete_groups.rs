@@ -10,6 +10,8 @@ use crate::group::errors::{NON_EMPTY_GROUP, NONE};
 use crate::group::offsets_store::StoreRecord;
 use crate::protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use crate::protocol::messages::delete_groups_response::{DeletableGroupResult, DeleteGroupsResponse};
+use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 42, name: "DeleteGroups", min_version: 0, max_version: 3 };
 
@@ -19,6 +21,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DeleteGroupsRequest) -> Delet
     let mut consumer = Vec::new();
     let mut classic = Vec::new();
     for g in groups {
+        // As Kafka: DELETE on the group.
+        if !ctx.authorized(AclOperation::Delete, ResourceType::Group, &g) {
+            consumer.push(result(g, ErrorCode::GroupAuthorizationFailed.code()));
+            continue;
+        }
         match ctx.broker.consumer_groups.delete(&g) {
             Some(true) => {
                 let tombstone = vec![StoreRecord::GroupTombstone { group: g.clone() }];

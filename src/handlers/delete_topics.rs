@@ -5,6 +5,7 @@ use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use crate::protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
 use crate::protocol::{ErrorCode, Uuid};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 20, name: "DeleteTopics", min_version: 1, max_version: 6 };
 
@@ -23,6 +24,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DeleteTopicsRequest) -> Delet
             _ => None,
         };
         let mut result = DeletableTopicResult { name: name.clone(), topic_id: id, ..Default::default() };
+        // As Kafka: DELETE on the topic, checked before its existence.
+        if resolved.as_deref().is_some_and(|t| !ctx.authorized(AclOperation::Delete, ResourceType::Topic, t)) {
+            result.error_code = ErrorCode::TopicAuthorizationFailed.code();
+            responses.push(result);
+            continue;
+        }
         let Some(topic) = resolved else {
             result.error_code =
                 if id.is_nil() { ErrorCode::UnknownTopicOrPartition } else { ErrorCode::UnknownTopicId }.code();

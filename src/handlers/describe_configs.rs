@@ -17,6 +17,7 @@ use crate::protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::AclOperation;
 
 /// Kafka 4.0 removed v0 (KIP-896).
 pub const SPEC: ApiSpec = ApiSpec { api_key: 32, name: "DescribeConfigs", min_version: 1, max_version: 4 };
@@ -83,6 +84,9 @@ fn filtered(entries: Vec<Entry>, keys: &Option<Vec<String>>, opts: Options) -> V
 }
 
 fn describe_resource(ctx: &RequestContext<'_>, r: &DescribeConfigsResource, opts: Options) -> DescribeConfigsResult {
+    if let Err(e) = super::config_ops::authorize_resource(ctx, r.resource_type, &r.resource_name, AclOperation::DescribeConfigs) {
+        return error(e.code, e.message);
+    }
     let broker = ctx.broker.config();
     let node_id = ctx.broker.settings().node_id;
     let ok = |configs| DescribeConfigsResult { error_code: 0, error_message: None, configs, ..Default::default() };

@@ -11,6 +11,7 @@ use crate::protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use crate::protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 15, name: "DescribeGroups", min_version: 0, max_version: 6 };
 
@@ -26,6 +27,18 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> Des
     let include_operations = ctx.version() >= 3 && req.include_authorized_operations;
     let described = ctx.broker.groups.describe_groups(&req.groups).await;
     let mut response = to_wire(described, include_operations);
+    // As Kafka: DESCRIBE on each group, else only its error.
+    if ctx.authorizing() {
+        for g in &mut response.groups {
+            if !ctx.authorized(AclOperation::Describe, ResourceType::Group, &g.group_id) {
+                *g = DescribedGroup {
+                    group_id: std::mem::take(&mut g.group_id),
+                    error_code: ErrorCode::GroupAuthorizationFailed.code(),
+                    ..Default::default()
+                };
+            }
+        }
+    }
     // A KIP-848 consumer group is no classic group: Dead without error up
     // to v5, GROUP_ID_NOT_FOUND from v6, as Kafka answers.
     for g in &mut response.groups {

@@ -13,6 +13,7 @@ use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::end_txn_request::EndTxnRequest;
 use crate::protocol::messages::end_txn_response::EndTxnResponse;
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::types::TimestampMs;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 26, name: "EndTxn", min_version: 0, max_version: 5 };
@@ -22,6 +23,10 @@ const PRODUCER_FENCED_SINCE: i16 = 2;
 const EPOCH_BUMP_SINCE: i16 = 5;
 
 pub async fn handle(ctx: &RequestContext<'_>, req: EndTxnRequest) -> EndTxnResponse {
+    // As Kafka: WRITE on the transactional id.
+    if !ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+        return EndTxnResponse { error_code: ErrorCode::TransactionalIdAuthorizationFailed.code(), ..Default::default() };
+    }
     let broker = ctx.broker.clone();
     let bump_epoch = ctx.version() >= EPOCH_BUMP_SINCE;
     let result = tokio::task::spawn_blocking(move || {

@@ -26,6 +26,7 @@ use crate::fetch_session::{FetchContext, FetchParams, PartitionKey, Summary, Top
 use crate::protocol::{ErrorCode, Uuid};
 use crate::replica::{check_leader_epoch, FetchWait, Partition};
 use crate::storage::StorageError;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::types::{Offset, TopicPartition};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 1, name: "Fetch", min_version: 4, max_version: 18 };
@@ -128,13 +129,33 @@ fn summary(p: &PartitionData) -> Summary {
 async fn resolve(ctx: &RequestContext<'_>, to_read: &[(PartitionKey, FetchParams)]) -> Vec<WantedTopic> {
     let image = ctx.broker.controller.image();
     let mut topics: Vec<(TopicKey, WantedTopic)> = Vec::new();
+    let mut last_checked: Option<(String, bool)> = None;
     for (key, params) in to_read {
         let info = match &key.topic {
             TopicKey::Id(id) => image.topic_by_id(id),
             TopicKey::Name(name) => image.topic(name),
         };
+        // As Kafka: READ on the topic, checked before its existence (an
+        // unknown id is UNKNOWN_TOPIC_ID first). One check per topic.
+        let denied = ctx.authorizing() && {
+            let name = match (info, &key.topic) {
+                (Some(i), _) => Some(i.name.as_str()),
+                (None, TopicKey::Name(n)) => Some(n.as_str()),
+                (None, TopicKey::Id(_)) => None,
+            };
+            match (name, &last_checked) {
+                (None, _) => false,
+                (Some(n), Some((last, denied))) if last == n => *denied,
+                (Some(n), _) => {
+                    let denied = !ctx.authorized(AclOperation::Read, ResourceType::Topic, n);
+                    last_checked = Some((n.to_string(), denied));
+                    denied
+                }
+            }
+        };
         let (partition, error) = match info {
             None if matches!(key.topic, TopicKey::Id(_)) => (None, ErrorCode::UnknownTopicId),
+            _ if denied => (None, ErrorCode::TopicAuthorizationFailed),
             None => (None, ErrorCode::UnknownTopicOrPartition),
             Some(i) => match ctx.broker.partition(&TopicPartition::new(i.name.clone(), key.partition)).await {
                 Some(part) => (Some(part), ErrorCode::None),

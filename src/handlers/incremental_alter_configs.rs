@@ -15,6 +15,7 @@ use crate::protocol::messages::incremental_alter_configs_response::{
     AlterConfigsResourceResponse, IncrementalAlterConfigsResponse,
 };
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::AclOperation;
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 44, name: "IncrementalAlterConfigs", min_version: 0, max_version: 1 };
 
@@ -43,6 +44,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: IncrementalAlterConfigsReques
     for r in &req.resources {
         let outcome = if dups.contains(&(r.resource_type, r.resource_name.clone())) {
             Err(duplicate_resource_error())
+        } else if let Err(e) =
+            super::config_ops::authorize_resource(ctx, r.resource_type, &r.resource_name, AclOperation::AlterConfigs)
+        {
+            Err(e)
         } else {
             alter(ctx, r, req.validate_only).await
         };

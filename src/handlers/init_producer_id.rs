@@ -9,6 +9,7 @@ use super::{ApiSpec, RequestContext};
 use crate::protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use crate::protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use crate::protocol::ErrorCode;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::txn::InitResult;
 use crate::types::TimestampMs;
 
@@ -27,6 +28,18 @@ fn error(code: ErrorCode, version: i16) -> InitProducerIdResponse {
 }
 
 pub async fn handle(ctx: &RequestContext<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    // As Kafka: WRITE on the transactional id; an idempotent producer
+    // needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    let denied = match req.transactional_id.as_deref() {
+        Some(id) => (!ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, id))
+            .then_some(ErrorCode::TransactionalIdAuthorizationFailed),
+        None => (!ctx.authorized_cluster(AclOperation::IdempotentWrite)
+            && !ctx.authorized_by_resource_type(AclOperation::Write, ResourceType::Topic))
+        .then_some(ErrorCode::ClusterAuthorizationFailed),
+    };
+    if let Some(code) = denied {
+        return InitProducerIdResponse { error_code: code.code(), producer_id: -1, producer_epoch: -1, ..Default::default() };
+    }
     let Some(transactional_id) = req.transactional_id else {
         return match ctx.broker.allocate_producer_id().await {
             Ok(id) => InitProducerIdResponse { producer_id: id, producer_epoch: 0, ..Default::default() },

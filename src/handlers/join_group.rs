@@ -9,11 +9,16 @@ use super::{ApiSpec, RequestContext};
 use crate::group;
 use crate::protocol::messages::join_group_request::JoinGroupRequest;
 use crate::protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 11, name: "JoinGroup", min_version: 0, max_version: 9 };
 
 pub async fn handle(ctx: &RequestContext<'_>, req: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.version();
+    // As Kafka: READ on the group.
+    if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return to_wire(group::JoinGroupResponse::error(req.member_id, group::errors::GROUP_AUTHORIZATION_FAILED), version);
+    }
     // A KIP-848 consumer group with members keeps its id; an empty one is
     // given up to the classic protocol (its offsets stay).
     if let Err(error_code) = ctx.broker.consumer_groups.release_to_classic(&req.group_id) {

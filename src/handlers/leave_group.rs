@@ -6,11 +6,19 @@ use super::{ApiSpec, RequestContext};
 use crate::group;
 use crate::protocol::messages::leave_group_request::LeaveGroupRequest;
 use crate::protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 13, name: "LeaveGroup", min_version: 0, max_version: 5 };
 
 pub async fn handle(ctx: &RequestContext<'_>, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let version = ctx.version();
+    // As Kafka: READ on the group.
+    if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return LeaveGroupResponse {
+            error_code: group::errors::GROUP_AUTHORIZATION_FAILED,
+            ..Default::default()
+        };
+    }
     let response = ctx.broker.groups.leave_group(to_group_request(req, version)).await;
     to_wire(response, version)
 }

@@ -6,6 +6,7 @@ use super::{ApiSpec, RequestContext};
 use crate::group;
 use crate::protocol::messages::list_groups_request::ListGroupsRequest;
 use crate::protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 /// The type (and protocol type) of a KIP-848 consumer group.
 const CONSUMER_GROUP_TYPE: &str = "consumer";
@@ -46,6 +47,11 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListGroupsRequest) -> ListGro
             });
         }
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    }
+    // As Kafka: all groups with DESCRIBE on the cluster, else those the
+    // principal may DESCRIBE.
+    if ctx.authorizing() && !ctx.authorized_cluster(AclOperation::Describe) {
+        groups.retain(|g| ctx.authorized(AclOperation::Describe, ResourceType::Group, &g.group_id));
     }
     ListGroupsResponse { throttle_time_ms: 0, error_code: r.error_code, groups }
 }

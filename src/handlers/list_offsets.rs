@@ -16,6 +16,7 @@ use crate::protocol::messages::list_offsets_response::{
 };
 use crate::protocol::ErrorCode;
 use crate::replica::{check_leader_epoch, Partition};
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::storage::{StorageError, TimeSearch};
 use crate::types::{TimestampMs, TopicPartition};
 
@@ -41,10 +42,14 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ListOffsetsRequest) -> ListOf
     let mut seen = HashSet::new();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
+        // As Kafka: DESCRIBE on the topic, before its existence.
+        let denied = !ctx.authorized(AclOperation::Describe, ResourceType::Topic, &t.name);
         let mut queries = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let tp = TopicPartition::new(t.name.clone(), p.partition_index);
-            let partition = if !seen.insert(tp.clone()) {
+            let partition = if denied {
+                Err(ErrorCode::TopicAuthorizationFailed)
+            } else if !seen.insert(tp.clone()) {
                 Err(ErrorCode::InvalidRequest)
             } else {
                 ctx.broker.partition(&tp).await.ok_or(ErrorCode::UnknownTopicOrPartition)

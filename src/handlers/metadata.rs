@@ -1,7 +1,10 @@
 //! Metadata (key 3): brokers (this node, at the address of the listener
 //! the request came in on), and topics with their partitions, all led by
 //! this node. Unknown topics are auto-created when both the request and
-//! `auto.create.topics.enable` allow it.
+//! `auto.create.topics.enable` allow it. With an authorizer, as Kafka:
+//! all-topics requests list only topics the principal may DESCRIBE, named
+//! ones it may not get TOPIC_AUTHORIZATION_FAILED, and auto-creation needs
+//! CREATE on the cluster or the topic.
 
 use super::{ApiSpec, RequestContext};
 use crate::controller::{topic_name, NewTopic, TopicInfo};
@@ -10,6 +13,7 @@ use crate::protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use crate::protocol::{ErrorCode, Uuid};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 3, name: "Metadata", min_version: 0, max_version: 13 };
 
@@ -53,7 +57,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
     match wanted {
         None => {
             let image = broker.controller.image();
-            topics.extend(image.topics.values().map(|t| topic_entry(t, node_id)));
+            // As Kafka: only the topics the principal may DESCRIBE.
+            topics.extend(image.topics.values().filter(|t| may_describe(ctx, &t.name)).map(|t| topic_entry(t, node_id)));
         }
         Some(list) => {
             // Topics to auto-create, with the index of their placeholder in
@@ -61,10 +66,16 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
             // for a request naming a thousand new topics, not a thousand).
             let mut to_create: Vec<(usize, String)> = Vec::new();
             let image = broker.controller.image();
+            // Auto-creation needs CREATE on the cluster or on the topic.
+            let may_create_all = !ctx.authorizing() || ctx.authorized_cluster(AclOperation::Create);
             for wanted in list {
                 let name = match wanted.name {
                     Some(n) if !n.is_empty() || wanted.topic_id.is_nil() => n,
                     _ => match image.topic_by_id(&wanted.topic_id) {
+                        Some(t) if !may_describe(ctx, &t.name) => {
+                            topics.push(error_entry(None, wanted.topic_id, ErrorCode::TopicAuthorizationFailed));
+                            continue;
+                        }
                         Some(t) => {
                             topics.push(topic_entry(t, node_id));
                             continue;
@@ -75,6 +86,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
                         }
                     },
                 };
+                if !may_describe(ctx, &name) {
+                    topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::TopicAuthorizationFailed));
+                    continue;
+                }
                 if let Some(t) = image.topic(&name) {
                     topics.push(topic_entry(t, node_id));
                     continue;
@@ -85,6 +100,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
                 }
                 if !allow_auto_create {
                     topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::UnknownTopicOrPartition));
+                    continue;
+                }
+                if !may_create_all && !ctx.authorized(AclOperation::Create, ResourceType::Topic, &name) {
+                    topics.push(error_entry(Some(name), Uuid::NIL, ErrorCode::TopicAuthorizationFailed));
                     continue;
                 }
                 // A name given twice is answered twice and created once.
@@ -119,6 +138,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
         topics,
         ..Default::default()
     }
+}
+
+fn may_describe(ctx: &RequestContext<'_>, topic: &str) -> bool {
+    ctx.authorized(AclOperation::Describe, ResourceType::Topic, topic)
 }
 
 /// The `NewTopic` used for auto-creation: broker defaults throughout.

@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::protocol::header::RequestHeader;
 use crate::protocol::messages;
 use crate::protocol::{DecodeError, Reader, Writer};
+use crate::security::authorizer::{AclOperation, Requester, ResourceType, CLUSTER_NAME};
 use crate::server::listener::ListenerInfo;
 use crate::server::quotas::FrameMemory;
 
@@ -29,6 +30,8 @@ pub struct RequestContext<'a> {
     pub listener: &'a Arc<ListenerInfo>,
     pub peer: SocketAddr,
     pub header: &'a RequestHeader,
+    /// The connection's principal (`User:ANONYMOUS` unauthenticated).
+    pub principal: &'a str,
     suppress_response: AtomicBool,
     close_connection: AtomicBool,
     /// The frame's share of the request-memory budgets, until released.
@@ -41,12 +44,14 @@ impl<'a> RequestContext<'a> {
         listener: &'a Arc<ListenerInfo>,
         peer: SocketAddr,
         header: &'a RequestHeader,
+        principal: &'a str,
     ) -> Self {
         RequestContext {
             broker,
             listener,
             peer,
             header,
+            principal,
             suppress_response: AtomicBool::new(false),
             close_connection: AtomicBool::new(false),
             request_memory: Mutex::new(None),
@@ -77,6 +82,38 @@ impl<'a> RequestContext<'a> {
 
     pub fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Whether an authorizer is configured (without one everything is
+    /// allowed).
+    pub fn authorizing(&self) -> bool {
+        self.broker.authorizer.is_some()
+    }
+
+    fn requester(&self) -> Requester<'_> {
+        Requester { principal: self.principal, host: self.peer.ip() }
+    }
+
+    /// Whether this request's principal may do `op` on the resource
+    /// (always, without an authorizer: no lookup, no allocation).
+    pub fn authorized(&self, op: AclOperation, rt: ResourceType, name: &str) -> bool {
+        match &self.broker.authorizer {
+            None => true,
+            Some(a) => a.authorize(&self.broker.controller.image().acls, &self.requester(), op, rt, name),
+        }
+    }
+
+    /// `authorized` on the CLUSTER resource.
+    pub fn authorized_cluster(&self, op: AclOperation) -> bool {
+        self.authorized(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Kafka's `authorizeByResourceType`: `op` on some resource of `rt`.
+    pub fn authorized_by_resource_type(&self, op: AclOperation, rt: ResourceType) -> bool {
+        match &self.broker.authorizer {
+            None => true,
+            Some(a) => a.authorize_by_resource_type(&self.broker.controller.image().acls, &self.requester(), op, rt),
+        }
     }
 
     /// Produce with acks=0: the client expects no response at all.
@@ -165,6 +202,8 @@ apis! {
     end_txn: end_txn_request::EndTxnRequest => end_txn_response::EndTxnResponse,
     txn_offset_commit: txn_offset_commit_request::TxnOffsetCommitRequest => txn_offset_commit_response::TxnOffsetCommitResponse,
     describe_acls: describe_acls_request::DescribeAclsRequest => describe_acls_response::DescribeAclsResponse,
+    create_acls: create_acls_request::CreateAclsRequest => create_acls_response::CreateAclsResponse,
+    delete_acls: delete_acls_request::DeleteAclsRequest => delete_acls_response::DeleteAclsResponse,
     describe_log_dirs: describe_log_dirs_request::DescribeLogDirsRequest => describe_log_dirs_response::DescribeLogDirsResponse,
     describe_producers: describe_producers_request::DescribeProducersRequest => describe_producers_response::DescribeProducersResponse,
     describe_transactions: describe_transactions_request::DescribeTransactionsRequest => describe_transactions_response::DescribeTransactionsResponse,

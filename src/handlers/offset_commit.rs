@@ -17,6 +17,7 @@ use crate::protocol::messages::offset_commit_request::OffsetCommitRequest;
 use crate::protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 /// Versions 0-1 were removed in Kafka 4.0 (KIP-896).
 pub const SPEC: ApiSpec = ApiSpec { api_key: 8, name: "OffsetCommit", min_version: 2, max_version: 10 };
@@ -26,9 +27,31 @@ const TOPIC_IDS_VERSION: i16 = 10;
 
 pub async fn handle(ctx: &RequestContext<'_>, mut req: OffsetCommitRequest) -> OffsetCommitResponse {
     let version = ctx.version();
+    // As Kafka: READ on the group, else every partition fails.
+    if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| OffsetCommitResponseTopic {
+                name: t.name,
+                topic_id: t.topic_id,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| OffsetCommitResponsePartition {
+                        partition_index: p.partition_index,
+                        error_code: ErrorCode::GroupAuthorizationFailed.code(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        return OffsetCommitResponse { throttle_time_ms: 0, topics };
+    }
     let image = ctx.broker.controller.image();
     let unknown_ids = if version >= TOPIC_IDS_VERSION { resolve_topic_ids(&mut req, &image) } else { Vec::new() };
-    let (request, mut errors) = split_known(req, version, &image);
+    // Then READ on each topic, before its existence.
+    let may_read = |topic: &str| ctx.authorized(AclOperation::Read, ResourceType::Topic, topic);
+    let (request, mut errors) = split_known(req, version, &image, may_read);
     if !request.topics.is_empty() {
         // A KIP-848 consumer group checks the member epoch itself; its
         // offsets go to the same store.
@@ -85,14 +108,18 @@ fn split_known(
     req: OffsetCommitRequest,
     version: i16,
     image: &MetadataImage,
+    may_read: impl Fn(&str) -> bool,
 ) -> (group::OffsetCommitRequest, PartitionErrors) {
     let mut errors = PartitionErrors::default();
     let mut topics = Vec::new();
     for t in req.topics {
         let known_partitions = image.topic(&t.name).map_or(0, |info| info.partitions);
+        let readable = may_read(&t.name);
         let mut partitions = Vec::new();
         for p in t.partitions {
-            if p.partition_index >= 0 && p.partition_index < known_partitions {
+            if !readable {
+                errors.push(&t.name, p.partition_index, ErrorCode::TopicAuthorizationFailed.code());
+            } else if p.partition_index >= 0 && p.partition_index < known_partitions {
                 partitions.push(group::OffsetCommitPartition {
                     partition_index: p.partition_index,
                     committed_offset: p.committed_offset,
@@ -193,7 +220,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (r, errors) = split_known(req.clone(), 2, &image);
+        let (r, errors) = split_known(req.clone(), 2, &image, |_| true);
         assert_eq!(r.retention_time_ms, 1000);
         assert_eq!(r.api_version, 2);
         assert_eq!(r.topics.len(), 1);
@@ -205,7 +232,7 @@ mod tests {
                 ("t".to_string(), vec![(2, UNKNOWN_TOPIC_OR_PARTITION), (-1, UNKNOWN_TOPIC_OR_PARTITION)]),
             ]
         );
-        let (r, _) = split_known(req, 5, &image);
+        let (r, _) = split_known(req, 5, &image, |_| true);
         assert_eq!(r.retention_time_ms, -1);
     }
 
@@ -225,7 +252,7 @@ mod tests {
         assert_eq!(resolve_topic_ids(&mut req, &image), vec![(other, vec![0, 1])]);
         assert_eq!(req.topics.len(), 1);
         assert_eq!((req.topics[0].name.as_str(), req.topics[0].topic_id), ("t", id));
-        let (r, errors) = split_known(req, 10, &image);
+        let (r, errors) = split_known(req, 10, &image, |_| true);
         assert_eq!(r.topics[0].name, "t");
         assert!(errors.into_topics().is_empty());
     }

@@ -16,6 +16,7 @@ use crate::protocol::messages::offset_fetch_response::{
     OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 /// Version 0 (ZooKeeper offsets) was removed in Kafka 4.0 (KIP-896).
 pub const SPEC: ApiSpec = ApiSpec { api_key: 9, name: "OffsetFetch", min_version: 1, max_version: 10 };
@@ -38,11 +39,36 @@ pub async fn handle(ctx: &RequestContext<'_>, req: OffsetFetchRequest) -> Offset
     let unknown_ids = if version >= TOPIC_IDS_VERSION { resolve_topic_ids(&mut req, &image) } else { Vec::new() };
     let mut responses = Vec::new();
     for (i, request) in to_group_requests(req, version).into_iter().enumerate() {
+        // As Kafka: DESCRIBE on the group.
+        if !ctx.authorized(AclOperation::Describe, ResourceType::Group, &request.group_id) {
+            let error_code = ErrorCode::GroupAuthorizationFailed.code();
+            responses.push(group::OffsetFetchResponse { group_id: request.group_id, error_code, topics: Vec::new() });
+            continue;
+        }
         if let Some(&Some(error_code)) = checks.get(i) {
             responses.push(group::OffsetFetchResponse { group_id: request.group_id, error_code, topics: Vec::new() });
             continue;
         }
-        responses.push(ctx.broker.groups.offset_fetch(request).await);
+        let all_topics = request.topics.is_none();
+        let mut response = ctx.broker.groups.offset_fetch(request).await;
+        if ctx.authorizing() {
+            // Topics the principal may not DESCRIBE: left out of an
+            // all-topics fetch, TOPIC_AUTHORIZATION_FAILED when named.
+            let may_describe = |t: &str| ctx.authorized(AclOperation::Describe, ResourceType::Topic, t);
+            if all_topics {
+                response.topics.retain(|t| may_describe(&t.name));
+            } else {
+                for t in response.topics.iter_mut().filter(|t| !may_describe(&t.name)) {
+                    for p in &mut t.partitions {
+                        p.committed_offset = -1;
+                        p.committed_leader_epoch = -1;
+                        p.metadata = Some(String::new());
+                        p.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                    }
+                }
+            }
+        }
+        responses.push(response);
     }
     let mut resp = to_wire(responses, version);
     if version >= TOPIC_IDS_VERSION {

@@ -27,6 +27,7 @@ use crate::protocol::messages::produce_response::{
 use crate::protocol::{ErrorCode, Uuid};
 use crate::records::{CompressionType, RecordBatch, RECORD_BATCH_OVERHEAD_BYTES};
 use crate::replica::Partition;
+use crate::security::authorizer::{AclOperation, ResourceType};
 use crate::storage::VerificationGuard;
 use crate::types::{TimestampMs, TopicPartition};
 
@@ -131,6 +132,12 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
     let mut topics: Vec<(String, Uuid, Vec<(i32, Input)>)> = Vec::with_capacity(req.topic_data.len());
     let mut seen = HashSet::new();
     let image = ctx.broker.controller.image();
+    // As Kafka: a transactional produce needs WRITE on its transactional
+    // id, every topic WRITE (checked before the topic's existence).
+    let txn_denied = req
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| !ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, id));
     for mut t in req.topic_data {
         // v13+ name topics by id only.
         let mut unknown_id = false;
@@ -140,12 +147,17 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ProduceRequest) -> ProduceRes
                 None => unknown_id = true,
             }
         }
+        let topic_denied = !unknown_id && !ctx.authorized(AclOperation::Write, ResourceType::Topic, &t.name);
         let mut parts = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let input = if let Some(code) = request_error {
                 Input::Failed(code, None)
+            } else if txn_denied {
+                Input::Failed(ErrorCode::TransactionalIdAuthorizationFailed, None)
             } else if unknown_id {
                 Input::Failed(ErrorCode::UnknownTopicId, None)
+            } else if topic_denied {
+                Input::Failed(ErrorCode::TopicAuthorizationFailed, None)
             } else if !seen.insert((t.name.clone(), p.index)) {
                 Input::Failed(ErrorCode::InvalidRequest, Some("Duplicate partition in the request".into()))
             } else if let Err((code, msg)) = check_records(version, p.records.as_ref()) {

@@ -5,6 +5,7 @@ use super::{ApiSpec, RequestContext};
 use crate::group;
 use crate::protocol::messages::sync_group_request::SyncGroupRequest;
 use crate::protocol::messages::sync_group_response::SyncGroupResponse;
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 14, name: "SyncGroup", min_version: 0, max_version: 5 };
 
@@ -14,6 +15,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: SyncGroupRequest) -> SyncGrou
     // the coordinator sees it.
     if version >= 5 && (req.protocol_type.is_none() || req.protocol_name.is_none()) {
         return to_wire(group::SyncGroupResponse::error(group::errors::INCONSISTENT_GROUP_PROTOCOL));
+    }
+    // As Kafka: READ on the group.
+    if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return to_wire(group::SyncGroupResponse::error(group::errors::GROUP_AUTHORIZATION_FAILED));
     }
     let response = ctx.broker.groups.sync_group(to_group_request(req)).await;
     to_wire(response)

@@ -16,6 +16,7 @@ use crate::protocol::messages::txn_offset_commit_response::{
 };
 use crate::controller::MetadataImage;
 use crate::protocol::{ErrorCode, Uuid};
+use crate::security::authorizer::{AclOperation, ResourceType};
 
 pub const SPEC: ApiSpec = ApiSpec { api_key: 28, name: "TxnOffsetCommit", min_version: 0, max_version: 6 };
 
@@ -81,6 +82,13 @@ pub async fn handle(ctx: &RequestContext<'_>, mut req: TxnOffsetCommitRequest) -
 }
 
 async fn commit(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    // As Kafka: WRITE on the transactional id, READ on the group.
+    if !ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+        return all_failed(&req, ErrorCode::TransactionalIdAuthorizationFailed.code());
+    }
+    if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        return all_failed(&req, ErrorCode::GroupAuthorizationFailed.code());
+    }
     let broker = ctx.broker.clone();
     let (id, pid, epoch, group) = (req.transactional_id.clone(), req.producer_id, req.producer_epoch, req.group_id.clone());
     let implicit_add = ctx.version() >= IMPLICIT_ADD_SINCE;

@@ -4,9 +4,12 @@
 //! AlterUserScramCredentials and kept under the data directory
 //! (`credentials`). The connection-side state machine (which requests a
 //! SASL listener answers before authentication) is `sasl::Session`.
+//! Authorization (Kafka's StandardAuthorizer, ACL matching) is
+//! `authorizer`.
 //! TLS for the SSL and SASL_SSL listeners (rustls, the stores, the
 //! certificate principal) is `tls`.
 
+pub mod authorizer;
 pub mod credentials;
 pub mod jaas;
 pub mod sasl;

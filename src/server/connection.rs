@@ -33,6 +33,7 @@ use super::listener::{ListenerInfo, SHUTDOWN_WRITE_GRACE_MS};
 use super::quotas::{FrameMemory, IpSlot, FRAME_CHUNK_BYTES};
 use crate::broker::Broker;
 use crate::platform;
+use crate::security::authorizer::ANONYMOUS;
 use crate::storage::mmap::{self, FileRange};
 
 /// Read-side buffer: small frames are read in few syscalls; large ones
@@ -108,7 +109,7 @@ impl Connection {
         let Connection { socket, peer, broker, listener, shutdown, slot } = self;
         let Some(tls) = listener.tls.clone() else {
             let (rd, wr) = socket.into_split();
-            return serve_stream(rd, wr, peer, broker, listener, shutdown, slot).await;
+            return serve_stream(rd, wr, peer, ANONYMOUS.to_string(), broker, listener, shutdown, slot).await;
         };
         let idle_ms = broker.limits().connections_max_idle_ms.max(1);
         let handshake = Duration::from_millis(idle_ms.min(TLS_HANDSHAKE_TIMEOUT_MS));
@@ -137,15 +138,18 @@ impl Connection {
         };
         tracing::debug!(%peer, listener = %listener.name, %principal, "TLS session established");
         let (rd, wr) = tokio::io::split(stream);
-        serve_stream(rd, wr, peer, broker, listener, shutdown, slot).await
+        serve_stream(rd, wr, peer, principal, broker, listener, shutdown, slot).await
     }
 }
 
 /// Serves requests over one connection's stream halves until it closes.
+/// `principal` is the connection's until a SASL authentication replaces it.
+#[allow(clippy::too_many_arguments)]
 async fn serve_stream<R, W>(
     rd: R,
     mut wr: W,
     peer: SocketAddr,
+    mut principal: String,
     broker: Arc<Broker>,
     listener: Arc<ListenerInfo>,
     shutdown: CancellationToken,
@@ -217,9 +221,14 @@ where
             // request is decoded (Produce: once it is appended).
             let outcome = match sasl.as_mut() {
                 Some(s) if !s.is_authenticated() => {
-                    super::sasl::handle_unauthenticated(&broker, &listener, peer, s, frame.freeze(), memory).await
+                    let outcome =
+                        super::sasl::handle_unauthenticated(&broker, &listener, peer, s, frame.freeze(), memory).await;
+                    if let Some(p) = s.principal() {
+                        principal = p;
+                    }
+                    outcome
                 }
-                _ => dispatch::handle_frame(&broker, &listener, peer, frame.freeze(), memory).await,
+                _ => dispatch::handle_frame(&broker, &listener, peer, &principal, frame.freeze(), memory).await,
             };
             let handled = started.elapsed();
             broker.metrics.request(api_key, handled, matches!(outcome, Outcome::Close(_) | Outcome::RespondThenClose(..)));

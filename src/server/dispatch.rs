@@ -30,6 +30,8 @@ pub enum Outcome {
     RespondThenClose(Vec<Bytes>, String),
 }
 
+/// `principal` is the connection's (Kafka style, `User:ANONYMOUS` before
+/// or without authentication).
 /// `memory` is the frame's reservation: the request context returns it as
 /// soon as the body is decoded (Produce keeps it until the append, its
 /// records being slices of the frame), and at the latest when this
@@ -38,6 +40,7 @@ pub async fn handle_frame(
     broker: &Arc<Broker>,
     listener: &Arc<ListenerInfo>,
     peer: SocketAddr,
+    principal: &str,
     frame: Bytes,
     memory: FrameMemory,
 ) -> Outcome {
@@ -64,7 +67,7 @@ pub async fn handle_frame(
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("bad request header: {e}")),
     };
-    let ctx = RequestContext::new(broker, listener, peer, &header).with_request_memory(memory);
+    let ctx = RequestContext::new(broker, listener, peer, &header, principal).with_request_memory(memory);
     let flexible = protocol::is_flexible(api_key, version);
     let mut w = Writer::with_capacity(512);
     encode_response_header(&mut w, api_key, correlation_id, flexible);

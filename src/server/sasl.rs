@@ -27,6 +27,7 @@ use crate::protocol::messages::sasl_authenticate_response::SaslAuthenticateRespo
 use crate::protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
 use crate::protocol::messages::sasl_handshake_response::SaslHandshakeResponse;
 use crate::protocol::{self, ErrorCode, Reader, Writer};
+use crate::security::authorizer::ANONYMOUS;
 use crate::security::sasl::{Exchange, Mechanism, Session, SessionState, Step};
 
 const SASL_HANDSHAKE_KEY: i16 = 17;
@@ -76,7 +77,9 @@ pub async fn handle_unauthenticated(
     };
     let handshaking = matches!(session.state, SessionState::Handshake);
     match api_key {
-        API_VERSIONS_KEY if handshaking => dispatch::handle_frame(broker, listener, peer, frame, memory).await,
+        API_VERSIONS_KEY if handshaking => {
+            dispatch::handle_frame(broker, listener, peer, ANONYMOUS, frame, memory).await
+        }
         SASL_HANDSHAKE_KEY if handshaking => {
             drop(memory);
             let Some(spec) = crate::handlers::spec(api_key) else { return Outcome::Close("no SaslHandshake".into()) };

@@ -143,8 +143,8 @@ ACL_TOOL = "org.apache.kafka.tools.AclCommand"
 
 
 def test_acls_without_an_authorizer(bootstrap):
-    """No authorizer is configured (Kafka's default and, until issue 13's
-    authorizer, klamm's only mode): kafka-acls --list fails with
+    """No authorizer is configured (Kafka's default, and klamm's; with one,
+    see test_acls.py): kafka-acls --list fails with
     SECURITY_DISABLED, as MirrorMaker 2's ACL sync expects."""
     cp = kafka_tool(ACL_TOOL, "--bootstrap-server", bootstrap, "--list", check=False)
     assert cp.returncode != 0

@@ -49,6 +49,7 @@ KAFKA_44_VERSIONS = {
     "DeleteTopics": (1, 6), "DeleteRecords": (0, 2), "InitProducerId": (0, 5),
     "OffsetForLeaderEpoch": (2, 4), "AddPartitionsToTxn": (0, 5), "AddOffsetsToTxn": (0, 4),
     "EndTxn": (0, 5), "WriteTxnMarkers": (1, 2), "TxnOffsetCommit": (0, 6), "DescribeAcls": (1, 3),
+    "CreateAcls": (1, 3), "DeleteAcls": (1, 3),
     "DescribeConfigs": (1, 4), "AlterConfigs": (0, 2), "DescribeLogDirs": (1, 5),
     "SaslAuthenticate": (0, 2), "CreatePartitions": (0, 3), "DeleteGroups": (0, 3),
     "IncrementalAlterConfigs": (0, 1), "OffsetDelete": (0, 0), "DescribeUserScramCredentials": (0, 0),
