@@ -16,9 +16,6 @@ pub const SPEC: ApiSpec = ApiSpec { api_key: 69, name: "ConsumerGroupDescribe", 
 
 /// "Not requested": the schema's default for `authorized_operations`.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-/// Every group operation (READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS,
-/// ALTER_CONFIGS): klamm has no authorizer.
-const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
 /// `member_type` of a consumer-protocol member (v1).
 const CONSUMER_MEMBER_TYPE: i8 = 1;
 
@@ -69,7 +66,7 @@ pub async fn handle(ctx: &RequestContext<'_>, req: ConsumerGroupDescribeRequest)
             assignor_name: g.assignor.name().to_string(),
             members,
             authorized_operations: if req.include_authorized_operations {
-                GROUP_AUTHORIZED_OPERATIONS
+                ctx.authorized_operations(crate::security::authorizer::ResourceType::Group, &g.group_id)
             } else {
                 AUTHORIZED_OPERATIONS_OMITTED
             },

@@ -23,6 +23,10 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeClusterRequest) -> De
         resp.error_message = Some("klamm only serves the broker endpoint type".into());
         return resp;
     }
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations =
+            ctx.authorized_operations(crate::security::authorizer::ResourceType::Cluster, crate::security::authorizer::CLUSTER_NAME);
+    }
     resp.brokers = vec![DescribeClusterBroker {
         broker_id: node_id,
         host: ctx.listener.advertised_host.clone(),

@@ -2,7 +2,7 @@
 //! Unknown groups are described as Dead: without error up to v5, with
 //! GROUP_ID_NOT_FOUND from v6 (KIP-1043), as in Kafka.
 //! With `include_authorized_operations` (v3+) a described group reports
-//! every group operation, since klamm has no authorizer.
+//! the group operations its caller may do (all without an authorizer).
 
 use super::{ApiSpec, RequestContext};
 use crate::group;
@@ -36,6 +36,8 @@ pub async fn handle(ctx: &RequestContext<'_>, req: DescribeGroupsRequest) -> Des
                     error_code: ErrorCode::GroupAuthorizationFailed.code(),
                     ..Default::default()
                 };
+            } else if g.authorized_operations != AUTHORIZED_OPERATIONS_OMITTED {
+                g.authorized_operations = ctx.authorized_operations(ResourceType::Group, &g.group_id);
             }
         }
     }

@@ -125,8 +125,23 @@ pub async fn handle(ctx: &RequestContext<'_>, req: MetadataRequest) -> MetadataR
             }
         }
     }
+    // v8+: the operations the caller may do on each topic (and, v8-10, on
+    // the cluster), when asked; Kafka's "not requested" value otherwise.
+    if ctx.version() >= 8 && req.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = ctx.authorized_operations(ResourceType::Topic, name);
+            }
+        }
+    }
+    let cluster_authorized_operations = if (8..=10).contains(&ctx.version()) && req.include_cluster_authorized_operations {
+        ctx.authorized_operations(ResourceType::Cluster, crate::security::authorizer::CLUSTER_NAME)
+    } else {
+        i32::MIN
+    };
     MetadataResponse {
         throttle_time_ms: 0,
+        cluster_authorized_operations,
         brokers: vec![MetadataResponseBroker {
             node_id,
             host: ctx.listener.advertised_host.clone(),

@@ -116,6 +116,17 @@ impl<'a> RequestContext<'a> {
         }
     }
 
+    /// Kafka's `authorizedOperations`: the operations of the resource's
+    /// type this principal may do on it, as the 32-bit field of
+    /// `*_authorized_operations` (every supported one without an
+    /// authorizer).
+    pub fn authorized_operations(&self, rt: ResourceType, name: &str) -> i32 {
+        crate::security::authorizer::supported_operations(rt)
+            .iter()
+            .filter(|op| self.authorized(**op, rt, name))
+            .fold(0, |bits, op| bits | (1i32 << op.code()))
+    }
+
     /// Produce with acks=0: the client expects no response at all.
     pub fn suppress_response(&self) {
         self.suppress_response.store(true, Ordering::Relaxed)

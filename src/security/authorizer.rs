@@ -157,6 +157,22 @@ kafka_enum!(
     Permission { Any = 1, "ANY"; Deny = 2, "DENY"; Allow = 3, "ALLOW"; }
 );
 
+/// The operations Kafka supports on a resource type
+/// (`AclEntry.supportedOperations`): what an `*_authorized_operations`
+/// field may report.
+pub fn supported_operations(rt: ResourceType) -> &'static [AclOperation] {
+    use AclOperation::*;
+    match rt {
+        ResourceType::Topic => &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs],
+        ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+        ResourceType::Cluster => &[Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe],
+        ResourceType::TransactionalId => &[Describe, Write],
+        ResourceType::DelegationToken => &[Describe],
+        ResourceType::User => &[CreateTokens, DescribeTokens],
+        ResourceType::Any => &[],
+    }
+}
+
 /// One ACL: a resource pattern and an access-control entry.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AclBinding {

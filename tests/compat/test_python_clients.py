@@ -274,3 +274,22 @@ def test_confluent_idempotent_producer_sequences(bootstrap):
     got = compat.consume_all(bootstrap, topic, 2000, timeout=60)
     values = sorted(m.value() for m in got)
     assert values == sorted(f"v{i}".encode() for i in range(2000))
+
+
+def test_kafka_python_admin_describes_topics_and_cluster_with_authorized_operations(bootstrap):
+    """kafka-python's describe_topics / describe_cluster ask for the
+    authorized operations (Metadata v8+); without an authorizer Kafka
+    reports every operation of the resource type."""
+    from kafka.admin import KafkaAdminClient
+    topic = compat.unique("kp-describe")
+    compat.create_topic(bootstrap, topic, 2)
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (d,) = a.describe_topics([topic])
+        assert (d["error_code"], d["topic"], len(d["partitions"])) == (0, topic, 2)
+        assert sorted(d["authorized_operations"]) == sorted(
+            ["READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"])
+        assert sorted(a.describe_cluster()["authorized_operations"]) == sorted(
+            ["CREATE", "ALTER", "DESCRIBE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE"])
+    finally:
+        a.close()
