@@ -6,7 +6,10 @@
 //! sends no AddOffsetsToTxn, so the commit adds the group to the ongoing
 //! transaction itself. v6 (Kafka 4.4) names topics by id: an unknown id
 //! answers UNKNOWN_TOPIC_ID on each of its partitions, as OffsetCommit
-//! v10 does, and the response names topics by id.
+//! v10 does, and the response names topics by id. Partitions of topics the
+//! caller may not READ, and of unknown topics or partition numbers, are
+//! answered (TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC_OR_PARTITION) before
+//! the coordinators see the request, as in Kafka.
 
 use super::{ApiSpec, RequestContext};
 use crate::group::messages::{OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic};
@@ -74,14 +77,57 @@ fn all_failed(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitRespons
 pub async fn handle(ctx: &RequestContext<'_>, mut req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let image = ctx.broker.controller.image();
     let unknown_ids = if ctx.version() >= TOPIC_IDS_SINCE { resolve_topic_ids(&mut req, &image) } else { Vec::new() };
-    let mut resp = commit(ctx, req).await;
+    let mut resp = commit(ctx, req, &image).await;
     if ctx.version() >= TOPIC_IDS_SINCE {
         with_topic_ids(&mut resp, unknown_ids, &image);
     }
     resp
 }
 
-async fn commit(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+/// Takes out of `req` the partitions Kafka answers before the
+/// coordinators see them: those of topics the principal may not READ
+/// (TOPIC_AUTHORIZATION_FAILED), then those of unknown topics or partition
+/// numbers (UNKNOWN_TOPIC_OR_PARTITION). Returns their answers.
+fn take_unusable(
+    req: &mut TxnOffsetCommitRequest,
+    image: &MetadataImage,
+    may_read: impl Fn(&str) -> bool,
+) -> Vec<TxnOffsetCommitResponseTopic> {
+    let mut answered = Vec::new();
+    for t in &mut req.topics {
+        let known_partitions = image.topic(&t.name).map_or(0, |info| info.partitions);
+        let readable = may_read(&t.name);
+        let mut failed = Vec::new();
+        t.partitions.retain(|p| {
+            let code = if !readable {
+                ErrorCode::TopicAuthorizationFailed
+            } else if (0..known_partitions).contains(&p.partition_index) {
+                return true;
+            } else {
+                ErrorCode::UnknownTopicOrPartition
+            };
+            failed.push(TxnOffsetCommitResponsePartition { partition_index: p.partition_index, error_code: code.code() });
+            false
+        });
+        if !failed.is_empty() {
+            answered.push(TxnOffsetCommitResponseTopic { name: t.name.clone(), topic_id: Uuid::NIL, partitions: failed });
+        }
+    }
+    req.topics.retain(|t| !t.partitions.is_empty());
+    answered
+}
+
+/// Adds `answered` to `resp`, each partition under its topic's entry.
+fn merge_answered(resp: &mut TxnOffsetCommitResponse, answered: Vec<TxnOffsetCommitResponseTopic>) {
+    for a in answered {
+        match resp.topics.iter_mut().find(|t| t.name == a.name) {
+            Some(t) => t.partitions.extend(a.partitions),
+            None => resp.topics.push(a),
+        }
+    }
+}
+
+async fn commit(ctx: &RequestContext<'_>, mut req: TxnOffsetCommitRequest, image: &MetadataImage) -> TxnOffsetCommitResponse {
     // As Kafka: WRITE on the transactional id, READ on the group.
     if !ctx.authorized(AclOperation::Write, ResourceType::TransactionalId, &req.transactional_id) {
         return all_failed(&req, ErrorCode::TransactionalIdAuthorizationFailed.code());
@@ -89,6 +135,18 @@ async fn commit(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOff
     if !ctx.authorized(AclOperation::Read, ResourceType::Group, &req.group_id) {
         return all_failed(&req, ErrorCode::GroupAuthorizationFailed.code());
     }
+    // Then READ on each topic and its existence; when nothing is left, the
+    // coordinators are not asked (as Kafka's KafkaApis).
+    let answered = take_unusable(&mut req, image, |topic| ctx.authorized(AclOperation::Read, ResourceType::Topic, topic));
+    if req.topics.is_empty() {
+        return TxnOffsetCommitResponse { topics: answered, ..Default::default() };
+    }
+    let mut resp = commit_known(ctx, req).await;
+    merge_answered(&mut resp, answered);
+    resp
+}
+
+async fn commit_known(ctx: &RequestContext<'_>, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let broker = ctx.broker.clone();
     let (id, pid, epoch, group) = (req.transactional_id.clone(), req.producer_id, req.producer_epoch, req.group_id.clone());
     let implicit_add = ctx.version() >= IMPLICIT_ADD_SINCE;
@@ -168,6 +226,43 @@ mod tests {
     use crate::protocol::messages::txn_offset_commit_request::{
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     };
+
+    #[test]
+    fn unreadable_and_unknown_partitions_are_answered_before_the_coordinators() {
+        let image = crate::handlers::topic_ids::image_with("t", 2);
+        let topic = |name: &str, parts: &[i32]| TxnOffsetCommitRequestTopic {
+            name: name.into(),
+            partitions: parts.iter().map(|&p| TxnOffsetCommitRequestPartition { partition_index: p, ..Default::default() }).collect(),
+            ..Default::default()
+        };
+        let mut req = TxnOffsetCommitRequest {
+            topics: vec![topic("t", &[0, 1, 2]), topic("gone", &[0]), topic("secret", &[0])],
+            ..Default::default()
+        };
+        let answered = take_unusable(&mut req, &image, |t| t != "secret");
+        assert_eq!(req.topics.len(), 1);
+        assert_eq!(req.topics[0].partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>(), vec![0, 1]);
+        let codes: Vec<(String, i32, i16)> = answered
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.clone(), p.partition_index, p.error_code)))
+            .collect();
+        assert_eq!(codes, vec![
+            ("t".into(), 2, ErrorCode::UnknownTopicOrPartition.code()),
+            ("gone".into(), 0, ErrorCode::UnknownTopicOrPartition.code()),
+            ("secret".into(), 0, ErrorCode::TopicAuthorizationFailed.code()),
+        ]);
+        let mut resp = TxnOffsetCommitResponse {
+            topics: vec![TxnOffsetCommitResponseTopic {
+                name: "t".into(),
+                topic_id: Uuid::NIL,
+                partitions: vec![TxnOffsetCommitResponsePartition { partition_index: 0, error_code: 0 }],
+            }],
+            ..Default::default()
+        };
+        merge_answered(&mut resp, answered);
+        assert_eq!(resp.topics.iter().map(|t| (t.name.as_str(), t.partitions.len())).collect::<Vec<_>>(),
+                   vec![("t", 2), ("gone", 1), ("secret", 1)]);
+    }
 
     #[test]
     fn v6_names_topics_by_id() {
