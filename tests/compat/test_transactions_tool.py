@@ -487,3 +487,65 @@ def test_add_partitions_to_txn_broker_form_verifies_and_adds(bootstrap):
         r.i32()
         assert r.i16() == 0
     assert describe(bootstrap, txn_id)["TransactionState"] == "CompleteAbort"
+
+
+# --- TxnOffsetCommit of unknown topics, on the wire -------------------------
+
+API_ADD_OFFSETS_TO_TXN = 25
+API_TXN_OFFSET_COMMIT = 28
+RETRIABLE = {14, 15, 16, 51}  # load in progress, not available, not coordinator, concurrent transactions
+
+
+def retried(call, timeout: float = 60):
+    """`call()` -> (error, ...) again while the error is retriable."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = call()
+        if out[0] not in RETRIABLE or time.monotonic() > deadline:
+            return out
+        time.sleep(0.5)
+
+
+def test_txn_offset_commit_answers_unknown_topics_and_partitions(bootstrap):
+    """As Kafka's KafkaApis: partitions of unknown topics, and unknown
+    partition numbers, get UNKNOWN_TOPIC_OR_PARTITION before the group
+    coordinator sees the commit; the known one is committed."""
+    topic, txn_id, group = compat.unique("txn-oc"), compat.unique("txn-oc-id"), compat.unique("txn-oc-group")
+    compat.create_topic(bootstrap, topic, 1)
+    host, port = bootstrap.rsplit(":", 1)
+    with kafkawire.Connection(host, int(port), timeout=30) as c:
+        assert retried(lambda: (find_coordinator_v1(c, txn_id),)) == (0,)
+        err, pid = retried(lambda: init_producer_id_v1(c, txn_id))
+        assert err == 0
+        epoch = 0
+        # Kafka creates its offsets topic at the first group lookup.
+        assert retried(lambda: (c.request(API_FIND_COORDINATOR, 0, kafkawire.string(group)).i16(),)) == (0,)
+
+        def add_offsets():
+            r = c.request(API_ADD_OFFSETS_TO_TXN, 1, kafkawire.string(txn_id) + kafkawire.i64(pid)
+                          + kafkawire.i16(epoch) + kafkawire.string(group))
+            r.i32()
+            return (r.i16(),)
+        assert retried(add_offsets) == (0,)
+
+        def part(p: int) -> bytes:
+            return kafkawire.i32(p) + kafkawire.i64(5) + kafkawire.i32(-1) + kafkawire.string("")
+
+        def txn_offset_commit():
+            body = kafkawire.string(txn_id) + kafkawire.string(group) + kafkawire.i64(pid) + kafkawire.i16(epoch)
+            body += kafkawire.i32(2)
+            body += kafkawire.string(topic) + kafkawire.i32(2) + part(0) + part(7)
+            body += kafkawire.string(compat.unique("txn-oc-gone")) + kafkawire.i32(1) + part(0)
+            r = c.request(API_TXN_OFFSET_COMMIT, 2, body)
+            r.i32()
+            codes = {}
+            for _ in range(r.i32()):
+                name = r.string()
+                for _ in range(r.i32()):
+                    p = r.i32()
+                    codes[(name == topic, p)] = r.i16()
+            assert r.remaining() == 0
+            retriable = [e for e in codes.values() if e in RETRIABLE]
+            return (retriable[0] if retriable else 0, codes)
+        _, codes = retried(txn_offset_commit)
+        assert codes == {(True, 0): 0, (True, 7): 3, (False, 0): 3}, codes
